@@ -1,0 +1,32 @@
+# `make run` and `make test` work on a fresh clone: each creates .venv and installs the package first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench clean sample-data
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/annotate run --dataset sample --out sample.zarr --overwrite
+	$(BIN)/annotate verify sample.zarr
+	$(BIN)/annotate inspect sample.zarr
+	$(BIN)/annotate preview sample.zarr --out sample_preview.png
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline_cpu.py
+
+sample-data: $(STAMP)
+	$(BIN)/python scripts/make_sample_data.py
+
+clean:
+	rm -rf $(VENV) sample.zarr sample_preview.png

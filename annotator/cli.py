@@ -1,0 +1,141 @@
+"""The `annotate` command: parse, validate, call. Every user error is one line (click's 'Error: ...')."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from collections import Counter
+
+import click
+
+from .errors import AnnotatorError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AnnotatorError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="fas-annotator")
+def cli():
+    """Fine-grained face anti-spoofing labels: annotate datasets into Zarr label stores."""
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.option("--dataset", required=True, help="Adapter name (`annotate datasets` lists them).")
+@click.option("--root", type=str, default=None, help="Dataset root directory (not needed for `sample`).")
+@click.option("--out", type=str, default=None, help="Output store path or fsspec URL [sample: sample.zarr].")
+@click.option("--frames-per-video", type=int, default=10, show_default=True, help="Frames sampled evenly per video.")
+@click.option("--size", type=int, default=256, show_default=True, help="Side of the square face crop (multiple of 32).")
+@click.option("--box-scale", type=float, default=1.3, show_default=True, help="Crop side / landmark extent.")
+@click.option("--segmenter", type=str, default="geometry", show_default=True, help="Segmenter backend.")
+@click.option("--policy", "policy_file", type=str, default=None, help="TOML file overriding the attack-type policy.")
+@click.option("--limit", type=int, default=None, help="Annotate only the first N samples.")
+@click.option("--shard-size", type=int, default=None, help="Samples per shard (default: from the dataset size).")
+@click.option("--workers", type=int, default=None, help="Local worker processes (default: one per core).")
+@click.option("--scheduler", type=click.Choice(["processes", "sync"]), default="processes", show_default=True,
+              help="processes: a Dask LocalCluster; sync: in this process (debugging).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, policy_file, limit, shard_size,
+        workers, scheduler, overwrite, verbose):
+    """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
+    _setup_logging(verbose)
+    from annotator.config import AnnotateConfig
+    from annotator.labels import Policy
+    from pipelines.run import run as run_pipeline
+
+    if out is None:
+        if dataset != "sample":
+            raise AnnotatorError("--out STORE is required (a path or fsspec URL for the label store)")
+        out = "sample.zarr"
+    if workers is not None and workers < 1:
+        raise AnnotatorError(f"--workers must be at least 1, got {workers}")
+    policy = Policy.load(policy_file)
+    cfg = AnnotateConfig(dataset=dataset, root=root or "", frames_per_video=frames_per_video, size=size,
+                         box_scale=box_scale, segmenter=segmenter, limit=limit, shard_size=shard_size,
+                         policy=policy.table)
+    command = " ".join(shlex.quote(a) for a in ["annotate"] + sys.argv[1:])
+    summary = run_pipeline(cfg, out, overwrite=overwrite, workers=workers, scheduler=scheduler,
+                           progress=True, command=command)
+    click.echo(summary.report())
+    click.echo(f"store: {out}")
+    if summary.failed_shards:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("store_url")
+def inspect(store_url):
+    """Counts by split, attack type and status, and the provenance."""
+    from annotator.samples import Status
+    from annotator.store import committed, open_store, read_meta
+
+    root = open_store(store_url)
+    meta = read_meta(root, ["split", "attack_type", "status"])
+    n = len(meta["status"])
+    click.echo(f"{store_url}: {n} samples, crop {root['image'].shape[1]} px, "
+               f"{len(committed(store_url))} shards committed")
+    for col in ("split", "attack_type"):
+        counts = Counter(str(v) or "(none)" for v in meta[col])
+        click.echo(f"{col}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    counts = Counter(Status(int(s)).name.lower() for s in meta["status"])
+    click.echo("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if "protocols" in root:
+        names = sorted(k for k, _ in root["protocols"].arrays())
+        if names:
+            click.echo("protocols: " + ", ".join(names))
+    click.echo("provenance: " + json.dumps(root.attrs.get("provenance", {}), indent=2))
+
+
+@cli.command()
+@click.argument("store_url")
+@click.option("--out", required=True, help="PNG file to write.")
+@click.option("--n", type=click.IntRange(min=1), default=16, show_default=True, help="Rows (samples) to draw.")
+def preview(store_url, out, n):
+    """Write a contact sheet: one row per sample - image, attack, live, background, depth, regions."""
+    from annotator.preview import contact_sheet
+
+    if not out.lower().endswith(".png"):
+        raise AnnotatorError(f"--out must be a .png file, got {out}")
+    rows = contact_sheet(store_url, out, n)
+    click.echo(f"wrote {out} ({rows} samples)")
+
+
+@cli.command()
+@click.argument("store_url")
+def verify(store_url):
+    """Check the store contract; exits 1 listing the problems."""
+    from annotator.store import verify as verify_store
+
+    problems = verify_store(store_url)
+    if problems:
+        for p in problems:
+            click.echo(f"problem: {p}", err=True)
+        click.echo(f"{store_url}: {len(problems)} problem(s)", err=True)
+        sys.exit(1)
+    click.echo(f"{store_url}: ok")
+
+
+@cli.command()
+def datasets():
+    """List the dataset adapters and the layout each expects."""
+    from annotator.datasets import DATASETS
+
+    for name in DATASETS.names():
+        click.echo(f"{name}\n    {DATASETS.get(name).description}\n")
+
+
+def main() -> None:
+    cli(prog_name="annotate")

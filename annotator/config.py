@@ -1,0 +1,51 @@
+"""The resolved settings of one annotation run. Stored in the store; a resume must match them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .errors import AnnotatorError
+from .labels import PYRAMID_SIZES
+
+
+@dataclass(frozen=True)
+class AnnotateConfig:
+    dataset: str
+    root: str
+    frames_per_video: int = 10
+    size: int = 256
+    box_scale: float = 1.3
+    detector: str = "blazeface"
+    landmarker: str = "facemesh"
+    segmenter: str = "geometry"
+    min_face: int = 16  # smallest accepted face box side, frame pixels
+    limit: int | None = None
+    shard_size: int | None = None  # None: chosen from the number of samples
+    policy: dict = field(default_factory=dict)  # resolved policy table (labels.Policy.table)
+
+    def validate(self) -> None:
+        if self.frames_per_video < 1:
+            raise AnnotatorError(f"--frames-per-video must be at least 1, got {self.frames_per_video}")
+        top = max(PYRAMID_SIZES)
+        if self.size < top or self.size % top:
+            raise AnnotatorError(f"--size must be a positive multiple of {top} (for the pyramid), got {self.size}")
+        if not 1.0 <= self.box_scale <= 4.0:
+            raise AnnotatorError(f"--box-scale must be in [1, 4], got {self.box_scale}")
+        if self.limit is not None and self.limit < 1:
+            raise AnnotatorError(f"--limit must be at least 1, got {self.limit}")
+        if self.shard_size is not None and self.shard_size < 1:
+            raise AnnotatorError(f"--shard-size must be at least 1, got {self.shard_size}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AnnotateConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def differences(self, other: "AnnotateConfig") -> list[str]:
+        """Names of the settings that differ (what a resume on an existing store must not change)."""
+        a, b = self.to_dict(), other.to_dict()
+        return [k for k in a if a[k] != b.get(k)]

@@ -1,0 +1,108 @@
+"""Adapter `folder`: a generic tree (bonafide/, attack/<type>/) or a manifest.csv."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import AnnotatorError
+from ..labels import ATTACK_TYPES
+from ..samples import SampleRef
+from .base import DATASETS, media_kind, refs_for_file, require_dir, safe_join
+
+MANIFEST = "manifest.csv"
+MANIFEST_COLUMNS = ("path", "is_attack", "attack_type", "subject", "split")
+SPLITS = ("", "train", "dev", "test")
+_TRUE = {"1", "true", "yes", "attack"}
+_FALSE = {"0", "false", "no", "bonafide", "real", "live"}
+
+
+@DATASETS.register("folder")
+class FolderAdapter:
+    name = "folder"
+    description = (
+        "Your own images and videos. Either ROOT/bonafide/** and ROOT/attack/<attack_type>/** "
+        f"(attack_type one of: {', '.join(t for t in ATTACK_TYPES if t != 'bonafide')}; a sub-folder "
+        "name under the class folder becomes the subject), or ROOT/manifest.csv with columns "
+        "path,is_attack,attack_type,subject,split (split train/dev/test or empty; other columns kept "
+        "in meta). Images: png jpg bmp tif webp; videos: avi mov mp4 mkv webm, sampled evenly."
+    )
+
+    def __init__(self, root: str, frames_per_video: int = 10, dataset: str = "folder"):
+        self.root = require_dir(root, self.name)
+        self.frames_per_video = frames_per_video
+        self.dataset = dataset
+        self.manifest = self.root / MANIFEST
+        if not self.manifest.exists():
+            self._check_tree()
+
+    def protocol_names(self) -> list[str]:
+        return []
+
+    def _check_tree(self) -> None:
+        if not (self.root / "bonafide").is_dir() and not (self.root / "attack").is_dir():
+            raise AnnotatorError(
+                f"{self.root} has neither {MANIFEST} nor bonafide/ and attack/<type>/ folders; "
+                "see `annotate datasets` for the folder layout"
+            )
+        attack = self.root / "attack"
+        if attack.is_dir():
+            unknown = sorted(p.name for p in attack.iterdir() if p.is_dir() and p.name not in ATTACK_TYPES)
+            if unknown or "bonafide" in {p.name for p in attack.iterdir()}:
+                bad = unknown or ["bonafide"]
+                raise AnnotatorError(
+                    f"unknown attack type folder(s) {', '.join(bad)} under {attack}; known types: "
+                    f"{', '.join(t for t in ATTACK_TYPES if t != 'bonafide')}"
+                )
+
+    def samples(self) -> Iterator[SampleRef]:
+        if self.manifest.exists():
+            yield from self._from_manifest()
+            return
+        groups = [("bonafide", self.root / "bonafide")]
+        attack = self.root / "attack"
+        if attack.is_dir():
+            groups += [(p.name, p) for p in sorted(attack.iterdir()) if p.is_dir()]
+        for attack_type, base in groups:
+            if not base.is_dir():
+                continue
+            for path in sorted(p for p in base.rglob("*") if p.is_file() and media_kind(p)):
+                rel = path.relative_to(base).parts
+                yield from refs_for_file(
+                    path, self.root, self.frames_per_video, is_attack=attack_type != "bonafide",
+                    attack_type=attack_type, dataset=self.dataset, subject=rel[0] if len(rel) > 1 else "",
+                )
+
+    def _from_manifest(self) -> Iterator[SampleRef]:
+        where = str(self.manifest)
+        with open(self.manifest, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise AnnotatorError(f"{where}: missing column(s) {', '.join(missing)}; "
+                                     f"expected {','.join(MANIFEST_COLUMNS)}")
+            extras = [c for c in reader.fieldnames if c not in MANIFEST_COLUMNS]
+            for line, row in enumerate(reader, start=2):
+                at = f"{where} line {line}"
+                path = safe_join(self.root, row["path"] or "", at)
+                flag = (row["is_attack"] or "").strip().lower()
+                if flag not in _TRUE | _FALSE:
+                    raise AnnotatorError(f"{at}: is_attack must be 0/1 or true/false, got {row['is_attack']!r}")
+                is_attack = flag in _TRUE
+                attack_type = (row["attack_type"] or "").strip() or ("bonafide" if not is_attack else "")
+                if attack_type not in ATTACK_TYPES:
+                    raise AnnotatorError(f"{at}: unknown attack type {attack_type!r}; known types: "
+                                         f"{', '.join(ATTACK_TYPES)}")
+                if is_attack != (attack_type != "bonafide"):
+                    raise AnnotatorError(f"{at}: is_attack={row['is_attack']} contradicts attack_type={attack_type}")
+                split = (row["split"] or "").strip()
+                if split not in SPLITS:
+                    raise AnnotatorError(f"{at}: split must be train, dev, test or empty, got {split!r}")
+                if media_kind(path) is None:
+                    raise AnnotatorError(f"{at}: {row['path']} is neither an image nor a video file by its extension")
+                yield from refs_for_file(
+                    path, self.root, self.frames_per_video, is_attack=is_attack, attack_type=attack_type,
+                    dataset=self.dataset, subject=(row["subject"] or "").strip(), split=split,
+                    extra={c: row[c] or "" for c in extras},
+                )

@@ -1,0 +1,60 @@
+"""Dense landmarkers by name: (frame, face box) -> (478, 3) landmarks in frame pixels."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..registry import Registry
+from .detect import FaceBox
+
+N_LANDMARKS = 478
+LANDMARKERS: Registry = Registry("landmarker")
+
+# FaceMesh expects the face to fill about 60 % of its input; BlazeFace boxes are tight.
+_MESH_CROP_SCALE = 1.7
+_MESH_INPUT = 256
+
+
+def square_crop_matrix(center: tuple[float, float], side: float, size: int) -> np.ndarray:
+    """2x3 affine taking frame pixels to the pixels of a size x size crop of the given square."""
+    s = size / side
+    cx, cy = center
+    return np.array([[s, 0.0, size / 2 - s * cx], [0.0, s, size / 2 - s * cy]], dtype=np.float64)
+
+
+def warp_crop(frame: np.ndarray, matrix: np.ndarray, size: int, interpolation=cv2.INTER_LINEAR) -> np.ndarray:
+    """Crop of `frame` (HWC uint8) through a 2x3 frame->crop matrix; outside the frame is black."""
+    return cv2.warpAffine(frame, matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
+
+
+@LANDMARKERS.register("facemesh")
+class FaceMeshLandmarker:
+    """MediaPipe FaceMesh with iris refinement (478 points), run on a square crop around the box.
+
+    Returns landmarks as float32 (478, 3): x, y in frame pixels, z in the same pixel units with
+    larger = nearer (FaceMesh's z is negated and scaled by the crop width), or None if no face.
+    """
+
+    def __init__(self):
+        import mediapipe as mp
+
+        self._model = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, refine_landmarks=True, max_num_faces=1, min_detection_confidence=0.5
+        )
+
+    def __call__(self, frame: np.ndarray, face: FaceBox) -> np.ndarray | None:
+        x0, y0, x1, y1 = face.box
+        side = _MESH_CROP_SCALE * max(x1 - x0, y1 - y0)
+        m = square_crop_matrix(((x0 + x1) / 2, (y0 + y1) / 2), side, _MESH_INPUT)
+        crop = warp_crop(frame, m, _MESH_INPUT)
+        result = self._model.process(crop)
+        if not result.multi_face_landmarks:
+            return None
+        pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
+        scale = side / _MESH_INPUT  # crop pixel -> frame pixel
+        out = np.empty((N_LANDMARKS, 3), dtype=np.float32)
+        out[:, 0] = (pts[:, 0] * _MESH_INPUT - m[0, 2]) * scale
+        out[:, 1] = (pts[:, 1] * _MESH_INPUT - m[1, 2]) * scale
+        out[:, 2] = -pts[:, 2] * side
+        return out

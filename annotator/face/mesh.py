@@ -1,0 +1,42 @@
+"""The FaceMesh triangle list, recovered from MediaPipe's tesselation edges.
+
+mediapipe 0.10.21 ships FACEMESH_TESSELATION as edges only; the 3-cycles of its undirected
+edge graph are the mesh triangles (854 of them over the 468 mesh vertices). The mesh has holes at
+the eye openings and between the lips; those are closed with fans over their contours so that
+eyes and mouth get depth (the partial-eye and partial-mouth labels live there).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+
+# Hole contours (FaceMesh indices, in order): eye openings and the inner lip line.
+HOLES = (
+    (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
+    (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
+    (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def triangles() -> np.ndarray:
+    """(T, 3) int32 vertex indices: the 854 FaceMesh triangles, then the hole fans."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    adj: dict[int, set[int]] = {}
+    for a, b in FACEMESH_TESSELATION:
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    tris = set()
+    for a, nbrs in adj.items():
+        for b in nbrs:
+            if b <= a:
+                continue
+            for c in nbrs & adj[b]:
+                if c > b:
+                    tris.add((a, b, c))
+    fans = [(loop[0], loop[i], loop[i + 1]) for loop in HOLES for i in range(1, len(loop) - 1)]
+    return np.array(sorted(tris) + fans, dtype=np.int32)

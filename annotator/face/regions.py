@@ -1,0 +1,120 @@
+"""The region taxonomy (DESIGN.md section 5) and the FaceMesh landmark polygons that define it.
+
+Polygons are index loops into the 478 FaceMesh landmarks; consecutive indices are edges of
+MediaPipe's own connection sets (checked in tests/face/test_regions.py).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+REGION_NAMES = [
+    "background", "skin", "brows", "eyes", "nose", "mouth", "hair", "ears", "neck", "occluder", "pai_surface",
+]
+REGION_IDS = {name: i for i, name in enumerate(REGION_NAMES)}
+FACE_REGIONS = (1, 2, 3, 4, 5)
+KEY_REGIONS = (3, 4, 5)
+
+FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+LIPS_OUTER = [0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146, 61, 185, 40, 39, 37]
+LEFT_EYE = [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466]
+RIGHT_EYE = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]
+# Brows: the lower line, then the upper line reversed, closes the polygon.
+LEFT_BROW = [276, 283, 282, 295, 285, 336, 296, 334, 293, 300]
+RIGHT_BROW = [46, 53, 52, 65, 55, 107, 66, 105, 63, 70]
+# The nose is the convex hull of FaceMesh's nose points (bridge from 168 down to the nostrils).
+NOSE_POINTS = [168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 97, 326, 327, 64, 294, 48, 278, 115, 344, 220, 440, 45, 275]
+NOSE_TIP = 1
+# Landmarks that anchor the outer regions.
+FOREHEAD_TOP = 10
+CHIN = 152
+FACE_LEFT_EDGE = 234  # image-left side of the oval (the subject's right)
+FACE_RIGHT_EDGE = 454
+JAW_LEFT = 172
+JAW_RIGHT = 397
+EYE_CENTERS = (468, 473)  # iris centres (refined landmarks)
+
+# Paint order: later regions win where priors overlap (inner features over skin over outer regions).
+PAINT_ORDER = (8, 7, 6, 1, 4, 2, 3, 5)
+
+
+def _poly(lm: np.ndarray, idx) -> np.ndarray:
+    return lm[list(idx), :2].astype(np.float32)
+
+
+def _fill(size: int, polys: list[np.ndarray]) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    # Sub-pixel precision: 4 fractional bits keep small regions (eyes at low resolution) in place.
+    pts = [np.round(p * 16).astype(np.int32) for p in polys]
+    cv2.fillPoly(mask, pts, 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
+def face_axes(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(centre, unit 'down' vector, face width, face height) from the oval, in the landmarks' pixels."""
+    top, chin = lm[FOREHEAD_TOP, :2], lm[CHIN, :2]
+    down = chin - top
+    height = float(np.linalg.norm(down)) or 1.0
+    width = float(np.linalg.norm(lm[FACE_RIGHT_EDGE, :2] - lm[FACE_LEFT_EDGE, :2])) or 1.0
+    return (top + chin) / 2, down / height, width, height
+
+
+def nose_line_side(lm: np.ndarray, size: int) -> np.ndarray:
+    """Boolean (size, size): True below the line through the nose tip, perpendicular to the face axis."""
+    _, down, _, _ = face_axes(lm)
+    ys, xs = np.mgrid[0:size, 0:size]
+    tip = lm[NOSE_TIP, :2]
+    return ((xs + 0.5 - tip[0]) * down[0] + (ys + 0.5 - tip[1]) * down[1]) > 0
+
+
+def region_priors(lm: np.ndarray, size: int) -> dict[int, np.ndarray]:
+    """Geometric prior of each region from landmarks, before overlaps are resolved.
+
+    lm: (478, 3) float landmarks in the pixels of a size x size image. Returns {region id: bool
+    (size, size)}. Hair is a band above the upper oval, ears ellipses beside the oval at eye
+    height, neck a quadrilateral below the jaw; all three are estimates the SAM segmenter refines.
+    """
+    oval = _poly(lm, FACE_OVAL)
+    centre, down, width, height = face_axes(lm)
+    right = np.array([-down[1], down[0]])  # image-right when the face is upright
+    priors = {
+        1: _fill(size, [oval]),
+        2: _fill(size, [_poly(lm, LEFT_BROW), _poly(lm, RIGHT_BROW)]),
+        3: _fill(size, [_poly(lm, LEFT_EYE), _poly(lm, RIGHT_EYE)]),
+        4: _fill(size, [cv2.convexHull(_poly(lm, NOSE_POINTS))[:, 0, :]]),
+        5: _fill(size, [_poly(lm, LIPS_OUTER)]),
+    }
+    # Hair: the upper half of the oval pushed outwards and upwards.
+    upper = np.array([p for p in oval if np.dot(p - centre, down) < 0.05 * height], dtype=np.float32)
+    if len(upper) >= 3:
+        outer = centre + (upper - centre) * 1.25 - down * 0.12 * height
+        priors[6] = _fill(size, [np.concatenate([upper, outer[::-1]])]) & ~priors[1]
+    else:
+        priors[6] = np.zeros((size, size), bool)
+    # Ears: ellipses centred just outside the oval's widest points.
+    ears = np.zeros((size, size), np.uint8)
+    angle = float(np.degrees(np.arctan2(down[1], down[0]))) - 90.0
+    for idx, sign in ((FACE_LEFT_EDGE, -1.0), (FACE_RIGHT_EDGE, 1.0)):
+        c = lm[idx, :2] + sign * right * 0.05 * width
+        axes = (max(1, int(round(0.07 * width))), max(1, int(round(0.16 * height))))
+        cv2.ellipse(ears, (int(round(c[0])), int(round(c[1]))), axes, angle, 0, 360, 1, -1)
+    priors[7] = ears.astype(bool) & ~priors[1]
+    # Neck: from the jaw corners down, slightly narrower than the jaw.
+    jl, jr = lm[JAW_LEFT, :2], lm[JAW_RIGHT, :2]
+    inset = (jr - jl) * 0.1
+    neck = np.array([jl, jr, jr - inset + down * 0.7 * height, jl + inset + down * 0.7 * height], np.float32)
+    priors[8] = _fill(size, [neck]) & ~priors[1]
+    return priors
+
+
+def compose(priors: dict[int, np.ndarray], size: int) -> np.ndarray:
+    """Resolve overlapping priors into one region-id map (size, size) uint8 using PAINT_ORDER.
+
+    Ids not in PAINT_ORDER (occluder 9, PAI surface 10) are painted first, under the face.
+    """
+    out = np.zeros((size, size), np.uint8)
+    for rid in sorted(set(priors) - set(PAINT_ORDER)) + [r for r in PAINT_ORDER if r in priors]:
+        out[priors[rid]] = rid
+    return out

@@ -1,0 +1,174 @@
+"""Attack-type policy -> three-channel attack / live / background map, and its pyramid."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AnnotatorError
+from .face.regions import FACE_REGIONS, REGION_IDS, nose_line_side
+
+LABEL_CHANNELS = ["attack", "live", "background"]
+PYRAMID_SIZES = (32, 16, 8, 4, 2, 1)
+_SIDES = ("below_nose", "above_nose")
+_GROUPS = {"face": FACE_REGIONS}
+
+
+def _region_ids(name: str) -> tuple[int, ...]:
+    if name in _GROUPS:
+        return _GROUPS[name]
+    if name in REGION_IDS and name != "background":
+        return (REGION_IDS[name],)
+    raise ValueError(name)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Regions of one channel: (region ids, nose-line side or None) terms, united."""
+
+    terms: tuple[tuple[tuple[int, ...], str | None], ...]
+
+    @classmethod
+    def parse(cls, names: list[str], where: str) -> "Rule":
+        terms = []
+        for item in names:
+            name, _, side = str(item).partition("@")
+            try:
+                ids = _region_ids(name)
+            except ValueError:
+                known = ", ".join(["face"] + [n for n in REGION_IDS if n != "background"])
+                raise AnnotatorError(f"{where}: unknown region {name!r}; known regions: {known}") from None
+            if side and side not in _SIDES:
+                raise AnnotatorError(f"{where}: unknown side {side!r} in {item!r}; use one of {', '.join(_SIDES)}")
+            terms.append((ids, side or None))
+        return cls(tuple(terms))
+
+    def mask(self, region: np.ndarray, below_nose: np.ndarray | None) -> np.ndarray:
+        out = np.zeros(region.shape, bool)
+        for ids, side in self.terms:
+            m = np.isin(region, ids)
+            if side is not None:
+                if below_nose is None:
+                    raise ValueError("a nose-line rule needs landmarks")
+                m &= below_nose if side == "below_nose" else ~below_nose
+            out |= m
+        return out
+
+    @property
+    def needs_nose_line(self) -> bool:
+        return any(side for _, side in self.terms)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Per canonical attack type: which regions are attack and which are live (DESIGN.md section 5)."""
+
+    attack: dict[str, Rule]
+    live: dict[str, Rule]
+    outside_depth: float
+    table: dict  # the resolved TOML content, stored in the store's config
+
+    @property
+    def attack_types(self) -> list[str]:
+        return list(self.attack)
+
+    @classmethod
+    def from_table(cls, table: dict, where: str = "policy") -> "Policy":
+        types = table.get("types")
+        if not isinstance(types, dict) or not types:
+            raise AnnotatorError(f"{where}: expected a [types.<name>] table per attack type")
+        attack, live = {}, {}
+        for name, entry in types.items():
+            if not isinstance(entry, dict) or set(entry) - {"attack", "live"}:
+                raise AnnotatorError(f"{where}: [types.{name}] must hold only 'attack' and 'live' lists")
+            attack[name] = Rule.parse(entry.get("attack", []), f"{where} [types.{name}].attack")
+            live[name] = Rule.parse(entry.get("live", []), f"{where} [types.{name}].live")
+        od = table.get("outside_depth", 0.0)
+        if not isinstance(od, (int, float)) or not 0.0 <= od <= 1.0:
+            raise AnnotatorError(f"{where}: outside_depth must be a number in [0, 1], got {od!r}")
+        return cls(attack, live, float(od), table)
+
+    @classmethod
+    def default(cls) -> "Policy":
+        return cls.from_table(_default_table(), "built-in policy")
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "Policy":
+        """The shipped policy, with the [types.*] entries and options of `path` (TOML) on top."""
+        table = _default_table()
+        if path is None:
+            return cls.from_table(table, "built-in policy")
+        try:
+            override = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise AnnotatorError(f"policy file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise AnnotatorError(f"policy file {path} is not valid TOML: {e}") from None
+        unknown = set(override.get("types", {})) - set(table["types"])
+        if unknown:
+            raise AnnotatorError(
+                f"policy file {path}: unknown attack type(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(table['types'])}"
+            )
+        merged = {**table, **{k: v for k, v in override.items() if k != "types"}}
+        merged["types"] = {**table["types"], **override.get("types", {})}
+        return cls.from_table(merged, f"policy file {path}")
+
+    def check_type(self, attack_type: str) -> None:
+        if attack_type not in self.attack:
+            raise AnnotatorError(
+                f"unknown attack type {attack_type!r}; known types: {', '.join(self.attack_types)}"
+            )
+
+    def fuse(self, region: np.ndarray, depth: np.ndarray, attack_type: str,
+             landmarks: np.ndarray | None = None) -> np.ndarray:
+        """Three-channel label (3, S, S) uint8 = round(255 * v) for channels attack, live, background.
+
+        region: (S, S) uint8 region ids; depth: (S, S) float in [0, 1], 0 outside the face.
+        attack = D on P (P from the policy; `outside_depth` where D is 0); live = D on the live
+        regions minus P minus occluders; background = 255 where neither attack nor live is non-zero.
+        """
+        self.check_type(attack_type)
+        size = region.shape[0]
+        a_rule, l_rule = self.attack[attack_type], self.live[attack_type]
+        below = None
+        if a_rule.needs_nose_line or l_rule.needs_nose_line:
+            below = nose_line_side(landmarks, size)
+        p = a_rule.mask(region, below)
+        live_mask = l_rule.mask(region, below) & ~p & (region != REGION_IDS["occluder"])
+        d = np.clip(depth, 0.0, 1.0)
+        attack = np.where(p, np.where(d > 0, d, self.outside_depth), 0.0)
+        live = np.where(live_mask, d, 0.0)
+        out = np.empty((3,) + region.shape, np.uint8)
+        out[0] = np.round(attack * 255)
+        out[1] = np.round(live * 255)
+        out[2] = np.where((out[0] == 0) & (out[1] == 0), 255, 0)
+        return out
+
+
+def _default_table() -> dict:
+    return tomllib.loads(resources.files("annotator").joinpath("policy.toml").read_text())
+
+
+def pyramid(label: np.ndarray, sizes=PYRAMID_SIZES) -> dict[int, np.ndarray]:
+    """Area means of a (..., C, S, S) uint8 label at each k in sizes -> {k: (..., C, k, k) uint8}.
+
+    S must be a multiple of every k. Values are rounded to the nearest integer.
+    """
+    s = label.shape[-1]
+    lead = label.shape[:-2]
+    out = {}
+    for k in sizes:
+        if s % k:
+            raise ValueError(f"label size {s} is not a multiple of pyramid size {k}")
+        f = s // k
+        m = label.reshape(*lead, k, f, k, f).astype(np.float32).mean(axis=(-3, -1))
+        out[k] = np.round(m).astype(np.uint8)
+    return out
+
+
+ATTACK_TYPES: list[str] = list(_default_table()["types"])  # the canonical attack types

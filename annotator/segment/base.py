@@ -1,0 +1,41 @@
+"""The segmenter interface.
+
+A segmenter receives all faces of a shard at once (so a GPU segmenter can batch them) and returns
+for each an (S, S) uint8 region-id map in crop pixels (ids of face/regions.py) and a short text
+for `meta/segmenter` saying what produced it (e.g. "geometry", "sam", "sam+geometry:3/9").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class FaceItem:
+    """One face to segment.
+
+    frame: HWC uint8 RGB full frame (segmenters that look beyond the face crop use it).
+    crop_matrix: 2x3 float affine, frame pixels -> crop pixels of the size x size output crop.
+    landmarks: (478, 3) float32 in crop pixels (z larger = nearer).
+    attack_type: canonical attack type of the sample (instrument prompts depend on it).
+    """
+
+    frame: np.ndarray
+    crop_matrix: np.ndarray
+    size: int
+    landmarks: np.ndarray
+    attack_type: str
+
+
+class Segmenter(Protocol):
+    name: str
+
+    def segment(self, items: list[FaceItem]) -> list[tuple[np.ndarray, str]]: ...
+
+
+SEGMENTERS: Registry[Segmenter] = Registry("segmenter")

@@ -1,0 +1,199 @@
+"""Annotate one shard: sample references in, the store's arrays for those rows out (plain numpy).
+
+This is the unit of work of the pipeline. A sample that cannot be annotated becomes a row with
+a non-zero status and an error text; only programming errors escape.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import AnnotateConfig
+from .decode import DecodeError, read_image, read_video_frames
+from .depth import render_depth
+from .face import DETECTORS, LANDMARKERS, N_LANDMARKS
+from .face.landmarks import square_crop_matrix, warp_crop
+from .labels import PYRAMID_SIZES, Policy, pyramid
+from .samples import SampleRef, Status
+from .segment import SEGMENTERS, FaceItem
+
+log = logging.getLogger(__name__)
+
+MIN_IMAGE_SIDE = 32
+STAGES = ("decode", "detect", "landmarks", "segment", "depth", "fuse")
+
+
+@dataclass
+class ShardResult:
+    """Rows of one shard: arrays keyed by store path ("image", "pyramid/32", ...) and meta columns."""
+
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, list]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def status(self) -> np.ndarray:
+        return np.asarray(self.meta["status"], dtype=np.int8)
+
+
+@functools.lru_cache(maxsize=4)
+def _models(detector: str, landmarker: str, segmenter: str):
+    # Loaded once per process and reused by every shard that process runs.
+    return DETECTORS.create(detector), LANDMARKERS.create(landmarker), SEGMENTERS.create(segmenter)
+
+
+@functools.lru_cache(maxsize=4)
+def _policy(table_key: str) -> Policy:
+    import json
+
+    return Policy.from_table(json.loads(table_key))
+
+
+def empty_rows(n: int, size: int) -> dict[str, np.ndarray]:
+    arrays = {
+        "image": np.zeros((n, size, size, 3), np.uint8),
+        "label": np.zeros((n, 3, size, size), np.uint8),
+        "depth": np.zeros((n, size, size), np.uint8),
+        "region": np.zeros((n, size, size), np.uint8),
+        "landmarks": np.full((n, N_LANDMARKS, 3), np.nan, np.float32),
+    }
+    for k in PYRAMID_SIZES:
+        arrays[f"pyramid/{k}"] = np.zeros((n, 3, k, k), np.uint8)
+    return arrays
+
+
+def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeError]]:
+    """(frame index, HWC uint8 RGB frame or DecodeError) per ref; each video decoded once."""
+    out: list = [None] * len(refs)
+    videos: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, r in enumerate(refs):
+        if r.is_video:
+            videos[(r.path, r.n_slots)].append(i)
+        else:
+            try:
+                out[i] = (-1, read_image(r.path))
+            except DecodeError as e:
+                out[i] = (-1, e)
+    for (path, n_slots), rows in videos.items():
+        try:
+            indices, frames = read_video_frames(path, n_slots)
+        except DecodeError as e:
+            for i in rows:
+                out[i] = (-1, e)
+            continue
+        for i in rows:
+            s = refs[i].slot
+            out[i] = (int(indices[s]), frames[s])
+    return out
+
+
+def output_crop(landmarks: np.ndarray, box_scale: float, size: int) -> np.ndarray:
+    """2x3 frame->crop affine of the square around the landmarks' extent, times box_scale."""
+    lo, hi = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
+    side = box_scale * float(max(hi - lo))
+    return square_crop_matrix(tuple((lo + hi) / 2), side, size)
+
+
+def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
+    import json
+
+    n, size = len(refs), cfg.size
+    detector, landmarker, segmenter = _models(cfg.detector, cfg.landmarker, cfg.segmenter)
+    policy = _policy(json.dumps(cfg.policy, sort_keys=True))
+    arrays = empty_rows(n, size)
+    meta = {
+        "sample_id": [r.sample_id for r in refs],
+        "video_id": [r.video_id for r in refs],
+        "frame_index": [-1] * n,
+        "subject": [r.subject for r in refs],
+        "is_attack": [bool(r.is_attack) for r in refs],
+        "attack_type": [r.attack_type for r in refs],
+        "pai": [r.pai for r in refs],
+        "dataset": [r.dataset for r in refs],
+        "split": [r.split for r in refs],
+        "status": [int(Status.OK)] * n,
+        "error": [""] * n,
+        "segmenter": [""] * n,
+        "source": [r.source for r in refs],
+        "n_faces": [0] * n,
+        "face_score": [0.0] * n,
+    }
+    for key in sorted({k for r in refs for k in r.extra}):
+        meta[key] = [r.extra.get(key, "") for r in refs]
+    seconds = dict.fromkeys(STAGES, 0.0)
+
+    def fail(i: int, status: Status, error: str) -> None:
+        meta["status"][i] = int(status)
+        meta["error"][i] = error
+        log.info("%s: %s (%s)", refs[i].sample_id, status.name.lower(), error)
+
+    t = time.perf_counter()
+    frames = load_frames(refs)
+    seconds["decode"] += time.perf_counter() - t
+
+    items: list[FaceItem] = []
+    rows: list[int] = []
+    for i, (frame_index, frame) in enumerate(frames):
+        meta["frame_index"][i] = frame_index
+        if isinstance(frame, DecodeError):
+            fail(i, Status.UNREADABLE, str(frame))
+            continue
+        if min(frame.shape[:2]) < MIN_IMAGE_SIDE:
+            fail(i, Status.TOO_SMALL, f"image is {frame.shape[1]}x{frame.shape[0]}, smaller than {MIN_IMAGE_SIDE} px")
+            continue
+        try:
+            t = time.perf_counter()
+            faces = detector(frame)
+            t2 = time.perf_counter()
+            seconds["detect"] += t2 - t
+            meta["n_faces"][i] = len(faces)
+            if not faces:
+                fail(i, Status.NO_FACE, "no face detected")
+                continue
+            face = faces[0]
+            meta["face_score"][i] = face.score
+            side = max(face.box[2] - face.box[0], face.box[3] - face.box[1])
+            if side < cfg.min_face:
+                fail(i, Status.TOO_SMALL, f"largest face is {side:.0f} px, smaller than {cfg.min_face} px")
+                continue
+            lm = landmarker(frame, face)
+            seconds["landmarks"] += time.perf_counter() - t2
+            if lm is None:
+                fail(i, Status.NO_LANDMARKS, "no landmarks found on the detected face")
+                continue
+            m = output_crop(lm, cfg.box_scale, size)
+            crop_lm = lm.copy()
+            crop_lm[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
+            crop_lm[:, 2] = lm[:, 2] * m[0, 0]
+            arrays["image"][i] = warp_crop(frame, m, size)
+            arrays["landmarks"][i] = crop_lm
+            items.append(FaceItem(frame, m, size, crop_lm, refs[i].attack_type))
+            rows.append(i)
+        except Exception as e:  # a model failing on one odd frame must not sink the shard
+            log.debug("sample %s failed", refs[i].sample_id, exc_info=True)
+            fail(i, Status.FAILED, f"{type(e).__name__}: {e}")
+
+    t = time.perf_counter()
+    segmented = segmenter.segment(items) if items else []
+    seconds["segment"] += time.perf_counter() - t
+    for i, it, (region, how) in zip(rows, items, segmented):
+        t = time.perf_counter()
+        depth = render_depth(it.landmarks, size)
+        t2 = time.perf_counter()
+        seconds["depth"] += t2 - t
+        arrays["region"][i] = region
+        arrays["depth"][i] = np.round(depth * 255).astype(np.uint8)
+        arrays["label"][i] = policy.fuse(region, depth, it.attack_type, it.landmarks)
+        meta["segmenter"][i] = how
+        seconds["fuse"] += time.perf_counter() - t2
+    t = time.perf_counter()
+    for k, level in pyramid(arrays["label"]).items():
+        arrays[f"pyramid/{k}"] = level
+    seconds["fuse"] += time.perf_counter() - t
+    return ShardResult(arrays, meta, seconds)

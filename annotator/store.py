@@ -1,0 +1,247 @@
+"""The Zarr label store (DESIGN.md section 4, schema_version 1): create, write a shard, commit, read, verify.
+
+Layout: one row per sample along the first axis, chunked by shard so that writers never share a
+chunk. A shard is committed by writing `_shards/<id>.json` after all of its rows; readers and
+resumes trust only committed shards. Works on any fsspec URL zarr accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+import zarr
+
+from .errors import AnnotatorError
+from .face.landmarks import N_LANDMARKS
+from .face.regions import REGION_NAMES
+from .labels import LABEL_CHANNELS, PYRAMID_SIZES
+from .samples import STATUS_CODES
+
+SCHEMA_VERSION = 1
+SHARDS_DIR = "_shards"
+
+# meta column -> numpy dtype ("str" = Zarr variable-length UTF-8)
+META_COLUMNS = {
+    "sample_id": "str", "video_id": "str", "frame_index": "int32", "subject": "str", "is_attack": "bool",
+    "attack_type": "str", "pai": "str", "dataset": "str", "split": "str", "status": "int8", "error": "str",
+    "segmenter": "str", "source": "str", "n_faces": "int16", "face_score": "float32",
+}
+
+
+def array_specs(size: int) -> dict[str, tuple[tuple[int, ...], str, tuple[str, ...]]]:
+    """Store path -> (shape after the sample axis, dtype, dimension names)."""
+    specs = {
+        "image": ((size, size, 3), "uint8", ("sample", "y", "x", "rgb")),
+        "label": ((3, size, size), "uint8", ("sample", "channel", "y", "x")),
+        "depth": ((size, size), "uint8", ("sample", "y", "x")),
+        "region": ((size, size), "uint8", ("sample", "y", "x")),
+        "landmarks": ((N_LANDMARKS, 3), "float32", ("sample", "point", "xyz")),
+    }
+    for k in PYRAMID_SIZES:
+        specs[f"pyramid/{k}"] = ((3, k, k), "uint8", ("sample", "channel", f"y{k}", f"x{k}"))
+    return specs
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Rows [start, stop) of the store; `id` is its index along the chunk grid."""
+
+    id: int
+    start: int
+    stop: int
+
+    @property
+    def marker(self) -> str:
+        return f"{SHARDS_DIR}/{self.id:06d}.json"
+
+
+def plan_shards(n: int, shard_size: int) -> list[Shard]:
+    return [Shard(i, s, min(s + shard_size, n)) for i, s in enumerate(range(0, n, shard_size))]
+
+
+def _fs(url: str):
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path.rstrip("/")
+
+
+def exists(url: str) -> bool:
+    fs, path = _fs(url)
+    return fs.exists(path)
+
+
+def is_store(url: str) -> bool:
+    fs, path = _fs(url)
+    return fs.exists(f"{path}/zarr.json")
+
+
+def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict,
+           protocols: list[str] = ()) -> zarr.Group:
+    """Create an empty store for n samples (overwriting whatever is at url)."""
+    root = zarr.open_group(url, mode="w", zarr_format=3)
+    for name, (shape, dtype, dims) in array_specs(size).items():
+        fill = np.nan if dtype == "float32" else 0
+        root.create_array(name, shape=(n, *shape), chunks=(shard_size, *shape), dtype=dtype,
+                          fill_value=fill, dimension_names=dims)
+    meta = root.create_group("meta")
+    for col, dtype in {**META_COLUMNS, **{c: "str" for c in extra_columns}}.items():
+        meta.create_array(col, shape=(n,), chunks=(shard_size,), dtype=dtype,
+                          fill_value="" if dtype == "str" else 0, dimension_names=("sample",))
+    prot = root.create_group("protocols")
+    for name in protocols:
+        prot.create_array(name, shape=(n,), chunks=(shard_size,), dtype="int8", fill_value=-1,
+                          dimension_names=("sample",))
+    root.attrs.update({
+        "schema_version": SCHEMA_VERSION,
+        "label_channels": LABEL_CHANNELS,
+        "region_names": REGION_NAMES,
+        "status_codes": STATUS_CODES,
+        "shard_size": shard_size,
+        **attrs,
+    })
+    return root
+
+
+def write_shard(url: str, shard: Shard, arrays: dict[str, np.ndarray], meta: dict[str, list],
+                protocols: dict[str, list[int]] | None = None, summary: dict | None = None) -> None:
+    """Write the rows of one shard, then its commit marker (last, so a crash leaves it uncommitted)."""
+    root = zarr.open_group(url, mode="r+")
+    sl = slice(shard.start, shard.stop)
+    n = shard.stop - shard.start
+    for name, values in arrays.items():
+        if values.shape[0] != n:
+            raise ValueError(f"{name}: expected {n} rows for shard {shard.id}, got {values.shape[0]}")
+        root[name][sl] = values
+    for col, values in meta.items():
+        arr = root[f"meta/{col}"]
+        root[f"meta/{col}"][sl] = _column(values, arr.dtype)
+    for name, values in (protocols or {}).items():
+        root[f"protocols/{name}"][sl] = np.asarray(values, dtype=np.int8)
+    fs, path = _fs(url)
+    fs.makedirs(f"{path}/{SHARDS_DIR}", exist_ok=True)
+    fs.pipe(f"{path}/{shard.marker}", json.dumps({"id": shard.id, "start": shard.start, "stop": shard.stop,
+                                                   **(summary or {})}).encode())
+
+
+def _column(values: list, dtype) -> np.ndarray:
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        return np.asarray(values, dtype=dtype)
+    return np.array([str(v) for v in values], dtype=object)
+
+
+def committed(url: str) -> dict[int, dict]:
+    """Commit markers present: shard id -> marker content."""
+    fs, path = _fs(url)
+    base = f"{path}/{SHARDS_DIR}"
+    if not fs.exists(base):
+        return {}
+    out = {}
+    for f in fs.ls(base, detail=False):
+        name = f.rstrip("/").rsplit("/", 1)[-1]
+        if name.endswith(".json"):
+            out[int(name[:-5])] = json.loads(fs.cat_file(f))
+    return out
+
+
+def remove(url: str) -> None:
+    fs, path = _fs(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def open_store(url: str, mode: str = "r") -> zarr.Group:
+    """Open an existing label store; a one-line error if there is none or its schema is unknown."""
+    if not is_store(url):
+        raise AnnotatorError(f"{url} is not a label store (no zarr.json); create one with `annotate run`")
+    root = zarr.open_group(url, mode=mode)
+    version = root.attrs.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise AnnotatorError(f"{url} has schema_version {version!r}; this annotator reads {SCHEMA_VERSION}")
+    return root
+
+
+def read_meta(root: zarr.Group, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+    meta = root["meta"]
+    names = columns or sorted(k for k, _ in meta.arrays())
+    return {c: meta[c][:] for c in names}
+
+
+def finalize(url: str) -> None:
+    """Consolidate metadata so xarray and zarr open the store with one read."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # zarr warns that consolidation is a v3 extension and that _shards/ is not a zarr node: both expected.
+        warnings.simplefilter("ignore", category=UserWarning)
+        zarr.consolidate_metadata(url)
+
+
+def verify(url: str) -> list[str]:
+    """Check the store contract; returns the problems found (empty when the store is valid)."""
+    problems: list[str] = []
+    try:
+        root = open_store(url)
+    except AnnotatorError as e:
+        return [str(e)]
+    try:
+        n = root["image"].shape[0]
+        size = root["image"].shape[1]
+    except KeyError:
+        return ["missing array 'image'"]
+    for name, (shape, dtype, dims) in array_specs(size).items():
+        if name not in root:
+            problems.append(f"missing array {name!r}")
+            continue
+        arr = root[name]
+        if arr.shape != (n, *shape):
+            problems.append(f"{name}: shape {arr.shape}, expected {(n, *shape)}")
+        if arr.dtype != np.dtype(dtype):
+            problems.append(f"{name}: dtype {arr.dtype}, expected {dtype}")
+        if tuple(arr.metadata.dimension_names or ()) != dims:
+            problems.append(f"{name}: dimension names {arr.metadata.dimension_names}, expected {dims}")
+    for col, dtype in META_COLUMNS.items():
+        key = f"meta/{col}"
+        if key not in root:
+            problems.append(f"missing meta column {col!r}")
+        elif root[key].shape != (n,):
+            problems.append(f"{key}: shape {root[key].shape}, expected ({n},)")
+        elif dtype != "str" and root[key].dtype != np.dtype(dtype):
+            problems.append(f"{key}: dtype {root[key].dtype}, expected {dtype}")
+    if "protocols" in root:
+        for name, arr in root["protocols"].arrays():
+            if arr.shape != (n,) or arr.dtype != np.int8:
+                problems.append(f"protocols/{name}: expected int8 ({n},), got {arr.dtype} {arr.shape}")
+    if problems:
+        return problems
+    shard_size = int(root.attrs.get("shard_size", root["image"].chunks[0]))
+    shards = plan_shards(n, shard_size)
+    done = committed(url)
+    missing = [s.id for s in shards if s.id not in done]
+    if missing:
+        problems.append(f"{len(missing)} of {len(shards)} shards not committed (first: {missing[:5]})")
+    status = root["meta/status"][:]
+    for s in shards:
+        if s.id not in done:
+            continue
+        sl = slice(s.start, s.stop)
+        label = root["label"][sl]
+        ok = status[sl] == 0
+        bg = np.where((label[:, 0] == 0) & (label[:, 1] == 0), 255, 0)
+        bad = np.nonzero((label[:, 2] != bg).any(axis=(1, 2)) & ok)[0]
+        if len(bad):
+            problems.append(f"rows {[int(s.start + b) for b in bad[:5]]}: background is not the complement of attack|live")
+        from .labels import pyramid
+
+        for k, level in pyramid(label).items():
+            stored = root[f"pyramid/{k}"][sl]
+            if np.abs(stored.astype(np.int16) - level).max(initial=0) > 1:
+                problems.append(f"shard {s.id}: pyramid/{k} is not the area mean of label")
+        lm = root["landmarks"][sl]
+        if ok.any() and not np.isfinite(lm[ok]).all():
+            problems.append(f"shard {s.id}: rows with status 0 have non-finite landmarks")
+        if (label[~ok] != 0).any():
+            problems.append(f"shard {s.id}: failed rows are not zero-filled")
+    return problems

@@ -1,0 +1,107 @@
+"""End-to-end CPU throughput of `annotate run` (decode -> committed write), with the share per stage.
+
+Makes N videos of 10 s at 25 fps, 640x480 (H.264, a keyframe every 2 s as cameras write them)
+from the sample faces, samples 10 frames per video, and runs the pipeline on a Dask
+LocalCluster with one worker per core. Baselines in the same run: the same pipeline in one
+process (sync), and decoding every frame of a video versus decoding only what the sampling needs.
+
+    .venv/bin/python bench/pipeline_cpu.py [--videos 16] [--workers 2]
+Target (issue 2): at least 40 sampled frames/s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+
+def make_videos(root: Path, n: int) -> None:
+    import av
+    from PIL import Image
+
+    from make_sample_data import bonafide_scene  # the same scene builder as the sample data
+
+    faces = [np.asarray(Image.open(p).convert("RGB").resize((512, 512))) for p in
+             sorted((Path(__file__).resolve().parents[1] / "sample_data").rglob("*.jpg"))]
+    (root / "bonafide").mkdir(parents=True)
+    for v in range(n):
+        face = faces[v % len(faces)]
+        with av.open(str(root / "bonafide" / f"v{v:03d}.mp4"), "w") as c:
+            s = c.add_stream("libx264", rate=25)
+            s.width, s.height, s.pix_fmt = 640, 480, "yuv420p"
+            s.options = {"g": "50", "crf": "26", "preset": "veryfast"}
+            for t in range(250):
+                f = bonafide_scene(face, scale=0.6 + 0.001 * t, dx=int(30 * np.sin(t / 20 + v)), dy=0)
+                for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+
+
+def decode_all(path: str) -> int:
+    import av
+
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        return sum(1 for f in c.decode(s) if f.to_ndarray(format="rgb24") is not None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--videos", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    from annotator.config import AnnotateConfig
+    from annotator.decode import read_video_frames
+    from annotator.labels import Policy
+    from pipelines.run import run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        make_videos(tmp / "data", args.videos)
+        print(f"made {args.videos} videos of 250 frames at 640x480 in {time.perf_counter() - t:.1f} s")
+        first = str(tmp / "data" / "bonafide" / "v000.mp4")
+        t = time.perf_counter()
+        decode_all(first)
+        t_all = time.perf_counter() - t
+        t = time.perf_counter()
+        read_video_frames(first, 10)
+        t_seek = time.perf_counter() - t
+        print(f"decode one video: every frame {t_all * 1000:.0f} ms, only the 10 sampled {t_seek * 1000:.0f} ms "
+              f"({t_all / t_seek:.1f}x less)")
+        cfg = AnnotateConfig(dataset="folder", root=str(tmp / "data"), frames_per_video=10,
+                             policy=Policy.default().table, shard_size=10)
+        n = args.videos * 10
+        results = {}
+        for label, sched, workers in (("sync, 1 process", "sync", 1),
+                                      (f"dask, {args.workers} workers", "processes", args.workers)):
+            out = str(tmp / f"{sched}.zarr")
+            t = time.perf_counter()
+            summary = run(cfg, out, scheduler=sched, workers=workers, progress=False)
+            wall = time.perf_counter() - t
+            assert not summary.failed_samples and not summary.failed_shards, summary.report()
+            results[label] = (wall, summary.stage_seconds)
+        print(f"\n{n} sampled frames end to end (decode -> committed write, cluster start included):")
+        for label, (wall, stages) in results.items():
+            total = sum(stages.values())
+            share = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in stages.items())
+            print(f"  {label:18s} {n / wall:6.1f} frames/s  ({wall:.1f} s)   stages: {share}")
+        base, ours = results["sync, 1 process"][0], list(results.values())[1][0]
+        print(f"  speed-up of dask over one process: {base / ours:.2f}x; target >= 40 frames/s: "
+              f"{'MET' if n / ours >= 40 else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""`annotate run`: validate everything, enumerate, create or resume the store, run shards on Dask."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from annotator import __version__, store
+from annotator.config import AnnotateConfig
+from annotator.datasets import DATASETS
+from annotator.errors import AnnotatorError
+from annotator.labels import ATTACK_TYPES, Policy
+from annotator.samples import SampleRef, Status
+from annotator.segment import SEGMENTERS
+
+from .tasks import run_shard
+
+log = logging.getLogger(__name__)
+
+MAX_AUTO_SHARD = 32
+
+
+@dataclass
+class RunSummary:
+    n_samples: int
+    n_shards: int
+    skipped_shards: int = 0
+    failed_samples: list = field(default_factory=list)  # [sample_id, status, error]
+    failed_shards: list = field(default_factory=list)  # [shard id, error]
+    seconds: float = 0.0
+    stage_seconds: dict = field(default_factory=dict)
+
+    @property
+    def by_status(self) -> Counter:
+        return Counter(Status(s).name.lower() for _, s, _ in self.failed_samples)
+
+    def report(self) -> str:
+        done = self.n_samples - len(self.failed_samples)
+        lines = [f"{self.n_samples} samples in {self.n_shards} shards ({self.skipped_shards} already committed); "
+                 f"{done} annotated, {len(self.failed_samples)} failed, {self.seconds:.1f} s"]
+        if self.failed_samples:
+            lines.append("failures by status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_status.items())))
+            for sid, s, err in self.failed_samples[:10]:
+                lines.append(f"  {sid}: {Status(s).name.lower()}: {err}")
+            if len(self.failed_samples) > 10:
+                lines.append(f"  ... and {len(self.failed_samples) - 10} more (see meta/status and meta/error)")
+        for sid, err in self.failed_shards:
+            lines.append(f"shard {sid} FAILED: {err}")
+        return "\n".join(lines)
+
+
+def auto_shard_size(n: int) -> int:
+    # Enough shards to keep every worker of a laptop busy on tiny datasets; whole 32-row chunks otherwise.
+    return max(1, min(MAX_AUTO_SHARD, math.ceil(n / 8)))
+
+
+def enumerate_samples(cfg: AnnotateConfig) -> tuple[list[SampleRef], list[str]]:
+    adapter = DATASETS.create(cfg.dataset, root=cfg.root or None, frames_per_video=cfg.frames_per_video)
+    refs = []
+    for r in adapter.samples():
+        refs.append(r)
+        if cfg.limit is not None and len(refs) >= cfg.limit:
+            break
+    if not refs:
+        raise AnnotatorError(f"no images or videos found for dataset {cfg.dataset!r} under {cfg.root or 'sample_data'}")
+    unknown = sorted({r.attack_type for r in refs} - set(ATTACK_TYPES))
+    if unknown:
+        raise AnnotatorError(f"adapter {cfg.dataset} produced unknown attack type(s) {unknown}")
+    return refs, adapter.protocol_names()
+
+
+def provenance(cfg: AnnotateConfig, command: str) -> dict:
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("fas-annotator", "numpy", "mediapipe", "zarr", "dask", "torch", "segment-anything", "av", "opencv-contrib-python"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return {
+        "annotator_version": __version__,
+        "packages": versions,
+        "segmenter": cfg.segmenter,
+        "checkpoint_sha256": None,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "python": sys.version.split()[0],
+    }
+
+
+def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol_names: list[str],
+                  overwrite: bool, command: str) -> None:
+    """Create the store, or check that an existing one was made by the same settings (resume)."""
+    if store.exists(out):
+        if overwrite:
+            store.remove(out)
+        elif not store.is_store(out):
+            raise AnnotatorError(f"{out} exists and is not a label store; choose another --out or pass --overwrite")
+        else:
+            root = store.open_store(out)
+            old = AnnotateConfig.from_dict(root.attrs.get("config", {}))
+            diff = old.differences(cfg)
+            if diff:
+                raise AnnotatorError(f"{out} was written with different settings ({', '.join(diff)}); "
+                                     "pass --overwrite to start over, or choose another --out")
+            if root["image"].shape[0] != len(refs):
+                raise AnnotatorError(f"{out} holds {root['image'].shape[0]} samples but the dataset now lists "
+                                     f"{len(refs)}; pass --overwrite to start over")
+            return
+    extra = sorted({k for r in refs for k in r.extra})
+    store.create(out, len(refs), cfg.size, cfg.shard_size, extra,
+                 {"config": cfg.to_dict(), "provenance": provenance(cfg, command), "attack_types": ATTACK_TYPES,
+                  "policy": cfg.policy},
+                 protocol_names)
+
+
+def resolve(cfg: AnnotateConfig) -> tuple[AnnotateConfig, list[SampleRef], list[str]]:
+    """Validate the config before any work and fill in what depends on the dataset."""
+    cfg.validate()
+    Policy.from_table(cfg.policy)
+    SEGMENTERS.get(cfg.segmenter)
+    refs, protocol_names = enumerate_samples(cfg)
+    if cfg.shard_size is None:
+        cfg = dataclasses.replace(cfg, shard_size=auto_shard_size(len(refs)))
+    return cfg, refs, protocol_names
+
+
+def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, workers: int | None = None,
+        scheduler: str = "processes", progress: bool = True, command: str = "") -> RunSummary:
+    """Annotate the dataset of cfg into the store at `out`.
+
+    scheduler: "processes" runs shards on a Dask LocalCluster of `workers` processes (default: the
+    cores); "sync" runs them in this process (tests, debugging). Committed shards are skipped.
+    """
+    t0 = time.perf_counter()
+    cfg, refs, protocol_names = resolve(cfg)
+    prepare_store(cfg, out, refs, protocol_names, overwrite, command)
+    shards = store.plan_shards(len(refs), cfg.shard_size)
+    done = store.committed(out)
+    todo = [s for s in shards if s.id not in done]
+    summary = RunSummary(len(refs), len(shards), skipped_shards=len(shards) - len(todo))
+    for marker in done.values():
+        summary.failed_samples += marker.get("failed", [])
+    cfg_dict = cfg.to_dict()
+    jobs = [(s, refs[s.start:s.stop]) for s in todo]
+    from tqdm import tqdm
+
+    bar = tqdm(total=sum(len(r) for _, r in jobs), unit="frame", desc="annotate", disable=not progress)
+
+    def collect(shard_id: int, result: dict | None, error: BaseException | None) -> None:
+        if error is not None:
+            summary.failed_shards.append([shard_id, f"{type(error).__name__}: {error}"])
+            return
+        summary.failed_samples += result["failed"]
+        for k, v in result["seconds"].items():
+            summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + v
+        bar.update(result["n"])
+
+    if scheduler == "sync":
+        for shard, shard_refs in jobs:
+            try:
+                collect(shard.id, run_shard(out, shard, shard_refs, cfg_dict, protocol_names), None)
+            except Exception as e:
+                collect(shard.id, None, e)
+    elif scheduler == "processes":
+        from .cluster import local_client, run_bounded
+
+        with local_client(workers) as client:
+            run_bounded(client, run_shard, [(out, s, r, cfg_dict, protocol_names) for s, r in jobs],
+                        keys=[s.id for s, _ in jobs], on_done=collect)
+    else:
+        raise AnnotatorError(f"unknown scheduler {scheduler!r}; use processes or sync")
+    bar.close()
+    if len(store.committed(out)) == len(shards):
+        store.finalize(out)
+    summary.seconds = time.perf_counter() - t0
+    return summary

@@ -1,0 +1,23 @@
+"""The task a worker runs: annotate one shard and commit it to the store."""
+
+from __future__ import annotations
+
+import time
+
+from annotator.config import AnnotateConfig
+from annotator.samples import SampleRef
+from annotator.shard import annotate_shard
+from annotator.store import Shard, write_shard
+
+
+def run_shard(url: str, shard: Shard, refs: list[SampleRef], cfg: dict, protocol_names: list[str]) -> dict:
+    """Annotate refs (the rows of `shard`) and commit them. Returns the shard's summary:
+    {"shard", "n", "failed": [[sample_id, status, error], ...], "seconds": {stage: s}}."""
+    result = annotate_shard(refs, AnnotateConfig.from_dict(cfg))
+    failed = [[m, s, e] for m, s, e in zip(result.meta["sample_id"], result.meta["status"], result.meta["error"]) if s]
+    summary = {"shard": shard.id, "n": len(refs), "failed": failed}
+    t = time.perf_counter()
+    protocols = {name: [r.protocols.get(name, -1) for r in refs] for name in protocol_names}
+    write_shard(url, shard, result.arrays, result.meta, protocols, summary)
+    summary["seconds"] = {**result.seconds, "write": time.perf_counter() - t}
+    return summary

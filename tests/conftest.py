@@ -1,0 +1,49 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data"
+
+
+@pytest.fixture(scope="session")
+def sample_root() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def face_image() -> np.ndarray:
+    """A real face: the bundled astronaut photo, HWC uint8 RGB 512x512."""
+    return np.asarray(Image.open(SAMPLE / "bonafide" / "astronaut.jpg").convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def face_landmarks(face_image):
+    from annotator.face.detect import BlazeFaceDetector
+    from annotator.face.landmarks import FaceMeshLandmarker
+
+    faces = BlazeFaceDetector()(face_image)
+    return FaceMeshLandmarker()(face_image, faces[0])
+
+
+def sync_config(**kw):
+    from annotator.config import AnnotateConfig
+    from annotator.labels import Policy
+
+    kw.setdefault("policy", Policy.default().table)
+    return AnnotateConfig(**kw)
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory):
+    """The bundled sample annotated in-process (sync scheduler): (store path, RunSummary)."""
+    from pipelines.run import run
+
+    out = str(tmp_path_factory.mktemp("stores") / "sample.zarr")
+    summary = run(sync_config(dataset="sample", root=""), out, scheduler="sync", progress=False)
+    return out, summary

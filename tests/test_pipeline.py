@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import zarr
+
+from annotator.errors import AnnotatorError
+from annotator.face.regions import FACE_REGIONS, REGION_IDS
+from conftest import sync_config
+
+
+def _rows_by_type(root):
+    types = root["meta/attack_type"][:]
+    status = root["meta/status"][:]
+    return {t: [i for i in range(len(types)) if types[i] == t and status[i] == 0] for t in set(types)}
+
+
+def test_sample_run_is_complete_and_valid(sample_store):
+    from annotator import store
+
+    url, summary = sample_store
+    assert summary.n_samples == 15 and summary.failed_samples == [] and summary.failed_shards == []
+    assert store.verify(url) == []
+    root = zarr.open_group(url, mode="r")
+    assert (root["meta/status"][:] == 0).all()
+    assert root["meta/frame_index"][:].tolist().count(-1) == 5  # 5 images, 10 video frames
+    assert sorted(set(root["meta/segmenter"][:])) == ["geometry"]
+    lm = root["landmarks"][:]
+    assert np.isfinite(lm).all() and lm[:, :, :2].min() > 0 and lm[:, :, :2].max() < 256
+
+
+def test_label_semantics_on_real_faces(sample_store):
+    url, _ = sample_store
+    root = zarr.open_group(url, mode="r")
+    rows = _rows_by_type(root)
+    label, region = root["label"][:], root["region"][:]
+    for i in rows["bonafide"]:
+        face = np.isin(region[i], FACE_REGIONS)
+        assert label[i, 0].sum() == 0
+        assert (label[i, 1][face] > 0).mean() > 0.95
+    for t in ("print", "replay"):
+        for i in rows[t]:
+            face = np.isin(region[i], FACE_REGIONS)
+            assert label[i, 1].sum() == 0
+            assert (label[i, 0][face] > 0).mean() > 0.95
+    for i in rows["partial_eye"]:
+        reg = region[i]
+        band = np.isin(reg, (REGION_IDS["eyes"], REGION_IDS["brows"]))
+        rows_band = np.nonzero(band.any(axis=1))[0]
+        attack = label[i, 0].astype(float)
+        in_band = attack[rows_band.min():rows_band.max() + 1].sum()
+        assert attack.sum() > 0 and in_band / attack.sum() == 1.0
+        rest = np.isin(reg, FACE_REGIONS) & ~band
+        assert (label[i, 1][rest] > 0).mean() > 0.95 and label[i, 1][band].sum() == 0
+
+
+def test_dask_equals_in_process(sample_store, tmp_path):
+    from pipelines.run import run
+
+    url, _ = sample_store
+    out = str(tmp_path / "dask.zarr")
+    summary = run(sync_config(dataset="sample", root=""), out, scheduler="processes", workers=2, progress=False)
+    assert summary.failed_shards == []
+    a, b = zarr.open_group(url, mode="r"), zarr.open_group(out, mode="r")
+    for name in ("image", "label", "depth", "region", "landmarks", "pyramid/8", "pyramid/1"):
+        np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+    for col in ("sample_id", "status", "frame_index", "attack_type", "source"):
+        assert a[f"meta/{col}"][:].tolist() == b[f"meta/{col}"][:].tolist()
+
+
+def test_rerun_resumes_and_config_change_is_refused(sample_store, tmp_path):
+    import shutil
+
+    from pipelines.run import run
+
+    url, _ = sample_store
+    copy = str(tmp_path / "copy.zarr")
+    shutil.copytree(url, copy)
+    summary = run(sync_config(dataset="sample", root=""), copy, scheduler="sync", progress=False)
+    assert summary.skipped_shards == summary.n_shards
+    with pytest.raises(AnnotatorError, match=r"different settings \(size\)"):
+        run(sync_config(dataset="sample", root="", size=128), copy, scheduler="sync", progress=False)
+    # a removed marker means that shard is redone, and only that one
+    import os
+
+    os.remove(os.path.join(copy, "_shards", "000003.json"))
+    summary = run(sync_config(dataset="sample", root=""), copy, scheduler="sync", progress=False)
+    assert summary.skipped_shards == summary.n_shards - 1
+    np.testing.assert_array_equal(zarr.open_group(copy)["label"][:], zarr.open_group(url)["label"][:])
