@@ -10,6 +10,8 @@ from PIL import Image, UnidentifiedImageError
 VIDEO_EXTENSIONS = frozenset({".avi", ".mov", ".mp4", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
+# FFmpeg decoding threads (0 = FFmpeg's choice); pipelines sets 1 in worker processes of one core each.
+DECODE_THREADS = 0
 # Below this many frames ahead, decoding forward is cheaper than a seek (which restarts at a keyframe).
 _SEEK_GAP = 24
 
@@ -80,8 +82,10 @@ def read_video_frames(path: str, n_slots: int) -> tuple[np.ndarray, list[np.ndar
     """Decode the n_slots frames sampled evenly over the video at `path`.
 
     Returns (frame indices (n_slots,) int64, one HWC uint8 RGB frame or a DecodeError per slot).
-    Frames are decoded in one forward pass, seeking to the nearest keyframe when the next
-    sampled frame is far ahead, so a 250-frame video sampled at 10 decodes far fewer than 250.
+    Only what the sampling needs is decoded: when the next sampled frame is far ahead the demuxer
+    seeks to the keyframe before it, and while catching up to a sampled frame the decoder skips
+    non-reference frames (nothing else depends on them), so a 250-frame video sampled at 10
+    decodes a fraction of its frames. Frames are identified by their timestamps.
     """
     from .samples import even_frame_indices
 
@@ -89,50 +93,78 @@ def read_video_frames(path: str, n_slots: int) -> tuple[np.ndarray, list[np.ndar
     if n_frames == 0:
         raise DecodeError("video has no frames")
     wanted = even_frame_indices(n_frames, n_slots)
-    found: dict[int, np.ndarray] = {}
+    targets = sorted(set(int(i) for i in wanted))
     container = _open(path)
+    found: dict[int, np.ndarray] = {}
     error: DecodeError | None = None
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # Slice threads only: frame threading makes every seek and skipped frame cost a pipeline flush.
+        stream.thread_type = "SLICE"
+        stream.thread_count = DECODE_THREADS
         rate = stream.average_rate or stream.guessed_rate
-        tb = stream.time_base
-        start = stream.start_time or 0
-        can_seek = rate is not None and tb is not None
-
-        def index_of(frame, fallback: int) -> int:
-            if frame.pts is None or not can_seek:
-                return fallback
-            return int(round(float((frame.pts - start) * tb * Fraction(rate))))
-
-        targets = sorted(set(int(i) for i in wanted))
-        pos = -1  # index of the last decoded frame
-        t = 0
-        frames = None
-        while t < len(targets):
-            target = targets[t]
-            if frames is None or (can_seek and target - pos > _SEEK_GAP):
-                if frames is not None or target > _SEEK_GAP:
-                    pts = start + int(round(target / float(Fraction(rate)) / float(tb)))
-                    container.seek(pts, stream=stream, backward=True, any_frame=False)
-                    pos = -1 if target == 0 else None  # unknown until a frame's pts tells
-                frames = container.decode(stream)
-            frame = next(frames, None)
-            if frame is None:
-                error = DecodeError(f"video ended before frame {target} (header says {n_frames} frames)")
-                break
-            pos = index_of(frame, 0 if pos is None else pos + 1)
-            while t < len(targets) and targets[t] <= pos:
-                if targets[t] == pos or targets[t] not in found:
-                    found[targets[t]] = frame.to_ndarray(format="rgb24")
-                t += 1
+        if rate is None or stream.time_base is None:
+            found = _decode_sequential(container, stream, set(targets))
+        else:
+            found = _decode_by_timestamp(container, stream, targets, Fraction(rate))
+    except _NoTimestamps:
+        container.close()
+        container = _open(path)
+        stream = container.streams.video[0]
+        found = _decode_sequential(container, stream, set(targets))
     except DecodeError as e:
         error = e
-    except Exception as e:
+    except Exception as e:  # FFmpeg errors on corrupt data come in many types
         error = DecodeError(f"cannot decode video: {e}")
     finally:
         container.close()
-    frames_out: list[np.ndarray | DecodeError] = []
-    for i in wanted:
-        frames_out.append(found.get(int(i), error or DecodeError(f"frame {int(i)} not decoded")))
-    return wanted, frames_out
+    if error is None and len(found) < len(targets):
+        missing = min(set(targets) - set(found))
+        error = DecodeError(f"video ended before frame {missing} (header says {n_frames} frames)")
+    return wanted, [found.get(int(i), error) for i in wanted]
+
+
+class _NoTimestamps(Exception):
+    pass
+
+
+def _decode_by_timestamp(container, stream, targets: list[int], rate: Fraction) -> dict[int, np.ndarray]:
+    tb, start = stream.time_base, stream.start_time or 0
+    cc = stream.codec_context
+    wanted = set(targets)
+
+    def index(pts: int) -> int:
+        return int(round(float((pts - start) * tb * rate)))
+
+    found: dict[int, np.ndarray] = {}
+    last = -1  # index of the latest frame decoded
+    packets = container.demux(stream)
+    for target in targets:
+        if target in found:
+            continue
+        if target - last > _SEEK_GAP:
+            container.seek(start + int(round(target / rate / tb)), stream=stream, backward=True, any_frame=False)
+            packets = container.demux(stream)
+        for packet in packets:
+            needed = packet.pts is None or index(packet.pts) in wanted
+            cc.skip_frame = "DEFAULT" if needed else "NONREF"
+            for frame in packet.decode():
+                if frame.pts is None:
+                    raise _NoTimestamps
+                i = index(frame.pts)
+                last = max(last, i)
+                if i in wanted and i not in found:
+                    found[i] = frame.to_ndarray(format="rgb24")
+            if target in found or last > target:
+                break
+    return found
+
+
+def _decode_sequential(container, stream, wanted: set[int]) -> dict[int, np.ndarray]:
+    found = {}
+    for i, frame in enumerate(container.decode(stream)):
+        if i in wanted:
+            found[i] = frame.to_ndarray(format="rgb24")
+        if len(found) == len(wanted):
+            break
+    return found

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .face.mesh import triangles
 
 N_MESH_VERTICES = 468  # the 10 iris points are not part of the mesh
+_SUB = 4  # fractional bits of the vertex coordinates given to OpenCV
 
 
 def render_depth(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -14,39 +16,35 @@ def render_depth(landmarks: np.ndarray, size: int) -> np.ndarray:
 
     landmarks: (478, 3) float, x/y in the pixels of a size x size image, z in the same units with
     larger = nearer. Returns float32 (size, size): z normalized to [0, 1] over the mesh vertices
-    (nearest vertex = 1), the nearest triangle winning at each pixel centre, 0 outside the mesh.
+    (nearest vertex = 1), 0 outside the mesh. Each pixel takes the plane of the nearest triangle
+    covering it, evaluated at the pixel centre.
+
+    Visibility: triangles are drawn far to near by their mean depth into a triangle-id buffer
+    (OpenCV fills, about 10x faster than a per-pixel z test in numpy); for a face mesh the only
+    overlaps are self-occlusions near the silhouette, where the mean-depth order is the z order.
     """
     v = np.asarray(landmarks[:N_MESH_VERTICES], dtype=np.float64)
     z = v[:, 2]
     span = z.max() - z.min()
     zn = (z - z.min()) / span if span > 0 else np.ones_like(z)
     tri = triangles()
-    p = v[tri, :2]  # (T, 3, 2)
-    a, b, c = p[:, 0], p[:, 1], p[:, 2]
-    denom = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    # Pixel centres at +0.5: a triangle covers pixel (x, y) if it contains (x + 0.5, y + 0.5).
-    lo = np.clip(np.ceil(p.min(axis=1) - 0.5), 0, size).astype(np.int64)
-    hi = np.clip(np.floor(p.max(axis=1) - 0.5), -1, size - 1).astype(np.int64)
-    w = hi[:, 0] - lo[:, 0] + 1
-    h = hi[:, 1] - lo[:, 1] + 1
-    keep = (w > 0) & (h > 0) & (np.abs(denom) > 1e-9)
-    idx = np.nonzero(keep)[0]
-    counts = (w * h)[idx]
-    out = np.zeros(size * size, dtype=np.float64)
-    if counts.sum() == 0:
-        return out.reshape(size, size).astype(np.float32)
-    t = np.repeat(idx, counts)
-    off = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    px = lo[t, 0] + off % w[t]
-    py = lo[t, 1] + off // w[t]
-    qx, qy = px + 0.5 - a[t, 0], py + 0.5 - a[t, 1]
-    d = denom[t]
-    wb = (qx * (c[t, 1] - a[t, 1]) - qy * (c[t, 0] - a[t, 0])) / d
-    wc = ((b[t, 0] - a[t, 0]) * qy - (b[t, 1] - a[t, 1]) * qx) / d
-    wa = 1.0 - wb - wc
-    eps = -1e-9
-    inside = (wa >= eps) & (wb >= eps) & (wc >= eps)
-    zt = zn[tri[t]]
-    depth = wa * zt[:, 0] + wb * zt[:, 1] + wc * zt[:, 2]
-    np.maximum.at(out, (py * size + px)[inside], np.clip(depth[inside], 0.0, 1.0))
-    return out.reshape(size, size).astype(np.float32)
+    p = v[tri, :2]  # (T, 3, 2) pixel coordinates; pixel (x, y) has its centre at (x + 0.5, y + 0.5)
+    zt = zn[tri]  # (T, 3)
+    # Plane of each triangle: depth = ax * x + ay * y + c at pixel centres.
+    e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    dz1, dz2 = zt[:, 1] - zt[:, 0], zt[:, 2] - zt[:, 0]
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    ok = np.abs(det) > 1e-9
+    safe = np.where(ok, det, 1.0)
+    ax = (dz1 * e2[:, 1] - dz2 * e1[:, 1]) / safe
+    ay = (dz2 * e1[:, 0] - dz1 * e2[:, 0]) / safe
+    c = zt[:, 0] - ax * (p[:, 0, 0] - 0.5) - ay * (p[:, 0, 1] - 0.5)
+    ids = np.zeros((size, size), np.int32)
+    pts = np.round((p - 0.5) * (1 << _SUB)).astype(np.int32)
+    for t in np.nonzero(ok)[0][np.argsort(zt[ok].mean(axis=1), kind="stable")]:
+        cv2.fillConvexPoly(ids, pts[t], int(t) + 1, lineType=cv2.LINE_8, shift=_SUB)
+    out = np.zeros((size, size), np.float64)
+    ys, xs = np.nonzero(ids)
+    t = ids[ys, xs] - 1
+    out[ys, xs] = ax[t] * xs + ay[t] * ys + c[t]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

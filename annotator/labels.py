@@ -50,7 +50,9 @@ class Rule:
     def mask(self, region: np.ndarray, below_nose: np.ndarray | None) -> np.ndarray:
         out = np.zeros(region.shape, bool)
         for ids, side in self.terms:
-            m = np.isin(region, ids)
+            lut = np.zeros(256, bool)  # region id -> member: one gather instead of np.isin's sort
+            lut[list(ids)] = True
+            m = lut[region]
             if side is not None:
                 if below_nose is None:
                     raise ValueError("a nose-line rule needs landmarks")
@@ -128,9 +130,10 @@ class Policy:
              landmarks: np.ndarray | None = None) -> np.ndarray:
         """Three-channel label (3, S, S) uint8 = round(255 * v) for channels attack, live, background.
 
-        region: (S, S) uint8 region ids; depth: (S, S) float in [0, 1], 0 outside the face.
-        attack = D on P (P from the policy; `outside_depth` where D is 0); live = D on the live
-        regions minus P minus occluders; background = 255 where neither attack nor live is non-zero.
+        region: (S, S) uint8 region ids; depth: (S, S) float in [0, 1] (0 outside the face) or its
+        uint8 form round(255 * D). attack = D on P (P from the policy; `outside_depth` where D
+        rounds to 0); live = D on the live regions minus P minus occluders; background = 255 where
+        neither attack nor live is non-zero.
         """
         self.check_type(attack_type)
         size = region.shape[0]
@@ -140,14 +143,19 @@ class Policy:
             below = nose_line_side(landmarks, size)
         p = a_rule.mask(region, below)
         live_mask = l_rule.mask(region, below) & ~p & (region != REGION_IDS["occluder"])
-        d = np.clip(depth, 0.0, 1.0)
-        attack = np.where(p, np.where(d > 0, d, self.outside_depth), 0.0)
-        live = np.where(live_mask, d, 0.0)
-        out = np.empty((3,) + region.shape, np.uint8)
-        out[0] = np.round(attack * 255)
-        out[1] = np.round(live * 255)
+        d8 = depth if depth.dtype == np.uint8 else depth_to_uint8(depth)
+        out = np.zeros((3,) + region.shape, np.uint8)
+        out[0] = np.where(p, d8, 0)
+        if self.outside_depth > 0:
+            out[0][p & (d8 == 0)] = round(255 * self.outside_depth)
+        out[1] = np.where(live_mask, d8, 0)
         out[2] = np.where((out[0] == 0) & (out[1] == 0), 255, 0)
         return out
+
+
+def depth_to_uint8(depth: np.ndarray) -> np.ndarray:
+    """round(255 * clip(D, 0, 1)) as uint8: the stored form of depth and of the label channels."""
+    return np.round(np.clip(depth, 0.0, 1.0).astype(np.float32) * 255).astype(np.uint8)
 
 
 def _default_table() -> dict:
@@ -157,18 +165,22 @@ def _default_table() -> dict:
 def pyramid(label: np.ndarray, sizes=PYRAMID_SIZES) -> dict[int, np.ndarray]:
     """Area means of a (..., C, S, S) uint8 label at each k in sizes -> {k: (..., C, k, k) uint8}.
 
-    S must be a multiple of every k. Values are rounded to the nearest integer.
+    S must be a multiple of every k, and each k a multiple of the next. Values are rounded to the
+    nearest integer. The full-resolution label is read once: each level is the unrounded mean of
+    the level above (equal blocks, so the mean of means is the area mean).
     """
     s = label.shape[-1]
     lead = label.shape[:-2]
     out = {}
-    for k in sizes:
-        if s % k:
+    current, cs = label.astype(np.float32), s
+    for k in sorted(sizes, reverse=True):
+        if cs % k or s % k:
             raise ValueError(f"label size {s} is not a multiple of pyramid size {k}")
-        f = s // k
-        m = label.reshape(*lead, k, f, k, f).astype(np.float32).mean(axis=(-3, -1))
-        out[k] = np.round(m).astype(np.uint8)
-    return out
+        f = cs // k
+        current = current.reshape(*lead, k, f, k, f).mean(axis=(-3, -1))
+        cs = k
+        out[k] = np.round(current).astype(np.uint8)
+    return {k: out[k] for k in sizes}
 
 
 ATTACK_TYPES: list[str] = list(_default_table()["types"])  # the canonical attack types

@@ -19,7 +19,7 @@ from .decode import DecodeError, read_image, read_video_frames
 from .depth import render_depth
 from .face import DETECTORS, LANDMARKERS, N_LANDMARKS
 from .face.landmarks import square_crop_matrix, warp_crop
-from .labels import PYRAMID_SIZES, Policy, pyramid
+from .labels import PYRAMID_SIZES, Policy, depth_to_uint8, pyramid
 from .samples import SampleRef, Status
 from .segment import SEGMENTERS, FaceItem
 
@@ -187,9 +187,10 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
         depth = render_depth(it.landmarks, size)
         t2 = time.perf_counter()
         seconds["depth"] += t2 - t
+        d8 = depth_to_uint8(depth)
         arrays["region"][i] = region
-        arrays["depth"][i] = np.round(depth * 255).astype(np.uint8)
-        arrays["label"][i] = policy.fuse(region, depth, it.attack_type, it.landmarks)
+        arrays["depth"][i] = d8
+        arrays["label"][i] = policy.fuse(region, d8, it.attack_type, it.landmarks)
         meta["segmenter"][i] = how
         seconds["fuse"] += time.perf_counter() - t2
     t = time.perf_counter()

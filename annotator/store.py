@@ -8,7 +8,7 @@ resumes trust only committed shards. Works on any fsspec URL zarr accepts.
 from __future__ import annotations
 
 import json
-import math
+import uuid
 from dataclasses import dataclass
 
 import fsspec
@@ -96,6 +96,7 @@ def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str
                           dimension_names=("sample",))
     root.attrs.update({
         "schema_version": SCHEMA_VERSION,
+        "store_id": uuid.uuid4().hex,
         "label_channels": LABEL_CHANNELS,
         "region_names": REGION_NAMES,
         "status_codes": STATUS_CODES,
@@ -105,21 +106,50 @@ def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str
     return root
 
 
+class _Writer:
+    """Array handles of one store, opened once per process: a store's layout is fixed at creation,
+    and re-reading every array's metadata for each shard cost more than writing the shard."""
+
+    _cache: dict[str, "_Writer"] = {}
+
+    def __init__(self, url: str):
+        self.root = zarr.open_group(url, mode="r+")
+        self.arrays: dict[str, zarr.Array] = {}
+
+    @classmethod
+    def get(cls, url: str, store_id: str) -> "_Writer":
+        key = f"{url}\0{store_id}"  # a store re-created at the same url gets fresh handles
+        if key not in cls._cache:
+            cls._cache.clear()
+            cls._cache[key] = cls(url)
+        return cls._cache[key]
+
+    def __getitem__(self, name: str) -> zarr.Array:
+        if name not in self.arrays:
+            self.arrays[name] = self.root[name]
+        return self.arrays[name]
+
+
 def write_shard(url: str, shard: Shard, arrays: dict[str, np.ndarray], meta: dict[str, list],
-                protocols: dict[str, list[int]] | None = None, summary: dict | None = None) -> None:
-    """Write the rows of one shard, then its commit marker (last, so a crash leaves it uncommitted)."""
-    root = zarr.open_group(url, mode="r+")
-    sl = slice(shard.start, shard.stop)
+                protocols: dict[str, list[int]] | None = None, summary: dict | None = None,
+                store_id: str = "") -> None:
+    """Write the rows of one shard, then its commit marker (last, so a crash leaves it uncommitted).
+
+    store_id: attrs["store_id"] of the store, so cached handles never outlive an --overwrite of the url.
+    """
     n = shard.stop - shard.start
     for name, values in arrays.items():
         if values.shape[0] != n:
             raise ValueError(f"{name}: expected {n} rows for shard {shard.id}, got {values.shape[0]}")
-        root[name][sl] = values
+    w = _Writer.get(url, store_id)
+    sl = slice(shard.start, shard.stop)
+    for name, values in arrays.items():
+        w[name][sl] = values
     for col, values in meta.items():
-        arr = root[f"meta/{col}"]
-        root[f"meta/{col}"][sl] = _column(values, arr.dtype)
+        arr = w[f"meta/{col}"]
+        arr[sl] = _column(values, arr.dtype)
     for name, values in (protocols or {}).items():
-        root[f"protocols/{name}"][sl] = np.asarray(values, dtype=np.int8)
+        w[f"protocols/{name}"][sl] = np.asarray(values, dtype=np.int8)
     fs, path = _fs(url)
     fs.makedirs(f"{path}/{SHARDS_DIR}", exist_ok=True)
     fs.pipe(f"{path}/{shard.marker}", json.dumps({"id": shard.id, "start": shard.start, "stop": shard.stop,

@@ -23,7 +23,19 @@ def local_client(workers: int | None = None) -> Iterator["distributed.Client"]:
         logging.getLogger("distributed").setLevel(logging.ERROR)
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        # One worker per core: each worker's libraries must stay on one thread, or they fight over cores.
+        client.run(limit_threads, 1)
         yield client
+
+
+def limit_threads(n: int) -> None:
+    """Cap the threads of the native libraries of the per-frame stages in this process."""
+    import cv2
+
+    from annotator import decode
+
+    cv2.setNumThreads(n)
+    decode.DECODE_THREADS = n
 
 
 def run_bounded(client, fn: Callable, args: list[tuple], keys: list, on_done: Callable, window: int | None = None) -> None:

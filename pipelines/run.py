@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -97,8 +98,10 @@ def provenance(cfg: AnnotateConfig, command: str) -> dict:
 
 
 def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol_names: list[str],
-                  overwrite: bool, command: str) -> None:
-    """Create the store, or check that an existing one was made by the same settings (resume)."""
+                  overwrite: bool, command: str) -> str:
+    """Create the store, or check that an existing one was made by the same settings (resume).
+
+    Returns the store's id (attrs store_id)."""
     if store.exists(out):
         if overwrite:
             store.remove(out)
@@ -114,12 +117,13 @@ def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol
             if root["image"].shape[0] != len(refs):
                 raise AnnotatorError(f"{out} holds {root['image'].shape[0]} samples but the dataset now lists "
                                      f"{len(refs)}; pass --overwrite to start over")
-            return
+            return root.attrs["store_id"]
     extra = sorted({k for r in refs for k in r.extra})
-    store.create(out, len(refs), cfg.size, cfg.shard_size, extra,
+    root = store.create(out, len(refs), cfg.size, cfg.shard_size, extra,
                  {"config": cfg.to_dict(), "provenance": provenance(cfg, command), "attack_types": ATTACK_TYPES,
                   "policy": cfg.policy},
                  protocol_names)
+    return root.attrs["store_id"]
 
 
 def resolve(cfg: AnnotateConfig) -> tuple[AnnotateConfig, list[SampleRef], list[str]]:
@@ -134,7 +138,7 @@ def resolve(cfg: AnnotateConfig) -> tuple[AnnotateConfig, list[SampleRef], list[
 
 
 def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, workers: int | None = None,
-        scheduler: str = "processes", progress: bool = True, command: str = "") -> RunSummary:
+        scheduler: str = "processes", progress: bool = True, command: str = "", client=None) -> RunSummary:
     """Annotate the dataset of cfg into the store at `out`.
 
     scheduler: "processes" runs shards on a Dask LocalCluster of `workers` processes (default: the
@@ -142,7 +146,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, workers: int 
     """
     t0 = time.perf_counter()
     cfg, refs, protocol_names = resolve(cfg)
-    prepare_store(cfg, out, refs, protocol_names, overwrite, command)
+    store_id = prepare_store(cfg, out, refs, protocol_names, overwrite, command)
     shards = store.plan_shards(len(refs), cfg.shard_size)
     done = store.committed(out)
     todo = [s for s in shards if s.id not in done]
@@ -167,15 +171,15 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, workers: int 
     if scheduler == "sync":
         for shard, shard_refs in jobs:
             try:
-                collect(shard.id, run_shard(out, shard, shard_refs, cfg_dict, protocol_names), None)
+                collect(shard.id, run_shard(out, store_id, shard, shard_refs, cfg_dict, protocol_names), None)
             except Exception as e:
                 collect(shard.id, None, e)
     elif scheduler == "processes":
         from .cluster import local_client, run_bounded
 
-        with local_client(workers) as client:
-            run_bounded(client, run_shard, [(out, s, r, cfg_dict, protocol_names) for s, r in jobs],
-                        keys=[s.id for s, _ in jobs], on_done=collect)
+        args = [(out, store_id, s, r, cfg_dict, protocol_names) for s, r in jobs]
+        with contextlib.nullcontext(client) if client is not None else local_client(workers) as c:
+            run_bounded(c, run_shard, args, keys=[s.id for s, _ in jobs], on_done=collect)
     else:
         raise AnnotatorError(f"unknown scheduler {scheduler!r}; use processes or sync")
     bar.close()
