@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import fsspec
 import numpy as np
 import zarr
+from zarr.codecs import BloscCodec
 
 from .errors import AnnotatorError
 from .face.landmarks import N_LANDMARKS
@@ -84,8 +85,11 @@ def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str
     root = zarr.open_group(url, mode="w", zarr_format=3)
     for name, (shape, dtype, dims) in array_specs(size).items():
         fill = np.nan if dtype == "float32" else 0
+        # Photos compress poorly and slowly with zstd-3 (the default): bit-shuffled zstd-1 is 2x faster
+        # and smaller. Labels, depth and regions are mostly flat and stay on the default.
+        codecs = {"compressors": BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")} if name == "image" else {}
         root.create_array(name, shape=(n, *shape), chunks=(shard_size, *shape), dtype=dtype,
-                          fill_value=fill, dimension_names=dims)
+                          fill_value=fill, dimension_names=dims, **codecs)
     meta = root.create_group("meta")
     for col, dtype in {**META_COLUMNS, **{c: "str" for c in extra_columns}}.items():
         meta.create_array(col, shape=(n,), chunks=(shard_size,), dtype=dtype,
