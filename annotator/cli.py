@@ -39,7 +39,13 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--frames-per-video", type=int, default=10, show_default=True, help="Frames sampled evenly per video.")
 @click.option("--size", type=int, default=256, show_default=True, help="Side of the square face crop (multiple of 32).")
 @click.option("--box-scale", type=float, default=1.3, show_default=True, help="Crop side / landmark extent.")
-@click.option("--segmenter", type=str, default="geometry", show_default=True, help="Segmenter backend.")
+@click.option("--segmenter", type=str, default="geometry", show_default=True, help="Segmenter backend: geometry or sam.")
+@click.option("--sam-checkpoint", type=str, default=None, help="segment-anything checkpoint file (--segmenter sam).")
+@click.option("--sam-model", type=click.Choice(["vit_h", "vit_l", "vit_b"]), default=None,
+              help="SAM model type of the checkpoint [vit_h].")
+@click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present] (--segmenter sam).")
+@click.option("--sam-batch", type=int, default=None, help="Frames per SAM encoder call [8].")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the SAM encoder (persistent cache).")
 @click.option("--policy", "policy_file", type=str, default=None, help="TOML file overriding the attack-type policy.")
 @click.option("--limit", type=int, default=None, help="Annotate only the first N samples.")
 @click.option("--shard-size", type=int, default=None, help="Samples per shard (default: from the dataset size).")
@@ -48,8 +54,8 @@ def _setup_logging(verbose: int) -> None:
               help="processes: a Dask LocalCluster; sync: in this process (debugging).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
-def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, policy_file, limit, shard_size,
-        workers, scheduler, overwrite, verbose):
+def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
+        sam_batch, compile_, policy_file, limit, shard_size, workers, scheduler, overwrite, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
     from annotator.config import AnnotateConfig
@@ -63,9 +69,16 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, policy
     if workers is not None and workers < 1:
         raise AnnotatorError(f"--workers must be at least 1, got {workers}")
     policy = Policy.load(policy_file)
+    options = {k: v for k, v in {"checkpoint": sam_checkpoint, "model": sam_model}.items() if v is not None}
+    runtime = {k: v for k, v in {"device": device, "batch": sam_batch, "compile": compile_ or None}.items()
+               if v is not None}
+    if runtime and segmenter != "sam":
+        raise AnnotatorError("--device, --sam-batch and --compile only apply to --segmenter sam")
+    if segmenter == "sam":
+        _warn_if_sam_on_cpu(device)
     cfg = AnnotateConfig(dataset=dataset, root=root or "", frames_per_video=frames_per_video, size=size,
                          box_scale=box_scale, segmenter=segmenter, limit=limit, shard_size=shard_size,
-                         policy=policy.table)
+                         policy=policy.table, segmenter_options=options, runtime=runtime)
     command = " ".join(shlex.quote(a) for a in ["annotate"] + sys.argv[1:])
     summary = run_pipeline(cfg, out, overwrite=overwrite, workers=workers, scheduler=scheduler,
                            progress=True, command=command)
@@ -73,6 +86,13 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, policy
     click.echo(f"store: {out}")
     if summary.failed_shards:
         sys.exit(1)
+
+
+def _warn_if_sam_on_cpu(device: str | None) -> None:
+    from annotator.segment.sam.segmenter import resolve_device
+
+    if resolve_device(device).type == "cpu":
+        click.echo("note: SAM runs on the CPU here (no CUDA device): slow, meant for small jobs", err=True)
 
 
 @cli.command()

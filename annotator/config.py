@@ -23,6 +23,10 @@ class AnnotateConfig:
     limit: int | None = None
     shard_size: int | None = None  # None: chosen from the number of samples
     policy: dict = field(default_factory=dict)  # resolved policy table (labels.Policy.table)
+    # What the segmenter is built from (e.g. SAM checkpoint, model type, sha256): must match on resume.
+    segmenter_options: dict = field(default_factory=dict)
+    # How it runs (device, batch, compile): results agree across these, so a resume may change them.
+    runtime: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.frames_per_video < 1:
@@ -48,4 +52,4 @@ class AnnotateConfig:
     def differences(self, other: "AnnotateConfig") -> list[str]:
         """Names of the settings that differ (what a resume on an existing store must not change)."""
         a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if a[k] != b.get(k)]
+        return [k for k in a if k != "runtime" and a[k] != b.get(k)]

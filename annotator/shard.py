@@ -7,6 +7,7 @@ a non-zero status and an error text; only programming errors escape.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections import defaultdict
@@ -43,15 +44,20 @@ class ShardResult:
 
 
 @functools.lru_cache(maxsize=4)
-def _models(detector: str, landmarker: str, segmenter: str):
+def _models(detector: str, landmarker: str, segmenter: str, segmenter_kwargs: str):
     # Loaded once per process and reused by every shard that process runs.
-    return DETECTORS.create(detector), LANDMARKERS.create(landmarker), SEGMENTERS.create(segmenter)
+    return (DETECTORS.create(detector), LANDMARKERS.create(landmarker),
+            SEGMENTERS.create(segmenter, **json.loads(segmenter_kwargs)))
+
+
+def models_for(cfg: AnnotateConfig):
+    """(detector, landmarker, segmenter) of a config, cached per process."""
+    kwargs = {**cfg.segmenter_options, **cfg.runtime}
+    return _models(cfg.detector, cfg.landmarker, cfg.segmenter, json.dumps(kwargs, sort_keys=True))
 
 
 @functools.lru_cache(maxsize=4)
 def _policy(table_key: str) -> Policy:
-    import json
-
     return Policy.from_table(json.loads(table_key))
 
 
@@ -101,10 +107,8 @@ def output_crop(landmarks: np.ndarray, box_scale: float, size: int) -> np.ndarra
 
 
 def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
-    import json
-
     n, size = len(refs), cfg.size
-    detector, landmarker, segmenter = _models(cfg.detector, cfg.landmarker, cfg.segmenter)
+    detector, landmarker, segmenter = models_for(cfg)
     policy = _policy(json.dumps(cfg.policy, sort_keys=True))
     arrays = empty_rows(n, size)
     meta = {

@@ -19,7 +19,7 @@ from annotator.datasets import DATASETS
 from annotator.errors import AnnotatorError
 from annotator.labels import ATTACK_TYPES, Policy
 from annotator.samples import SampleRef, Status
-from annotator.segment import SEGMENTERS
+from annotator.segment import prepare_options
 
 from .tasks import run_shard
 
@@ -90,7 +90,7 @@ def provenance(cfg: AnnotateConfig, command: str) -> dict:
         "annotator_version": __version__,
         "packages": versions,
         "segmenter": cfg.segmenter,
-        "checkpoint_sha256": None,
+        "checkpoint_sha256": cfg.segmenter_options.get("sha256"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "python": sys.version.split()[0],
@@ -130,7 +130,7 @@ def resolve(cfg: AnnotateConfig) -> tuple[AnnotateConfig, list[SampleRef], list[
     """Validate the config before any work and fill in what depends on the dataset."""
     cfg.validate()
     Policy.from_table(cfg.policy)
-    SEGMENTERS.get(cfg.segmenter)
+    cfg = dataclasses.replace(cfg, segmenter_options=prepare_options(cfg.segmenter, cfg.segmenter_options))
     refs, protocol_names = enumerate_samples(cfg)
     if cfg.shard_size is None:
         cfg = dataclasses.replace(cfg, shard_size=auto_shard_size(len(refs)))

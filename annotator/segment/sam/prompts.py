@@ -1,0 +1,87 @@
+"""The mapping F from landmarks to SAM point prompts (paper 001, section 3.1).
+
+Each region gets positive points on its own landmarks and negative points on landmarks of the
+neighbouring regions; regions without landmarks inside them (hair, ears, neck) take positive
+points at the most interior pixels of their geometric prior. Attack types whose instrument is
+visible get one more prompt for the instrument surface: paper, screen or mask -> region 10
+(pai_surface), glasses or a patch over the eyes -> region 9 (occluder).
+
+All prompts of a frame have the same number of points (padding label -1, which SAM ignores) so
+that they go through the decoder in one call.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# region id -> (positive landmark indices, negative landmark indices); "prior" positives come
+# from the region's geometric prior instead.
+REGION_PROMPTS: dict[int, tuple[tuple[int, ...] | str, tuple[int, ...]]] = {
+    1: ((50, 280, 151, 199), (468, 473, 13)),  # skin: cheeks, forehead, chin | irises, inner lip
+    2: ((105, 334, 66, 296), (468, 473, 151)),  # brows | irises, forehead
+    3: ((468, 473, 159, 386), (105, 334, 50, 280)),  # eyes | brows, cheeks
+    4: ((1, 4, 195, 5), (50, 280, 13)),  # nose | cheeks, mouth
+    5: ((13, 14, 0, 17), (1, 152, 50)),  # mouth | nose tip, chin, cheek
+    6: ("prior", (151, 9, 1)),  # hair | forehead, nose
+    7: ("prior", (50, 280, 1)),  # ears | cheeks, nose
+    8: ("prior", (152, 1, 13)),  # neck | chin, nose, mouth
+}
+# Instrument prompts: (region id, positive landmarks, negative landmarks).
+INSTRUMENT_PROMPTS = {
+    "pai_surface": (10, (151, 1, 152, 234, 454), ()),
+    "occluder": (9, (468, 473, 168), (1, 152)),
+}
+INSTRUMENTS = {
+    "print": "pai_surface", "replay": "pai_surface", "paper_mask": "pai_surface", "rigid_mask": "pai_surface",
+    "flexible_mask": "pai_surface", "transparent_mask": "pai_surface", "fake_head": "pai_surface",
+    "glasses": "occluder", "partial_eye": "occluder",
+}
+N_PRIOR_POINTS = 3
+POINTS_PER_PROMPT = 9
+
+
+def interior_points(mask: np.ndarray, k: int) -> np.ndarray:
+    """k pixel centres (x, y) deep inside a bool mask: the distance-transform maximum, then the
+    maxima of what is left after blanking a disc around each pick. (0, 2) if the mask is empty."""
+    if not mask.any():
+        return np.zeros((0, 2), np.float32)
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    pts = []
+    for _ in range(k):
+        y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+        if dist[y, x] <= 0:
+            break
+        pts.append((x + 0.5, y + 0.5))
+        cv2.circle(dist, (int(x), int(y)), max(2, int(dist[y, x])), 0, -1)
+    return np.array(pts, np.float32)
+
+
+def build_prompts(landmarks: np.ndarray, priors: dict[int, np.ndarray], attack_type: str
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point prompts for one face, in the landmarks' pixel frame (crop pixels).
+
+    landmarks: (478, 3) float; priors: {region id: bool (S, S)} geometric priors.
+    Returns (points (R, P, 2) float32 XY, labels (R, P) int64 with 1 positive, 0 negative,
+    -1 padding, region ids (R,) int64). Regions whose prior is empty are left out.
+    """
+    prompts = []
+    for rid, (pos, neg) in REGION_PROMPTS.items():
+        if pos == "prior":
+            p = interior_points(priors.get(rid, np.zeros((1, 1), bool)), N_PRIOR_POINTS)
+        else:
+            p = landmarks[list(pos), :2]
+        if len(p):
+            prompts.append((rid, p, landmarks[list(neg), :2]))
+    inst = INSTRUMENTS.get(attack_type)
+    if inst:
+        rid, pos, neg = INSTRUMENT_PROMPTS[inst]
+        prompts.append((rid, landmarks[list(pos), :2], landmarks[list(neg), :2].reshape(-1, 2)))
+    r = len(prompts)
+    points = np.zeros((r, POINTS_PER_PROMPT, 2), np.float32)
+    labels = np.full((r, POINTS_PER_PROMPT), -1, np.int64)
+    for i, (_, pos, neg) in enumerate(prompts):
+        both = np.concatenate([pos, neg])[:POINTS_PER_PROMPT]
+        points[i, :len(both)] = both
+        labels[i, :len(both)] = (np.arange(len(both)) < len(pos)).astype(np.int64)
+    return points, labels, np.array([rid for rid, _, _ in prompts], np.int64)

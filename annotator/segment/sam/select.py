@@ -1,0 +1,94 @@
+"""Choosing among SAM's multimask outputs, and falling back to the geometry prior.
+
+Per prompt SAM proposes three masks (sub-part, part, whole). For a face region the agreement of
+a mask is its IoU with the region's geometric prior; for an instrument it is the share of the
+region it must cover (the face oval for a paper/screen/mask surface, the eyes for an occluder).
+The mask with the best agreement + 0.1 x SAM's predicted IoU wins (agreement decides, SAM's own
+quality estimate breaks near-ties). A region whose best agreement is below its threshold keeps
+its prior (an instrument is then left out). Overlaps are resolved by painting in a fixed
+priority: PAI surface first (under the face), then face/regions.PAINT_ORDER, occluder last (it
+sits in front of the eyes).
+
+All of it is torch, so masks stay on the device they were decoded on.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...face.regions import PAINT_ORDER
+
+PAI_SURFACE, OCCLUDER, SKIN, EYES = 10, 9, 1, 3
+# An occluder bigger than this many times the eyes+brows prior is not glasses but a failed mask.
+MAX_OCCLUDER_RATIO = 4.0
+
+
+def _overlap(masks: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(intersection, union) pixel counts of each mask (..., S, S) with ref (S, S)."""
+    inter = (masks & ref).flatten(-2).sum(-1).float()
+    union = (masks | ref).flatten(-2).sum(-1).float()
+    return inter, union
+
+
+def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list[int],
+                   priors: dict[int, torch.Tensor], min_agreement: float = 0.5,
+                   min_cover: float = 0.8) -> tuple[torch.Tensor, list[int], list[int]]:
+    """Compose one region-id map from SAM's proposals.
+
+    masks: bool (R, M, S, S) proposals in crop pixels; iou_pred: (R, M) SAM's predicted IoU;
+    region_ids: region id of each prompt; priors: {id: bool (S, S)} on the same device.
+    Returns (region map (S, S) uint8, ids taken from SAM, ids that fell back to the prior).
+    """
+    size = masks.shape[-1]
+    chosen: dict[int, torch.Tensor] = {}
+    from_sam, fell_back = [], []
+    empty = torch.zeros((size, size), dtype=torch.bool, device=masks.device)
+    for r, rid in enumerate(region_ids):
+        m = masks[r]
+        if rid == PAI_SURFACE:
+            ref = priors.get(SKIN, empty)
+            inter, _ = _overlap(m, ref)
+            agree = inter / ref.sum().clamp(min=1)
+            ok_shape = torch.ones_like(agree, dtype=torch.bool)
+            threshold = min_cover
+        elif rid == OCCLUDER:
+            ref = priors.get(EYES, empty)
+            inter, _ = _overlap(m, ref)
+            agree = inter / ref.sum().clamp(min=1)
+            band = ref | priors.get(2, empty)
+            ok_shape = m.flatten(-2).sum(-1) <= MAX_OCCLUDER_RATIO * band.sum()
+            threshold = min_cover
+        else:
+            ref = priors.get(rid, empty)
+            inter, union = _overlap(m, ref)
+            agree = inter / union.clamp(min=1)
+            ok_shape = torch.ones_like(agree, dtype=torch.bool)
+            threshold = min_agreement
+        score = torch.where(ok_shape, agree + 0.1 * iou_pred[r].float(), torch.full_like(agree, -1.0))
+        best = int(torch.argmax(score))
+        if bool(ok_shape[best]) and float(agree[best]) >= threshold:
+            chosen[rid] = m[best]
+            from_sam.append(rid)
+        else:
+            fell_back.append(rid)
+            if rid in priors and rid not in (PAI_SURFACE, OCCLUDER):
+                chosen[rid] = priors[rid]
+    for rid, prior in priors.items():  # regions SAM was not asked about keep their prior
+        if rid not in chosen and rid not in region_ids:
+            chosen[rid] = prior
+    out = torch.zeros((size, size), dtype=torch.uint8, device=masks.device)
+    order = [PAI_SURFACE] + [r for r in PAINT_ORDER] + [OCCLUDER]
+    for rid in order:
+        if rid in chosen:
+            out[chosen[rid]] = rid
+    return out, from_sam, fell_back
+
+
+def describe(from_sam: list[int], fell_back: list[int]) -> str:
+    """meta/segmenter text: 'sam', 'geometry', or 'sam+geometry:<fallbacks>/<regions>'."""
+    n = len(from_sam) + len(fell_back)
+    if not fell_back:
+        return "sam"
+    if not from_sam:
+        return "geometry"
+    return f"sam+geometry:{len(fell_back)}/{n}"

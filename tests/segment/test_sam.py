@@ -1,0 +1,237 @@
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from annotator.errors import AnnotatorError
+from annotator.face.regions import FACE_REGIONS, compose, region_priors
+from annotator.segment import prepare_options
+from annotator.segment.base import FaceItem
+from annotator.segment.sam.checkpoint import build_model, load_state_dict
+from annotator.segment.sam.prompts import build_prompts
+from annotator.segment.sam.segmenter import SamSegmenter
+from annotator.segment.sam.select import describe, select_regions
+from annotator.shard import output_crop
+from conftest import sync_config, tiny_sam
+
+
+@pytest.fixture(scope="module")
+def vit_b_checkpoint(tmp_path_factory):
+    """A vit_b state dict with random values, written like the official files."""
+    from segment_anything import sam_model_registry
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in sam_model_registry["vit_b"]().state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(s, generator=g) * 0.02 for k, s in shapes.items()}
+    path = tmp_path_factory.mktemp("ckpt") / "sam_vit_b_random.pth"
+    torch.save(state, path)
+    return path, state
+
+
+def test_checkpoint_loads_and_is_fingerprinted(vit_b_checkpoint):
+    path, state = vit_b_checkpoint
+    opts = prepare_options("sam", {"checkpoint": str(path), "model": "vit_b"})
+    assert opts["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    model = build_model("vit_b", load_state_dict(path, "vit_b"))
+    key = "mask_decoder.iou_token.weight"
+    assert torch.equal(model.state_dict()[key], state[key])
+    assert model.pixel_mean.flatten().tolist() == pytest.approx([123.675, 116.28, 103.53])
+
+
+def test_checkpoint_errors(tmp_path, vit_b_checkpoint):
+    path, state = vit_b_checkpoint
+    with pytest.raises(AnnotatorError, match="needs --sam-checkpoint"):
+        prepare_options("sam", {})
+    with pytest.raises(AnnotatorError, match="does not exist; download one"):
+        load_state_dict(tmp_path / "nope.pth", "vit_b")
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"\x00\x01 this is not a checkpoint")
+    with pytest.raises(AnnotatorError, match="not a loadable PyTorch checkpoint"):
+        load_state_dict(garbage, "vit_b")
+    other = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(2, 3, 3, 3)}, other)
+    with pytest.raises(AnnotatorError, match="not a SAM state dict"):
+        load_state_dict(other, "vit_b")
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"image_encoder.x": object()}, pickled)  # needs unpickling of code: refused by weights_only
+    with pytest.raises(AnnotatorError, match="not a loadable PyTorch checkpoint"):
+        load_state_dict(pickled, "vit_b")
+    with pytest.raises(AnnotatorError, match="is a vit_b checkpoint, but --sam-model is vit_h; pass --sam-model vit_b"):
+        load_state_dict(path, "vit_h")
+    broken = dict(state)
+    broken["mask_decoder.iou_token.weight"] = torch.zeros(2, 7)
+    del broken["prompt_encoder.no_mask_embed.weight"]
+    bad = tmp_path / "broken.pth"
+    torch.save(broken, bad)
+    with pytest.raises(AnnotatorError, match="does not fit vit_b: weights 1 missing .* 1 of wrong shape"):
+        load_state_dict(bad, "vit_b")
+    with pytest.raises(AnnotatorError, match="only apply to --segmenter sam"):
+        prepare_options("geometry", {"checkpoint": str(path)})
+
+
+@pytest.fixture(scope="module")
+def face_item(face_image, face_landmarks):
+    m = output_crop(face_landmarks, 1.3, 128)
+    lm = face_landmarks.copy()
+    lm[:, :2] = face_landmarks[:, :2] @ m[:, :2].T + m[:, 2]
+    lm[:, 2] *= m[0, 0]
+    return FaceItem(face_image, m, 128, lm, "print")
+
+
+def test_prompts_sit_on_their_regions(face_item):
+    priors = region_priors(face_item.landmarks, face_item.size)
+    for attack_type, instrument in (("bonafide", None), ("print", 10), ("partial_eye", 9)):
+        pts, labels, rids = build_prompts(face_item.landmarks, priors, attack_type)
+        assert pts.shape[0] == labels.shape[0] == len(rids) and pts.shape[1] == labels.shape[1]
+        assert rids[:8].tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
+        assert (rids[8:].tolist() == [instrument]) if instrument else len(rids) == 8
+        for r, rid in enumerate(rids[:8]):
+            pos = pts[r][labels[r] == 1]
+            neg = pts[r][labels[r] == 0]
+            assert len(pos) >= 1 and len(neg) >= 1
+            prior = priors[rid]
+            hit = [prior[min(int(y), 127), min(int(x), 127)] for x, y in pos]
+            # positives lie in the region (landmarks on a contour may sit on its edge pixel)
+            dil = np.zeros_like(prior)
+            ys, xs = np.nonzero(prior)
+            dil[np.clip(ys[:, None] + [-1, 0, 1], 0, 127), np.clip(xs[:, None] + [-1, 0, 1], 0, 127)] = True
+            assert all(dil[min(int(y), 127), min(int(x), 127)] for x, y in pos), (rid, hit)
+            composed = compose(priors, 128)  # skin is the oval under the features: judge negatives on the map
+            assert not any(composed[min(int(y), 127), min(int(x), 127)] == rid for x, y in neg), rid
+
+
+def test_selection_prefers_agreement_and_falls_back():
+    s = 32
+    prior = torch.zeros(s, s, dtype=torch.bool)
+    prior[8:24, 8:24] = True
+    eyes = torch.zeros(s, s, dtype=torch.bool)
+    eyes[12:14, 10:22] = True
+    priors = {1: prior, 3: eyes}
+    good = prior.clone()
+    good[8, 8] = False
+    masks = torch.stack([
+        torch.stack([torch.zeros(s, s, dtype=torch.bool), good, torch.ones(s, s, dtype=torch.bool)]),  # skin
+        torch.stack([torch.zeros(s, s, dtype=torch.bool)] * 3),  # eyes: nothing agrees -> prior
+        torch.stack([torch.ones(s, s, dtype=torch.bool)] * 3),  # occluder: too big -> left out
+    ])
+    iou = torch.tensor([[0.9, 0.1, 0.9], [0.9, 0.9, 0.9], [0.9, 0.9, 0.9]])
+    region, from_sam, fell = select_regions(masks, iou, [1, 3, 9], priors)
+    assert from_sam == [1] and fell == [3, 9]
+    assert region[8, 8] == 0 and region[9, 9] == 1 and region[12, 12] == 3 and (region == 9).sum() == 0
+    assert describe(from_sam, fell) == "sam+geometry:2/3"
+    assert describe([1, 2], []) == "sam" and describe([], [1]) == "geometry"
+
+
+def test_logits_land_in_crop_pixels(face_item):
+    seg = SamSegmenter(sam=tiny_sam(), device="cpu")
+    h, w = face_item.frame.shape[:2]
+    scale = seg.img_size / max(h, w)
+    # a logit map over the padded encoder input that is positive on frame pixels x in [200, 300)
+    low = 64
+    xs = (np.arange(low) + 0.5) * seg.img_size / low / scale  # frame x of each low-res column centre
+    logits = torch.full((1, 1, low, low), -10.0)
+    logits[..., (xs >= 200) & (xs < 300)] = 10.0
+    crop = seg.to_crop(logits, face_item.crop_matrix, scale, face_item.size)[0, 0] > 0
+    m = face_item.crop_matrix
+    cx = (np.arange(128) + 0.5 - m[0, 2]) / m[0, 0]  # frame x of each crop column
+    inside = (cx >= 200 + 5) & (cx < 300 - 5)
+    outside = (cx < 200 - 5) | (cx >= 300 + 5)
+    assert crop[:, inside].all() and not crop[:, outside].any()
+
+
+def test_sdpa_matches_the_reference_attention(face_image):
+    ref = SamSegmenter(sam=tiny_sam(), device="cpu", sdpa=False)
+    fast = SamSegmenter(sam=tiny_sam(), device="cpu", sdpa=True)
+    frames = [face_image, face_image[::2, ::2].copy()]
+    a, _ = ref.encode(frames)
+    b, _ = fast.encode(frames)
+    assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_batched_encoder_equals_one_by_one(face_image):
+    seg = SamSegmenter(sam=tiny_sam(), device="cpu", batch=3)
+    frames = [face_image, face_image[:, ::-1].copy(), face_image[40:, 20:].copy()]
+    batched, scales = seg.encode(frames)
+    seg.batch = 1
+    single, scales1 = seg.encode(frames)
+    assert scales == scales1
+    assert torch.allclose(batched, single, atol=1e-4)
+
+
+def test_segment_returns_region_maps(face_item):
+    seg = SamSegmenter(sam=tiny_sam(), device="cpu")
+    (region, how), = seg.segment([face_item])
+    assert region.shape == (128, 128) and region.dtype == np.uint8
+    assert how == "geometry" or how.startswith("sam")
+    assert np.isin(region, FACE_REGIONS).sum() > 0.2 * 128 * 128
+
+
+def test_random_sam_keeps_label_semantics(monkeypatch, tmp_path, sample_store):
+    """With random weights SAM agrees with nothing, so the fallback must reproduce the geometry labels."""
+    import annotator.shard as shard
+    from pipelines.run import run
+
+    real = shard.models_for
+    tiny = SamSegmenter(sam=tiny_sam(), device="cpu")
+    monkeypatch.setattr(shard, "models_for", lambda cfg: (*real(sync_config(dataset="sample", root=""))[:2], tiny))
+    out = str(tmp_path / "sam.zarr")
+    summary = run(sync_config(dataset="sample", root=""), out, scheduler="sync", progress=False)
+    assert summary.failed_samples == []
+    from annotator.store import verify
+
+    assert verify(out) == []
+    ref_url, _ = sample_store
+    a, b = zarr.open_group(out, mode="r"), zarr.open_group(ref_url, mode="r")
+    how = b["meta/segmenter"][:]
+    seg = a["meta/segmenter"][:]
+    assert all(h == "geometry" or h.startswith("sam") for h in seg)
+    label_a, label_b = a["label"][:], b["label"][:]
+    types = a["meta/attack_type"][:]
+    for i, t in enumerate(types):
+        if seg[i] == "geometry":  # every region fell back: the labels are exactly the geometry ones
+            np.testing.assert_array_equal(label_a[i], label_b[i])
+        if t == "bonafide":
+            assert label_a[i, 0].sum() == 0
+        if t in ("print", "replay"):
+            assert label_a[i, 1].sum() == 0 and label_a[i, 0].sum() > 0
+    assert how.tolist() == ["geometry"] * len(how)
+
+
+def test_cli_sam_run_records_the_checkpoint(vit_b_checkpoint, tmp_path):
+    """The real path: checkpoint validated, segmenter built by name in the run, sha256 in provenance."""
+    from click.testing import CliRunner
+
+    from annotator.cli import cli
+
+    path, _ = vit_b_checkpoint
+    out = tmp_path / "sam.zarr"
+    r = CliRunner().invoke(cli, ["run", "--dataset", "sample", "--out", str(out), "--segmenter", "sam",
+                                 "--sam-checkpoint", str(path), "--sam-model", "vit_b", "--device", "cpu",
+                                 "--limit", "1", "--scheduler", "sync"])
+    assert r.exit_code == 0, r.output
+    assert "SAM runs on the CPU" in r.output
+    root = zarr.open_group(str(out), mode="r")
+    assert root.attrs["provenance"]["checkpoint_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert root.attrs["config"]["segmenter_options"]["model"] == "vit_b"
+    how = root["meta/segmenter"][0]
+    assert how == "sam" or how == "geometry" or how.startswith("sam+geometry:")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--segmenter", "sam"], "needs --sam-checkpoint"),
+    (["--segmenter", "sam", "--sam-checkpoint", "/nonexistent/sam.pth"], "does not exist; download one"),
+    (["--device", "cpu"], "only apply to --segmenter sam"),
+    (["--segmenter", "sam", "--sam-checkpoint", "x.pth", "--device", "tpu"], "unknown --device 'tpu'"),
+])
+def test_cli_sam_errors_are_one_line(tmp_path, args, fragment):
+    from click.testing import CliRunner
+
+    from annotator.cli import cli
+
+    r = CliRunner().invoke(cli, ["run", "--dataset", "sample", "--out", str(tmp_path / "x.zarr"), *args])
+    lines = [l for l in r.output.splitlines() if l.strip() and not l.startswith("note:")]
+    assert r.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], r.output
+    assert not (tmp_path / "x.zarr").exists()
