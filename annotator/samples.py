@@ -22,7 +22,7 @@ class Status(enum.IntEnum):
 STATUS_CODES = {s.name.lower(): int(s) for s in Status}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SampleRef:
     """One row of the store before it is processed.
 

@@ -1,0 +1,39 @@
+"""Helpers shared by the adapters of the public datasets: native ids, list files, protocols."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import AnnotatorError
+from .base import safe_join
+
+SPLIT_CODE = {"train": 0, "dev": 1, "test": 2}
+
+
+def canonical(table: dict[str, str], native: str, dataset: str, where: str) -> str:
+    """The canonical attack type of a dataset-native PAI id; an unmapped id is an error, never a guess."""
+    try:
+        return table[native]
+    except KeyError:
+        raise AnnotatorError(f"{dataset}: {where}: native attack id {native!r} has no canonical mapping "
+                             f"(known: {', '.join(sorted(table))})") from None
+
+
+def read_lines(path: Path, dataset: str) -> list[str]:
+    """Non-empty, stripped lines of a list/protocol file; a missing file is a one-line error."""
+    if not path.is_file():
+        raise AnnotatorError(f"{dataset}: expected the file {path}; the dataset root looks incomplete "
+                             "(see `annotate datasets`)")
+    return [l.strip() for l in path.read_text(errors="replace").splitlines() if l.strip()]
+
+
+def list_entry(root: Path, entry: str, where: str) -> str:
+    """A path named in a list file, checked to stay inside root; returned as given (posix)."""
+    safe_join(root, entry, where)
+    return entry.replace("\\", "/")
+
+
+def require(path: Path, dataset: str, what: str) -> Path:
+    if not path.exists():
+        raise AnnotatorError(f"{dataset}: {what} {path} not found; is --root the top of the {dataset} distribution?")
+    return path
