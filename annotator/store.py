@@ -133,6 +133,20 @@ class _Writer:
             self.arrays[name] = self.root[name]
         return self.arrays[name]
 
+    def write_all(self, selection: slice, values: dict[str, np.ndarray]) -> None:
+        """All arrays' rows at once on zarr's event loop: one shard is ~30 small writes whose
+        latencies overlap this way (2x faster than one after the other). zarr<4's AsyncArray API."""
+        import asyncio
+
+        from zarr.core.sync import sync
+
+        handles = {k: self[k]._async_array for k in values}  # opened (synchronously) before the loop runs
+
+        async def write():
+            await asyncio.gather(*(handles[k].setitem(selection, v) for k, v in values.items()))
+
+        sync(write())
+
 
 def write_shard(url: str, shard: Shard, arrays: dict[str, np.ndarray], meta: dict[str, list],
                 protocols: dict[str, list[int]] | None = None, summary: dict | None = None,
@@ -147,13 +161,12 @@ def write_shard(url: str, shard: Shard, arrays: dict[str, np.ndarray], meta: dic
             raise ValueError(f"{name}: expected {n} rows for shard {shard.id}, got {values.shape[0]}")
     w = _Writer.get(url, store_id)
     sl = slice(shard.start, shard.stop)
-    for name, values in arrays.items():
-        w[name][sl] = values
+    writes = dict(arrays)
     for col, values in meta.items():
-        arr = w[f"meta/{col}"]
-        arr[sl] = _column(values, arr.dtype)
+        writes[f"meta/{col}"] = _column(values, w[f"meta/{col}"].dtype)
     for name, values in (protocols or {}).items():
-        w[f"protocols/{name}"][sl] = np.asarray(values, dtype=np.int8)
+        writes[f"protocols/{name}"] = np.asarray(values, dtype=np.int8)
+    w.write_all(sl, writes)
     fs, path = _fs(url)
     fs.makedirs(f"{path}/{SHARDS_DIR}", exist_ok=True)
     fs.pipe(f"{path}/{shard.marker}", json.dumps({"id": shard.id, "start": shard.start, "stop": shard.stop,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -100,9 +101,12 @@ def main() -> None:
             run(warm, str(tmp / "warm1.zarr"), scheduler="sync", progress=False)
             for label, sched in (("sync, 1 process", "sync"), (f"dask, {args.workers} workers", "processes")):
                 out = str(tmp / f"{sched}.zarr")
-                t = time.perf_counter()
+                t, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
                 summary = run(cfg, out, scheduler=sched, client=client, progress=False)
                 wall = time.perf_counter() - t
+                r1 = resource.getrusage(resource.RUSAGE_SELF)
+                client_cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+                print(f"  {label}: this (client) process used {client_cpu:.1f} s of CPU in {wall:.1f} s")
                 assert not summary.failed_shards, summary.report()
                 results[label] = (wall, summary.stage_seconds)
                 print(f"  {label}: {len(summary.failed_samples)} of {n} frames without a usable face")
@@ -110,7 +114,7 @@ def main() -> None:
         for label, (wall, stages) in results.items():
             total = sum(stages.values())
             share = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in stages.items())
-            print(f"  {label:18s} {n / wall:6.1f} frames/s  ({wall:.1f} s)   stages: {share}")
+            print(f"  {label:18s} {n / wall:6.1f} frames/s  ({wall:.1f} s, {total:.1f} s in stages)   stages: {share}")
         base, ours = results["sync, 1 process"][0], list(results.values())[1][0]
         print(f"  speed-up of dask over one process: {base / ours:.2f}x; target >= 40 frames/s: "
               f"{'MET' if n / ours >= 40 else 'NOT MET'}")

@@ -21,8 +21,13 @@ def local_client(workers: int | None = None) -> Iterator["distributed.Client"]:
     # The scheduler runs in this process and logs every worker start and stop at INFO; keep that for -vv.
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("distributed").setLevel(logging.ERROR)
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    import dask
+
+    # Workers' statistical profiler samples the task thread's Python stack every 10 ms: measurable on
+    # this per-frame Python-heavy workload, and nobody reads it in a batch job.
+    with dask.config.set({"distributed.worker.profile.enabled": False}), \
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                         silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         # One worker per core: each worker's libraries must stay on one thread, or they fight over cores.
         client.run(limit_threads, 1)
         yield client
