@@ -29,6 +29,7 @@ class SampleRef:
     `path` is absolute; `source` is the same path relative to the dataset root. For a video,
     `slot` is the k-th of `n_slots` frames sampled evenly over the video (the frame index itself
     is resolved at decode time, so enumeration never opens media); for an image `slot` is -1.
+    Rows of one video share their `extra`, `protocols` and `media` dicts (a million rows stay small).
     """
 
     sample_id: str
@@ -45,6 +46,8 @@ class SampleRef:
     n_slots: int = 1
     extra: dict[str, str] = field(default_factory=dict)
     protocols: dict[str, int] = field(default_factory=dict)
+    # How to decode when the extension does not say (e.g. HDF5 layouts); never written to meta.
+    media: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_video(self) -> bool:

@@ -13,13 +13,16 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .config import AnnotateConfig
 from .decode import DecodeError, read_image, read_video_frames
+from .decode_hdf5 import read_hdf5_frames, sensor_depth
 from .depth import render_depth
 from .face import DETECTORS, LANDMARKERS, N_LANDMARKS
 from .face.landmarks import square_crop_matrix, warp_crop
+from .face.regions import FACE_REGIONS
 from .labels import PYRAMID_SIZES, Policy, depth_to_uint8, pyramid
 from .samples import SampleRef, Status
 from .segment import SEGMENTERS, FaceItem
@@ -74,8 +77,11 @@ def empty_rows(n: int, size: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeError]]:
-    """(frame index, HWC uint8 RGB frame or DecodeError) per ref; each video decoded once."""
+def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeError, np.ndarray | None]]:
+    """(frame index, HWC uint8 RGB frame or DecodeError, sensor depth (H, W) or None) per ref.
+
+    Each video or HDF5 recording is opened once for all of its rows in the shard.
+    """
     out: list = [None] * len(refs)
     videos: dict[tuple[str, int], list[int]] = defaultdict(list)
     for i, r in enumerate(refs):
@@ -83,19 +89,24 @@ def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeErr
             videos[(r.path, r.n_slots)].append(i)
         else:
             try:
-                out[i] = (-1, read_image(r.path))
+                out[i] = (-1, read_image(r.path), None)
             except DecodeError as e:
-                out[i] = (-1, e)
+                out[i] = (-1, e, None)
     for (path, n_slots), rows in videos.items():
+        media = refs[rows[0]].media
         try:
-            indices, frames = read_video_frames(path, n_slots)
+            if media:
+                indices, frames, depths = read_hdf5_frames(path, n_slots, media)
+            else:
+                indices, frames = read_video_frames(path, n_slots)
+                depths = [None] * len(frames)
         except DecodeError as e:
             for i in rows:
-                out[i] = (-1, e)
+                out[i] = (-1, e, None)
             continue
         for i in rows:
             s = refs[i].slot
-            out[i] = (int(indices[s]), frames[s])
+            out[i] = (int(indices[s]), frames[s], depths[s])
     return out
 
 
@@ -127,6 +138,7 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
         "source": [r.source for r in refs],
         "n_faces": [0] * n,
         "face_score": [0.0] * n,
+        "depth_source": [""] * n,
     }
     for key in sorted({k for r in refs for k in r.extra}):
         meta[key] = [r.extra.get(key, "") for r in refs]
@@ -143,7 +155,8 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
 
     items: list[FaceItem] = []
     rows: list[int] = []
-    for i, (frame_index, frame) in enumerate(frames):
+    sensor: dict[int, np.ndarray] = {}  # row -> sensor depth cropped like the image
+    for i, (frame_index, frame, depth_frame) in enumerate(frames):
         meta["frame_index"][i] = frame_index
         if isinstance(frame, DecodeError):
             fail(i, Status.UNREADABLE, str(frame))
@@ -176,6 +189,8 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
             crop_lm[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
             crop_lm[:, 2] = lm[:, 2] * m[0, 0]
             arrays["image"][i] = warp_crop(frame, m, size)
+            if depth_frame is not None:
+                sensor[i] = warp_crop(depth_frame, m, size, interpolation=cv2.INTER_NEAREST)
             arrays["landmarks"][i] = crop_lm
             items.append(FaceItem(frame, m, size, crop_lm, refs[i].attack_type))
             rows.append(i)
@@ -188,7 +203,10 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
     seconds["segment"] += time.perf_counter() - t
     for i, it, (region, how) in zip(rows, items, segmented):
         t = time.perf_counter()
-        depth = render_depth(it.landmarks, size)
+        depth = sensor_depth(sensor[i], np.isin(region, FACE_REGIONS)) if i in sensor else None
+        meta["depth_source"][i] = "sensor" if depth is not None else "pseudo"
+        if depth is None:
+            depth = render_depth(it.landmarks, size)
         t2 = time.perf_counter()
         seconds["depth"] += t2 - t
         d8 = depth_to_uint8(depth)

@@ -54,7 +54,7 @@ def media_kind(path: Path) -> str | None:
 def refs_for_file(path: Path, root: Path, frames_per_video: int, **fields) -> list[SampleRef]:
     """The rows of one media file: one for an image, frames_per_video slots for a video."""
     source = path.relative_to(root).as_posix()
-    kind = media_kind(path)
+    kind = "video" if fields.get("media") else media_kind(path)  # HDF5 recordings are videos
     if kind == "video":
         return [SampleRef(sample_id=f"{source}#{k}", path=str(path), source=source, video_id=source,
                           slot=k, n_slots=frames_per_video, **fields) for k in range(frames_per_video)]

@@ -1,0 +1,140 @@
+"""WMCA in its preprocessed (RGB + CDIT HDF5 pairs) and raw layouts, built with h5py from a real face."""
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+import zarr
+
+from annotator.datasets import DATASETS
+from annotator.errors import AnnotatorError
+from annotator.samples import Status
+
+SIZE = 128
+
+
+def face_frame(face_image):
+    return cv2.resize(face_image[20:280, 110:370], (SIZE, SIZE), interpolation=cv2.INTER_AREA)  # HWC RGB
+
+
+def dome():
+    """Sensor distance: nearest (smallest) at the image centre; a corner without readings (0)."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    d = 100 + 0.01 * ((x - 64) ** 2 + (y - 64) ** 2)
+    d[:10, :10] = 0
+    return d.astype(np.uint8)
+
+
+def write_pair(root, stem, face, frames=(0, 1, 2, 3), depth_frames=(0, 1, 3)):
+    rel = f"WMCA/face-station/26.02.18/{stem}.hdf5"
+    rgb = root / "WMCA_preprocessed_RGB" / rel
+    rgb.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(rgb, "w") as f:
+        for i in frames:
+            f.create_dataset(f"Frame_{i}/array", data=face[..., ::-1].transpose(2, 0, 1))  # BGR CHW
+    if depth_frames is not None:
+        cdit = root / "WMCA_preprocessed_CDIT" / rel
+        cdit.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(cdit, "w") as f:
+            for i in depth_frames:
+                gray = face.mean(axis=2).astype(np.uint8)
+                f.create_dataset(f"Frame_{i}/array", data=np.stack([gray, dome(), gray, gray]))
+
+
+@pytest.fixture
+def wmca_root(tmp_path, face_image):
+    root = tmp_path / "WMCA"
+    face = face_frame(face_image)
+    write_pair(root, "001_01_001_0_00", face)
+    write_pair(root, "002_01_002_3_05", face)
+    write_pair(root, "003_01_003_2_09", face, depth_frames=None)
+    (root / "PROTOCOL-grandtest.csv").write_text(
+        "path,label,group\n"
+        "face-station/26.02.18/001_01_001_0_00,0,train\n"
+        "face-station/26.02.18/002_01_002_3_05,1,dev\n"
+        "face-station/26.02.18/003_01_003_2_09,1,eval\n")
+    (root / "protocols").mkdir()
+    (root / "protocols" / "PROTOCOL-LOO_prints.csv").write_text(
+        "face-station/26.02.18/001_01_001_0_00,0,eval\nface-station/26.02.18/003_01_003_2_09,1,train\n")
+    return root
+
+
+def test_enumeration_types_and_protocols(wmca_root):
+    adapter = DATASETS.create("wmca", root=str(wmca_root), frames_per_video=2)
+    assert adapter.protocol_names() == ["LOO_prints", "grandtest"]
+    refs = list(adapter.samples())
+    assert len(refs) == 6
+    by = {r.pai: r for r in refs if r.slot == 0}
+    assert (by["0_00"].attack_type, by["3_05"].attack_type, by["2_09"].attack_type) == ("bonafide", "replay", "paper_mask")
+    assert by["0_00"].protocols == {"grandtest": 0, "LOO_prints": 2}
+    assert by["3_05"].protocols == {"grandtest": 1, "LOO_prints": -1}
+    assert by["2_09"].protocols == {"grandtest": 2, "LOO_prints": 0}
+    assert by["0_00"].subject == "001" and by["0_00"].extra == {"session": "01", "presenter": "001"}
+    assert "depth_file" in by["0_00"].media and "depth_file" not in by["2_09"].media
+
+
+def test_canonical_table_spot_checks():
+    from annotator.datasets.wmca import PAI_TYPES
+
+    assert PAI_TYPES[(1, 10)] == "wig" and PAI_TYPES[(1, 16)] == "glasses" and PAI_TYPES[(1, 13)] == "rigid_mask"
+    assert PAI_TYPES[(2, 18)] == "flexible_mask" and PAI_TYPES[(2, 80)] == "flexible_mask"
+    assert PAI_TYPES[(3, 15)] == "replay" and PAI_TYPES[(3, 14)] == "print" and PAI_TYPES[(5, 3)] == "makeup"
+    assert (2, 50) not in PAI_TYPES and (0, 3) not in PAI_TYPES
+
+
+def test_errors(wmca_root, face_image, tmp_path):
+    write_pair(wmca_root, "004_01_004_0_07", face_frame(face_image))
+    with pytest.raises(AnnotatorError, match=r"\(0, 07\) has no canonical mapping"):
+        list(DATASETS.create("wmca", root=str(wmca_root)).samples())
+    (wmca_root / "PROTOCOL-bad.csv").write_text("../../secret,0,train\n")
+    with pytest.raises(AnnotatorError, match=r"without '\.\.'"):
+        DATASETS.create("wmca", root=str(wmca_root))
+    (wmca_root / "PROTOCOL-bad.csv").unlink()
+    (wmca_root / "PROTOCOL-grandtest.csv").unlink()
+    (wmca_root / "protocols" / "PROTOCOL-LOO_prints.csv").unlink()
+    with pytest.raises(AnnotatorError, match="no PROTOCOL-<name>.csv"):
+        DATASETS.create("wmca", root=str(wmca_root))
+
+
+def test_run_uses_the_sensor_depth(wmca_root, tmp_path):
+    from conftest import sync_config
+    from pipelines.run import run
+
+    out = str(tmp_path / "wmca.zarr")
+    run(sync_config(dataset="wmca", root=str(wmca_root), frames_per_video=2, size=128), out,
+        scheduler="sync", progress=False)
+    g = zarr.open_group(out, mode="r")
+    status, src = g["meta/status"][:], g["meta/depth_source"][:]
+    assert (status == Status.OK).all(), g["meta/error"][:]
+    pai = g["meta/pai"][:]
+    assert [s for p, s in zip(pai, src)] == ["sensor", "sensor", "sensor", "sensor", "pseudo", "pseudo"]
+    # frames present in both files are 0, 1, 3: two evenly sampled ones are 0 and 3
+    assert g["meta/frame_index"][:4].tolist() == [0, 3, 0, 3]
+    assert g["protocols/grandtest"][:].tolist() == [0, 0, 1, 1, 2, 2]
+    depth, region = g["depth"][0].astype(float), g["region"][0]
+    face = np.isin(region, (1, 2, 3, 4, 5))
+    assert (depth[~face] == 0).all() and (depth[face] > 0).mean() > 0.9
+    # the dome is nearest at the frame centre, which is near the face centre: depth falls outwards
+    ys, xs = np.nonzero(face)
+    dist = np.hypot(xs - xs.mean(), ys - ys.mean())
+    near, far = depth[ys[dist < np.percentile(dist, 20)], xs[dist < np.percentile(dist, 20)]].mean(), \
+        depth[ys[dist > np.percentile(dist, 80)], xs[dist > np.percentile(dist, 80)]].mean()
+    assert near > far + 30
+    label = g["label"][0]
+    assert label[0].sum() == 0 and (label[1][face] == g["depth"][0][face]).all()  # bona fide: live = D
+
+
+def test_raw_layout_stacks(tmp_path, face_image):
+    root = tmp_path / "raw"
+    p = root / "face-station" / "12.01.18" / "005_02_005_4_01.hdf5"
+    p.parent.mkdir(parents=True)
+    face = face_frame(face_image)
+    with h5py.File(p, "w") as f:
+        f.create_dataset("intelsr300_bgr", data=np.stack([face[..., ::-1]] * 5))
+    (root / "PROTOCOL-grandtest.csv").write_text("face-station/12.01.18/005_02_005_4_01,1,train\n")
+    refs = list(DATASETS.create("wmca", root=str(root), frames_per_video=2).samples())
+    assert [r.attack_type for r in refs] == ["replay", "replay"] and refs[0].media["kind"] == "stacks"
+    from annotator.shard import load_frames
+
+    (i0, f0, d0), (i1, f1, d1) = load_frames(refs)
+    assert (i0, i1) == (0, 4) and d0 is None and (f0 == face).all()
