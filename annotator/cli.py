@@ -46,6 +46,8 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present] (--segmenter sam).")
 @click.option("--sam-batch", type=int, default=None, help="Frames per SAM encoder call [8].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the SAM encoder (persistent cache).")
+@click.option("--use-dataset-faces", is_flag=True,
+              help="Use the face locations a dataset ships (Replay/MSU .face, OULU eye .txt) instead of the detector.")
 @click.option("--policy", "policy_file", type=str, default=None, help="TOML file overriding the attack-type policy.")
 @click.option("--limit", type=int, default=None, help="Annotate only the first N samples.")
 @click.option("--shard-size", type=int, default=None, help="Samples per shard (default: from the dataset size).")
@@ -55,7 +57,7 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
-        sam_batch, compile_, policy_file, limit, shard_size, workers, scheduler, overwrite, verbose):
+        sam_batch, compile_, use_dataset_faces, policy_file, limit, shard_size, workers, scheduler, overwrite, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
     from annotator.config import AnnotateConfig
@@ -78,7 +80,8 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_ch
         _warn_if_sam_on_cpu(device)
     cfg = AnnotateConfig(dataset=dataset, root=root or "", frames_per_video=frames_per_video, size=size,
                          box_scale=box_scale, segmenter=segmenter, limit=limit, shard_size=shard_size,
-                         policy=policy.table, segmenter_options=options, runtime=runtime)
+                         policy=policy.table, segmenter_options=options, runtime=runtime,
+                         use_dataset_faces=use_dataset_faces)
     command = " ".join(shlex.quote(a) for a in ["annotate"] + sys.argv[1:])
     summary = run_pipeline(cfg, out, overwrite=overwrite, workers=workers, scheduler=scheduler,
                            progress=True, command=command)

@@ -20,6 +20,7 @@ class AnnotateConfig:
     landmarker: str = "facemesh"
     segmenter: str = "geometry"
     min_face: int = 16  # smallest accepted face box side, frame pixels
+    use_dataset_faces: bool = False  # face locations shipped with the dataset instead of the detector
     limit: int | None = None
     shard_size: int | None = None  # None: chosen from the number of samples
     policy: dict = field(default_factory=dict)  # resolved policy table (labels.Policy.table)

@@ -22,6 +22,7 @@ from .decode_hdf5 import read_hdf5_frames, sensor_depth
 from .depth import render_depth
 from .face import DETECTORS, LANDMARKERS, N_LANDMARKS
 from .face.landmarks import square_crop_matrix, warp_crop
+from .face.annotations import box_for_frame
 from .face.regions import FACE_REGIONS
 from .labels import PYRAMID_SIZES, Policy, depth_to_uint8, pyramid
 from .samples import SampleRef, Status
@@ -95,7 +96,7 @@ def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeErr
     for (path, n_slots), rows in videos.items():
         media = refs[rows[0]].media
         try:
-            if media:
+            if media.get("kind"):
                 indices, frames, depths = read_hdf5_frames(path, n_slots, media)
             else:
                 indices, frames = read_video_frames(path, n_slots)
@@ -108,6 +109,18 @@ def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeErr
             s = refs[i].slot
             out[i] = (int(indices[s]), frames[s], depths[s])
     return out
+
+
+def dataset_faces(ref: SampleRef, frame_index: int) -> tuple[list, str] | None:
+    """([the dataset's face box], "dataset") when the sample ships face locations, else None."""
+    path = ref.media.get("faces")
+    if not path:
+        return None
+    try:
+        box = box_for_frame(path, ref.media.get("faces_format", "xywh"), frame_index)
+    except OSError:
+        return None
+    return ([box], "dataset") if box is not None else None
 
 
 def output_crop(landmarks: np.ndarray, box_scale: float, size: int) -> np.ndarray:
@@ -139,6 +152,7 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
         "n_faces": [0] * n,
         "face_score": [0.0] * n,
         "depth_source": [""] * n,
+        "face_source": [""] * n,
     }
     for key in sorted({k for r in refs for k in r.extra}):
         meta[key] = [r.extra.get(key, "") for r in refs]
@@ -166,10 +180,12 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
             continue
         try:
             t = time.perf_counter()
-            faces = detector(frame)
+            found = dataset_faces(refs[i], frame_index) if cfg.use_dataset_faces else None
+            faces, source = found if found is not None else (detector(frame), "detector")
             t2 = time.perf_counter()
             seconds["detect"] += t2 - t
             meta["n_faces"][i] = len(faces)
+            meta["face_source"][i] = source
             if not faces:
                 fail(i, Status.NO_FACE, "no face detected")
                 continue

@@ -30,6 +30,7 @@ META_COLUMNS = {
     "sample_id": "str", "video_id": "str", "frame_index": "int32", "subject": "str", "is_attack": "bool",
     "attack_type": "str", "pai": "str", "dataset": "str", "split": "str", "status": "int8", "error": "str",
     "segmenter": "str", "source": "str", "n_faces": "int16", "face_score": "float32", "depth_source": "str",
+    "face_source": "str",
 }
 
 

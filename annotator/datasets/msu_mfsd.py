@@ -9,6 +9,7 @@ from ..errors import AnnotatorError
 from ..samples import SampleRef
 from .base import DATASETS, refs_for_file, require_dir
 from .naming import canonical, read_lines, require
+from .replay_attack import face_file
 
 REAL = re.compile(r"^real_client(\d{3})_(android|laptop)_SD_scene01$")
 ATTACK = re.compile(r"^attack_client(\d{3})_(android|laptop)_SD_(\w+?)_scene01$")
@@ -22,7 +23,8 @@ class MsuMfsdAdapter:
     description = (
         "MSU-MFSD. ROOT/real/real_client<NNN>_<android|laptop>_SD_scene01.<mp4|mov>, ROOT/attack/attack_client"
         "<NNN>_<android|laptop>_SD_<ipad_video|iphone_video|printed_photo>_scene01.<ext>, and ROOT/"
-        "train_sub_list.txt, test_sub_list.txt (client ids). Writes protocols/train_test (no dev split); "
+        "train_sub_list.txt, test_sub_list.txt (client ids). <stem>.face (frame x y w h; format unverified) "
+        "beside a video or under face-locations/ serves --use-dataset-faces. Writes protocols/train_test (no dev split); "
         "meta camera."
     )
 
@@ -60,4 +62,5 @@ class MsuMfsdAdapter:
                 yield from refs_for_file(
                     path, self.root, self.k, is_attack=kind == "attack", attack_type=attack_type,
                     dataset=self.name, subject=client, pai=pai, split=split, extra={"camera": camera},
-                    protocols={"train_test": {"train": 0, "test": 2}.get(split, -1)})
+                    protocols={"train_test": {"train": 0, "test": 2}.get(split, -1)},
+                    media=face_file(self.root, path))

@@ -23,7 +23,7 @@ class OuluNpuAdapter:
     description = (
         "OULU-NPU. ROOT/Train_files, Dev_files, Test_files with <Phone>_<Session>_<User>_<File>.avi "
         "(File 1 real, 2-3 print, 4-5 replay), and ROOT/Protocols/Protocol_N/{Train,Dev,Test}[_k].txt "
-        "with lines 'label,video'. Writes protocols/Protocol_1, Protocol_2, Protocol_3_1..6, "
+        "with lines 'label,video'. Eye positions <stem>.txt beside a video serve --use-dataset-faces. Writes protocols/Protocol_1, Protocol_2, Protocol_3_1..6, "
         "Protocol_4_1..6; meta phone, session."
     )
 
@@ -67,7 +67,9 @@ class OuluNpuAdapter:
                 phone, session, user, file_id = m.groups()
                 attack_type = canonical(FILE_TYPES, file_id, self.name, str(path))
                 protocols = {n: self.protocols[n].get(path.stem, -1) for n in names}
+                eyes = path.with_suffix(".txt")
+                media = {"faces": str(eyes), "faces_format": "eyes"} if eyes.is_file() else {}
                 yield from refs_for_file(
                     path, self.root, self.k, is_attack=attack_type != "bonafide", attack_type=attack_type,
                     dataset=self.name, subject=user, pai=file_id, split=split,
-                    extra={"phone": phone, "session": session}, protocols=protocols)
+                    extra={"phone": phone, "session": session}, protocols=protocols, media=media)

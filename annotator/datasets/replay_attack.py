@@ -17,6 +17,15 @@ ATTACK = re.compile(r"^attack_(print|mobile|highdef)_client(\d{3})_session(\d{2}
 PROTOCOLS = ("grandtest", "print", "mobile", "highdef", "photo", "video")
 
 
+def face_file(root, video) -> dict:
+    """media entry of the video's `.face` file: face-locations/ mirroring the tree, flat, or beside it."""
+    rel = video.relative_to(root).with_suffix(".face")
+    for cand in (root / "face-locations" / rel, root / "face-locations" / rel.name, video.with_suffix(".face")):
+        if cand.is_file():
+            return {"faces": str(cand), "faces_format": "xywh"}
+    return {}
+
+
 @DATASETS.register("replay-attack")
 class ReplayAttackAdapter:
     name = "replay-attack"
@@ -24,7 +33,8 @@ class ReplayAttackAdapter:
         "Idiap Replay-Attack. ROOT/<train|devel|test>/real/client<NNN>_session01_webcam_authenticate_"
         "<light>_<take>.mov and ROOT/<group>/attack/<fixed|hand>/attack_<print|mobile|highdef>_client<NNN>_"
         "session01_<highdef|mobile>_<photo|video>_<light>.mov. print -> print; photo or video on a screen -> "
-        "replay. Writes protocols/grandtest, print, mobile, highdef, photo, video; meta light, support."
+        "replay. face-locations/[<group>/...]/<stem>.face (frame x y w h) serve --use-dataset-faces. "
+        "Writes protocols/grandtest, print, mobile, highdef, photo, video; meta light, support."
     )
 
     def __init__(self, root: str | None, frames_per_video: int = 10):
@@ -62,4 +72,5 @@ class ReplayAttackAdapter:
                     raise AnnotatorError(f"{path}: expected it under {group}/real/ or {group}/attack/<fixed|hand>/")
                 yield from refs_for_file(
                     path, self.root, self.k, is_attack=attack_type != "bonafide", attack_type=attack_type,
-                    dataset=self.name, subject=client, pai=pai, split=split, extra=extra, protocols=prot)
+                    dataset=self.name, subject=client, pai=pai, split=split, extra=extra, protocols=prot,
+                    media=face_file(self.root, path))
