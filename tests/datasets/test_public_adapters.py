@@ -186,3 +186,19 @@ def test_oulu_run_writes_protocols_and_status_rows(tmp_path, clip):
     assert p1.tolist() == expected
     assert sorted(k for k, _ in g["protocols"].arrays()) == ["Protocol_1", "Protocol_3_2"]
     assert g["meta/phone"][:].tolist() == ["1"] * len(src)
+
+
+def test_siw_mv2_protocol_lists(tmp_path, clip):
+    v2 = tmp_path / "siwmv2"
+    touch(v2 / "Live/007_live.mp4", clip)
+    touch(v2 / "Spoof/Print/010_p.mp4", clip)
+    touch(v2 / "Spoof/Replay/011_r.mp4", clip)
+    touch(v2 / "Protocols/Unknown_Print/train.txt", b"Live/007_live.mp4\nSpoof/Replay/011_r.mp4\n")
+    touch(v2 / "Protocols/Unknown_Print/test.txt", b"010_p 1\n")
+    adapter = DATASETS.create("siw-mv2", root=str(v2), frames_per_video=1)
+    assert adapter.protocol_names() == ["Unknown_Print"]
+    got = {r.source: r.protocols["Unknown_Print"] for r in adapter.samples()}
+    assert got == {"Live/007_live.mp4": 0, "Spoof/Print/010_p.mp4": 2, "Spoof/Replay/011_r.mp4": 0}
+    touch(v2 / "Protocols/Bad/dev.txt", b"../outside.mp4\n")
+    with pytest.raises(AnnotatorError, match=r"without '\.\.'"):
+        DATASETS.create("siw-mv2", root=str(v2))
