@@ -51,13 +51,23 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--policy", "policy_file", type=str, default=None, help="TOML file overriding the attack-type policy.")
 @click.option("--limit", type=int, default=None, help="Annotate only the first N samples.")
 @click.option("--shard-size", type=int, default=None, help="Samples per shard (default: from the dataset size).")
+@click.option("--cluster", type=click.Choice(["local", "cuda", "slurm", "none"]), default="local", show_default=True,
+              help="local: worker processes here; cuda: one worker per GPU (dask-cuda); slurm: workers as SLURM "
+                   "jobs (dask-jobqueue, --cluster-config); none: in this process (debugging).")
+@click.option("--scheduler", "scheduler_address", type=str, default=None,
+              help="Join an existing Dask scheduler at ADDRESS (e.g. tcp://10.0.0.5:8786) instead of --cluster.")
+@click.option("--cluster-config", type=str, default=None, help="TOML with [slurm] queue, walltime, cores, memory, "
+                                                                 "gpus_per_job, jobs (--cluster slurm).")
 @click.option("--workers", type=int, default=None, help="Local worker processes (default: one per core).")
-@click.option("--scheduler", type=click.Choice(["processes", "sync"]), default="processes", show_default=True,
-              help="processes: a Dask LocalCluster; sync: in this process (debugging).")
+@click.option("--retries", type=int, default=2, show_default=True, help="Retries of a shard that raises.")
+@click.option("--max-failure-rate", type=float, default=0.05, show_default=True,
+              help="Exit non-zero when more than this share of samples failed.")
+@click.option("--resume-failed", is_flag=True, help="Retry only the shards recorded as failed.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
-        sam_batch, compile_, use_dataset_faces, policy_file, limit, shard_size, workers, scheduler, overwrite, verbose):
+        sam_batch, compile_, use_dataset_faces, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, workers,
+        retries, max_failure_rate, resume_failed, overwrite, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
     from annotator.config import AnnotateConfig
@@ -83,11 +93,16 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_ch
                          policy=policy.table, segmenter_options=options, runtime=runtime,
                          use_dataset_faces=use_dataset_faces)
     command = " ".join(shlex.quote(a) for a in ["annotate"] + sys.argv[1:])
-    summary = run_pipeline(cfg, out, overwrite=overwrite, workers=workers, scheduler=scheduler,
-                           progress=True, command=command)
+    if not 0.0 <= max_failure_rate <= 1.0:
+        raise AnnotatorError(f"--max-failure-rate must be in [0, 1], got {max_failure_rate}")
+    summary = run_pipeline(cfg, out, overwrite=overwrite, cluster=cluster, workers=workers,
+                           scheduler=scheduler_address, cluster_config=cluster_config, retries=retries,
+                           resume_failed=resume_failed, progress=True, command=command)
     click.echo(summary.report())
     click.echo(f"store: {out}")
-    if summary.failed_shards:
+    if summary.failure_rate > max_failure_rate:
+        click.echo(f"Error: {100 * summary.failure_rate:.1f}% of samples failed, more than --max-failure-rate "
+                   f"{100 * max_failure_rate:.1f}%", err=True)
         sys.exit(1)
 
 

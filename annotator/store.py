@@ -180,6 +180,37 @@ def _column(values: list, dtype) -> np.ndarray:
     return np.array([str(v) for v in values], dtype=object)
 
 
+FAILED_DIR = "_failed"
+
+
+def mark_failed(url: str, shard_id: int, error: str) -> None:
+    """Record that a shard failed after its retries (cleared when it commits)."""
+    fs, path = _fs(url)
+    fs.makedirs(f"{path}/{FAILED_DIR}", exist_ok=True)
+    fs.pipe(f"{path}/{FAILED_DIR}/{shard_id:06d}.json", json.dumps({"id": shard_id, "error": error}).encode())
+
+
+def clear_failed(url: str, shard_id: int) -> None:
+    fs, path = _fs(url)
+    p = f"{path}/{FAILED_DIR}/{shard_id:06d}.json"
+    if fs.exists(p):
+        fs.rm(p)
+
+
+def failed(url: str) -> dict[int, str]:
+    """Shards recorded as failed: id -> error text."""
+    fs, path = _fs(url)
+    base = f"{path}/{FAILED_DIR}"
+    if not fs.exists(base):
+        return {}
+    out = {}
+    for f in fs.ls(base, detail=False):
+        if f.endswith(".json"):
+            info = json.loads(fs.cat_file(f))
+            out[int(info["id"])] = info["error"]
+    return out
+
+
 def committed(url: str) -> dict[int, dict]:
     """Commit markers present: shard id -> marker content."""
     fs, path = _fs(url)

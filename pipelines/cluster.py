@@ -1,36 +1,24 @@
-"""Dask cluster setup and the bounded submission loop."""
+"""Dask clusters (local processes, one worker per GPU, SLURM jobs, or an existing scheduler) and
+the bounded submission loop. No home-made cluster code: distributed, dask-cuda and dask-jobqueue."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import tomllib
 from typing import Callable, Iterator
+
+from annotator.errors import AnnotatorError
+
+CLUSTERS = ("local", "cuda", "slurm")
+SLURM_KEYS = {"queue": str, "walltime": str, "cores": int, "memory": str, "gpus_per_job": int, "jobs": int,
+              "account": str, "processes": int, "python": str, "local_directory": str, "job_extra": list}
+SLURM_REQUIRED = ("queue", "walltime", "cores", "memory", "jobs")
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-@contextlib.contextmanager
-def local_client(workers: int | None = None) -> Iterator["distributed.Client"]:
-    """A LocalCluster of single-threaded worker processes (MediaPipe graphs are not thread-safe)."""
-    from distributed import Client, LocalCluster
-
-    n = workers or default_workers()
-    # The scheduler runs in this process and logs every worker start and stop at INFO; keep that for -vv.
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        logging.getLogger("distributed").setLevel(logging.ERROR)
-    import dask
-
-    # Workers' statistical profiler samples the task thread's Python stack every 10 ms: measurable on
-    # this per-frame Python-heavy workload, and nobody reads it in a batch job.
-    with dask.config.set({"distributed.worker.profile.enabled": False}), \
-            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                         silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        # One worker per core: each worker's libraries must stay on one thread, or they fight over cores.
-        client.run(limit_threads, 1)
-        yield client
 
 
 def limit_threads(n: int) -> None:
@@ -43,24 +31,139 @@ def limit_threads(n: int) -> None:
     decode.DECODE_THREADS = n
 
 
-def run_bounded(client, fn: Callable, args: list[tuple], keys: list, on_done: Callable, window: int | None = None) -> None:
+def _quiet() -> None:
+    # The scheduler runs in this process and logs every worker start and stop at INFO; keep that for -vv.
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+
+
+def _dask_config():
+    import dask
+
+    # Workers' statistical profiler samples the task thread's Python stack every 10 ms: measurable on
+    # this per-frame Python-heavy workload, and nobody reads it in a batch job.
+    return dask.config.set({"distributed.worker.profile.enabled": False})
+
+
+@contextlib.contextmanager
+def local_client(workers: int | None = None, resources: dict | None = None) -> Iterator["distributed.Client"]:
+    """A LocalCluster of single-threaded worker processes (MediaPipe graphs are not thread-safe)."""
+    from distributed import Client, LocalCluster
+
+    _quiet()
+    n = workers or default_workers()
+    with _dask_config(), LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                      silence_logs=logging.ERROR, resources=resources) as cluster, \
+            Client(cluster) as client:
+        # One worker per core: each worker's libraries must stay on one thread, or they fight over cores.
+        client.run(limit_threads, 1)
+        yield client
+
+
+def read_slurm_config(path: str) -> dict:
+    """The [slurm] settings of a TOML file (queue, walltime, cores, memory, gpus_per_job, jobs, ...)."""
+    try:
+        table = tomllib.loads(open(path).read())
+    except FileNotFoundError:
+        raise AnnotatorError(f"--cluster-config {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise AnnotatorError(f"--cluster-config {path} is not valid TOML: {e}") from None
+    conf = table.get("slurm", table)
+    unknown = sorted(set(conf) - set(SLURM_KEYS))
+    if unknown:
+        raise AnnotatorError(f"--cluster-config {path}: unknown key(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(SLURM_KEYS)}")
+    missing = [k for k in SLURM_REQUIRED if k not in conf]
+    if missing:
+        raise AnnotatorError(f"--cluster-config {path}: missing {', '.join(missing)}")
+    for k, v in conf.items():
+        if not isinstance(v, SLURM_KEYS[k]):
+            raise AnnotatorError(f"--cluster-config {path}: {k} must be a {SLURM_KEYS[k].__name__}, got {v!r}")
+    return conf
+
+
+def slurm_cluster(conf: dict):
+    """A dask-jobqueue SLURMCluster from read_slurm_config's dict; workers advertise their GPUs."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise AnnotatorError("--cluster slurm needs dask-jobqueue: pip install dask-jobqueue") from None
+    gpus = conf.get("gpus_per_job", 0)
+    processes = conf.get("processes", max(1, gpus) if gpus else 1)
+    extra = list(conf.get("job_extra", []))
+    if gpus:
+        extra.append(f"--gres=gpu:{gpus}")
+    kwargs = dict(queue=conf["queue"], walltime=conf["walltime"], cores=conf["cores"], memory=conf["memory"],
+                  processes=processes, job_extra_directives=extra,
+                  worker_extra_args=["--resources", f"GPU={max(1, gpus // processes)}"] if gpus else [])
+    for key in ("account", "python", "local_directory"):
+        if key in conf:
+            kwargs[key] = conf[key]
+    return SLURMCluster(**kwargs)
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None = None, cluster: str = "local", workers: int | None = None,
+            cluster_config: str | None = None) -> Iterator["distributed.Client"]:
+    """A Client for the chosen cluster: an existing scheduler address, or one started here."""
+    from distributed import Client
+
+    if scheduler:
+        _quiet()
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as e:
+            raise AnnotatorError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        with client:
+            yield client
+        return
+    if cluster == "local":
+        with local_client(workers) as client:
+            yield client
+    elif cluster == "cuda":
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            raise AnnotatorError("--cluster cuda needs dask-cuda: pip install dask-cuda") from None
+        _quiet()
+        with _dask_config(), LocalCUDACluster(threads_per_worker=1, resources={"GPU": 1}) as c, Client(c) as client:
+            yield client
+    elif cluster == "slurm":
+        if not cluster_config:
+            raise AnnotatorError("--cluster slurm needs --cluster-config FILE (queue, walltime, cores, memory, jobs)")
+        conf = read_slurm_config(cluster_config)
+        _quiet()
+        with _dask_config(), slurm_cluster(conf) as c:
+            c.scale(jobs=conf["jobs"])
+            with Client(c) as client:
+                yield client
+    else:
+        raise AnnotatorError(f"unknown --cluster {cluster!r}; choose one of {', '.join(CLUSTERS)}")
+
+
+def has_resource(client, name: str) -> bool:
+    return any(name in (w.get("resources") or {}) for w in client.scheduler_info()["workers"].values())
+
+
+def run_bounded(client, fn: Callable, args: list[tuple], keys: list, on_done: Callable, window: int | None = None,
+                retries: int = 0, resources: dict | None = None) -> None:
     """Submit fn(*a) for each a with at most `window` tasks in flight (default: 2 per worker thread).
 
-    on_done(key, result, error) is called in completion order; a task that raises does not stop the rest.
+    A task that raises is retried `retries` times by Dask; on_done(key, result, error) is called in
+    completion order; a task that still fails does not stop the rest.
     """
     from distributed import as_completed
 
     window = window or 2 * max(1, sum(client.nthreads().values()))
     pending = iter(zip(keys, args))
     futures = {}
-
     ac = as_completed()
 
     def submit_next() -> None:
         nxt = next(pending, None)
         if nxt is not None:
             key, a = nxt
-            fut = client.submit(fn, *a, pure=False)
+            fut = client.submit(fn, *a, pure=False, retries=retries, resources=resources)
             futures[fut] = key
             ac.add(fut)
 

@@ -21,6 +21,7 @@ from annotator.labels import ATTACK_TYPES, Policy
 from annotator.samples import SampleRef, Status
 from annotator.segment import prepare_options
 
+from . import lock
 from .tasks import run_shard
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,11 @@ class RunSummary:
     failed_shards: list = field(default_factory=list)  # [shard id, error]
     seconds: float = 0.0
     stage_seconds: dict = field(default_factory=dict)
+    failed_rows: int = 0  # rows of failed shards (not written at all)
+
+    @property
+    def failure_rate(self) -> float:
+        return (len(self.failed_samples) + self.failed_rows) / max(1, self.n_samples)
 
     @property
     def by_status(self) -> Counter:
@@ -53,7 +59,10 @@ class RunSummary:
             if len(self.failed_samples) > 10:
                 lines.append(f"  ... and {len(self.failed_samples) - 10} more (see meta/status and meta/error)")
         for sid, err in self.failed_shards:
-            lines.append(f"shard {sid} FAILED: {err}")
+            lines.append(f"shard {sid} FAILED after retries: {err}")
+        if self.failed_shards:
+            lines.append(f"{len(self.failed_shards)} shard(s) failed ({self.failed_rows} samples): fix the cause, "
+                         "then rerun the same command (or add --resume-failed to retry only those)")
         return "\n".join(lines)
 
 
@@ -137,53 +146,84 @@ def resolve(cfg: AnnotateConfig) -> tuple[AnnotateConfig, list[SampleRef], list[
     return cfg, refs, protocol_names
 
 
-def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, workers: int | None = None,
-        scheduler: str = "processes", progress: bool = True, command: str = "", client=None) -> RunSummary:
-    """Annotate the dataset of cfg into the store at `out`.
+def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str = "local",
+        workers: int | None = None, scheduler: str | None = None, cluster_config: str | None = None,
+        client=None, retries: int = 2, resume_failed: bool = False, progress: bool = True,
+        command: str = "") -> RunSummary:
+    """Annotate the dataset of cfg into the store at `out` (a path or fsspec URL).
 
-    scheduler: "processes" runs shards on a Dask LocalCluster of `workers` processes (default: the
-    cores); "sync" runs them in this process (tests, debugging). Committed shards are skipped.
+    Where shards run: a given Dask `client`; else a `scheduler` address to join; else `cluster`:
+    "local" (LocalCluster of `workers` processes, default one per core), "cuda" (one worker per GPU),
+    "slurm" (dask-jobqueue from `cluster_config`), or "none" (in this process: tests, debugging).
+    Committed shards are skipped; a shard that raises is retried `retries` times, then recorded as
+    failed (`resume_failed` reruns only those). One run per store at a time (pipelines/lock.py).
     """
     t0 = time.perf_counter()
+    if retries < 0:
+        raise AnnotatorError(f"--retries must be at least 0, got {retries}")
     cfg, refs, protocol_names = resolve(cfg)
+    lock.check_free(out)  # before --overwrite may delete anything
     store_id = prepare_store(cfg, out, refs, protocol_names, overwrite, command)
     shards = store.plan_shards(len(refs), cfg.shard_size)
     done = store.committed(out)
-    todo = [s for s in shards if s.id not in done]
+    failed_before = store.failed(out)
+    todo = [s for s in shards if s.id not in done and (not resume_failed or s.id in failed_before)]
     summary = RunSummary(len(refs), len(shards), skipped_shards=len(shards) - len(todo))
     for marker in done.values():
         summary.failed_samples += marker.get("failed", [])
+    if resume_failed:  # the shards not retried keep their failure in the summary
+        summary.failed_shards += [[i, e] for i, e in failed_before.items() if i not in {s.id for s in todo}]
     cfg_dict = cfg.to_dict()
     jobs = [(s, refs[s.start:s.stop]) for s in todo]
     from tqdm import tqdm
 
     bar = tqdm(total=sum(len(r) for _, r in jobs), unit="frame", desc="annotate", disable=not progress)
+    sizes = {s.id: s.stop - s.start for s in shards}
+    with lock.StoreLock(out) as held:
+        last_beat = [time.time()]
 
-    def collect(shard_id: int, result: dict | None, error: BaseException | None) -> None:
-        if error is not None:
-            summary.failed_shards.append([shard_id, f"{type(error).__name__}: {error}"])
-            return
-        summary.failed_samples += result["failed"]
-        for k, v in result["seconds"].items():
-            summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + v
-        bar.update(result["n"])
-
-    if scheduler == "sync":
-        for shard, shard_refs in jobs:
-            try:
-                collect(shard.id, run_shard(out, store_id, shard, shard_refs, cfg_dict, protocol_names), None)
-            except Exception as e:
-                collect(shard.id, None, e)
-    elif scheduler == "processes":
-        from .cluster import local_client, run_bounded
+        def collect(shard_id: int, result: dict | None, error: BaseException | None) -> None:
+            if time.time() - last_beat[0] > 30:
+                held.beat()
+                last_beat[0] = time.time()
+            if error is not None:
+                message = f"{type(error).__name__}: {error}"
+                summary.failed_shards.append([shard_id, message])
+                store.mark_failed(out, shard_id, message)
+                return
+            store.clear_failed(out, shard_id)
+            summary.failed_samples += result["failed"]
+            for k, v in result["seconds"].items():
+                summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + v
+            bar.update(result["n"])
 
         args = [(out, store_id, s, r, cfg_dict, protocol_names) for s, r in jobs]
-        with contextlib.nullcontext(client) if client is not None else local_client(workers) as c:
-            run_bounded(c, run_shard, args, keys=[s.id for s, _ in jobs], on_done=collect)
-    else:
-        raise AnnotatorError(f"unknown scheduler {scheduler!r}; use processes or sync")
-    bar.close()
-    if len(store.committed(out)) == len(shards):
-        store.finalize(out)
+        if client is None and scheduler is None and cluster == "none":
+            for a in args:
+                for attempt in range(retries + 1):
+                    try:
+                        result = run_shard(*a)
+                    except Exception as e:
+                        if attempt == retries:
+                            collect(a[2].id, None, e)
+                        continue
+                    collect(a[2].id, result, None)
+                    break
+        else:
+            from .cluster import connect, has_resource, run_bounded
+
+            ctx = contextlib.nullcontext(client) if client is not None else connect(scheduler, cluster, workers,
+                                                                                    cluster_config)
+            with ctx as c:
+                if getattr(c, "dashboard_link", None) and progress:
+                    tqdm.write(f"Dask dashboard: {c.dashboard_link}")
+                wants_gpu = cfg.segmenter == "sam" and cfg.runtime.get("device", "cuda") != "cpu"
+                resources = {"GPU": 1} if wants_gpu and has_resource(c, "GPU") else None
+                run_bounded(c, run_shard, args, keys=[s.id for s, _ in jobs], on_done=collect,
+                            retries=retries, resources=resources)
+        bar.close()
+        if len(store.committed(out)) == len(shards):
+            store.finalize(out)
+    summary.failed_rows = sum(sizes[i] for i, _ in summary.failed_shards)
     summary.seconds = time.perf_counter() - t0
     return summary

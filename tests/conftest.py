@@ -45,7 +45,7 @@ def sample_store(tmp_path_factory):
     from pipelines.run import run
 
     out = str(tmp_path_factory.mktemp("stores") / "sample.zarr")
-    summary = run(sync_config(dataset="sample", root=""), out, scheduler="sync", progress=False)
+    summary = run(sync_config(dataset="sample", root=""), out, cluster="none", progress=False)
     return out, summary
 
 

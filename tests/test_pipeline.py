@@ -57,7 +57,7 @@ def test_dask_equals_in_process(sample_store, tmp_path):
 
     url, _ = sample_store
     out = str(tmp_path / "dask.zarr")
-    summary = run(sync_config(dataset="sample", root=""), out, scheduler="processes", workers=2, progress=False)
+    summary = run(sync_config(dataset="sample", root=""), out, cluster="local", workers=2, progress=False)
     assert summary.failed_shards == []
     a, b = zarr.open_group(url, mode="r"), zarr.open_group(out, mode="r")
     for name in ("image", "label", "depth", "region", "landmarks", "pyramid/8", "pyramid/1"):
@@ -74,14 +74,14 @@ def test_rerun_resumes_and_config_change_is_refused(sample_store, tmp_path):
     url, _ = sample_store
     copy = str(tmp_path / "copy.zarr")
     shutil.copytree(url, copy)
-    summary = run(sync_config(dataset="sample", root=""), copy, scheduler="sync", progress=False)
+    summary = run(sync_config(dataset="sample", root=""), copy, cluster="none", progress=False)
     assert summary.skipped_shards == summary.n_shards
     with pytest.raises(AnnotatorError, match=r"different settings \(size\)"):
-        run(sync_config(dataset="sample", root="", size=128), copy, scheduler="sync", progress=False)
+        run(sync_config(dataset="sample", root="", size=128), copy, cluster="none", progress=False)
     # a removed marker means that shard is redone, and only that one
     import os
 
     os.remove(os.path.join(copy, "_shards", "000003.json"))
-    summary = run(sync_config(dataset="sample", root=""), copy, scheduler="sync", progress=False)
+    summary = run(sync_config(dataset="sample", root=""), copy, cluster="none", progress=False)
     assert summary.skipped_shards == summary.n_shards - 1
     np.testing.assert_array_equal(zarr.open_group(copy)["label"][:], zarr.open_group(url)["label"][:])

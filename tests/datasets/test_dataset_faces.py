@@ -61,7 +61,7 @@ def test_replay_face_locations_replace_the_detector(tmp_path, clip_faces):
     _replay_tree(root, clip, good, bad)
     out = str(tmp_path / "r.zarr")
     run(sync_config(dataset="replay-attack", root=str(root), frames_per_video=2, use_dataset_faces=True), out,
-        scheduler="sync", progress=False)
+        cluster="none", progress=False)
     g = zarr.open_group(out, mode="r")
     assert g.attrs["config"]["use_dataset_faces"] is True
     assert g["meta/face_source"][:].tolist() == ["dataset"] * 4
@@ -69,7 +69,7 @@ def test_replay_face_locations_replace_the_detector(tmp_path, clip_faces):
     assert status[:2] == [Status.OK, Status.OK]
     assert status[2:] == [Status.NO_LANDMARKS, Status.NO_LANDMARKS]  # the bad box was used, not the detector
     out2 = str(tmp_path / "d.zarr")
-    run(sync_config(dataset="replay-attack", root=str(root), frames_per_video=2), out2, scheduler="sync", progress=False)
+    run(sync_config(dataset="replay-attack", root=str(root), frames_per_video=2), out2, cluster="none", progress=False)
     g2 = zarr.open_group(out2, mode="r")
     assert g2["meta/face_source"][:].tolist() == ["detector"] * 4 and (g2["meta/status"][:] == 0).all()
     # with the true box the landmarks match the detector's run closely
@@ -90,7 +90,7 @@ def test_oulu_eye_files(tmp_path, clip_faces):
     (root / "Protocols" / "Protocol_1" / "Train.txt").write_text("+1,1_1_01_1\n")
     out = str(tmp_path / "o.zarr")
     run(sync_config(dataset="oulu-npu", root=str(root), frames_per_video=2, use_dataset_faces=True), out,
-        scheduler="sync", progress=False)
+        cluster="none", progress=False)
     g = zarr.open_group(out, mode="r")
     assert g["meta/face_source"][:].tolist() == ["dataset", "dataset"]
     assert (g["meta/status"][:] == 0).all()

@@ -172,7 +172,7 @@ def test_oulu_run_writes_protocols_and_status_rows(tmp_path, clip):
     (root / "Train_files" / "1_3_02_2.avi").write_bytes(clip[: len(clip) // 5])  # truncated
     (root / "Train_files" / "1_3_02_5.avi").write_bytes(b"")  # empty file
     out = str(tmp_path / "oulu.zarr")
-    run(sync_config(dataset="oulu-npu", root=str(root), frames_per_video=2), out, scheduler="sync", progress=False)
+    run(sync_config(dataset="oulu-npu", root=str(root), frames_per_video=2), out, cluster="none", progress=False)
     g = zarr.open_group(out, mode="r")
     src, status = g["meta/source"][:], g["meta/status"][:]
     st = {s: int(v) for s, v in zip(src, status)}

@@ -102,7 +102,7 @@ def test_run_uses_the_sensor_depth(wmca_root, tmp_path):
 
     out = str(tmp_path / "wmca.zarr")
     run(sync_config(dataset="wmca", root=str(wmca_root), frames_per_video=2, size=128), out,
-        scheduler="sync", progress=False)
+        cluster="none", progress=False)
     g = zarr.open_group(out, mode="r")
     status, src = g["meta/status"][:], g["meta/depth_source"][:]
     assert (status == Status.OK).all(), g["meta/error"][:]

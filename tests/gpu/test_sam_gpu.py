@@ -33,7 +33,7 @@ def test_vit_b_end_to_end_on_sample(vit_b, tmp_path, monkeypatch, sample_root):
     real = shard.models_for
     monkeypatch.setattr(shard, "models_for", lambda cfg: (*real(sync_config(dataset="sample", root=""))[:2], seg))
     out = str(tmp_path / "gpu.zarr")
-    summary = run(sync_config(dataset="sample", root=""), out, scheduler="sync", progress=False)
+    summary = run(sync_config(dataset="sample", root=""), out, cluster="none", progress=False)
     assert summary.failed_samples == [] and verify(out) == []
     root = zarr.open_group(out, mode="r")
     assert all(h == "geometry" or h.startswith("sam") for h in root["meta/segmenter"][:])

@@ -178,7 +178,7 @@ def test_random_sam_keeps_label_semantics(monkeypatch, tmp_path, sample_store):
     tiny = SamSegmenter(sam=tiny_sam(), device="cpu")
     monkeypatch.setattr(shard, "models_for", lambda cfg: (*real(sync_config(dataset="sample", root=""))[:2], tiny))
     out = str(tmp_path / "sam.zarr")
-    summary = run(sync_config(dataset="sample", root=""), out, scheduler="sync", progress=False)
+    summary = run(sync_config(dataset="sample", root=""), out, cluster="none", progress=False)
     assert summary.failed_samples == []
     from annotator.store import verify
 
@@ -210,7 +210,7 @@ def test_cli_sam_run_records_the_checkpoint(vit_b_checkpoint, tmp_path):
     out = tmp_path / "sam.zarr"
     r = CliRunner().invoke(cli, ["run", "--dataset", "sample", "--out", str(out), "--segmenter", "sam",
                                  "--sam-checkpoint", str(path), "--sam-model", "vit_b", "--device", "cpu",
-                                 "--limit", "1", "--scheduler", "sync"])
+                                 "--limit", "1", "--cluster", "none"])
     assert r.exit_code == 0, r.output
     assert "SAM runs on the CPU" in r.output
     root = zarr.open_group(str(out), mode="r")
