@@ -167,6 +167,24 @@ def verify(store_url):
 
 
 @cli.command()
+@click.argument("store_url")
+@click.option("--out", required=True, help="The augmented store to write.")
+@click.option("--gamma", type=float, default=0.5, show_default=True, help="Share of each batch that is augmented.")
+@click.option("--rho", type=int, default=1, show_default=True, help="Exchange steps per augmented sample.")
+@click.option("--scheme", type=str, default="integrated", show_default=True,
+              help="integrated (donor shape), overlay (covers the recipient's region), clipping (clipped to it).")
+@click.option("--copies", type=int, default=1, show_default=True, help="Augmented copies of the store.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same store).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out store.")
+def augment(store_url, out, gamma, rho, scheme, copies, seed, overwrite):
+    """MCREA (paper 001): exchange aligned face regions between samples into a new store."""
+    from annotator.augment.store import augment_store
+
+    res = augment_store(store_url, out, gamma, rho, scheme, copies, seed, overwrite)
+    click.echo(f"wrote {out}: {res['rows']} rows, {res['augmented']} augmented with {res['exchanges']} exchanges")
+
+
+@cli.command()
 def datasets():
     """List the dataset adapters and the layout each expects."""
     from annotator.datasets import DATASETS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -45,7 +46,14 @@ def sample_tiles(root, i: int) -> list[np.ndarray]:
     label = root["label"][i]
     depth = root["depth"][i]
     region = root["region"][i]
-    return [image, _gray(label[0]), _gray(label[1]), _gray(label[2]), _gray(depth), overlay_regions(image, region)]
+    edge = None
+    if "mcrea_mask" in root:  # augmented stores: outline the pixels taken from donors
+        m = root["mcrea_mask"][i].astype(np.uint8)
+        edge = (m - cv2.erode(m, np.ones((3, 3), np.uint8))).astype(bool)
+        image = image.copy()
+        image[edge] = 255
+    return [image, _gray(label[0]), _gray(label[1]), _gray(label[2]), _gray(depth),
+            overlay_regions(image, region, outline=edge)]
 
 
 def contact_sheet(url: str, out: str, n: int = 16) -> int:

@@ -1,0 +1,206 @@
+"""MCREA batch transform (paper 001, Algorithm 1), in torch.
+
+For a batch of N samples, the first floor(gamma * N) samples i (loaders shuffle, so these are a
+random share, as in the paper) each get rho exchange steps. A step picks a random face region
+present in sample i, a random other sample j of the batch holding the same region, fits the
+similarity transform (rotation, uniform scale, translation; least squares, Umeyama) that takes j's
+landmarks of that region onto i's, warps j through it and replaces, inside the exchange mask, i's
+pixels, three label channels, depth, region ids, and the region's landmarks with j's.
+
+Figure 4 names three schemes and shows them only as pictures; we read them as:
+- "integrated" (integrated attack parts): the exchange mask is the donor's warped region, so the
+  donor part is integrated with its own shape;
+- "overlay" (overlay enhancement): the union of the donor's warped region and i's own region, so
+  the donor part is laid over i's part and covers it entirely;
+- "clipping" (clipping exchange): the intersection of the two, so the donor part is clipped to i's
+  region and i keeps its silhouette.
+
+Label consistency: labels come from the donor unchanged (an attack part keeps its attack value:
+the paper's "mimicking partial attacks"); background is recomputed as 255 where attack and live are
+both 0, only inside the exchange mask, so untouched pixels stay bit-identical.
+
+Tensors use the store's layouts: image (N, S, S, 3) uint8, label (N, 3, S, S) uint8, depth and
+region (N, S, S) uint8, landmarks (N, 478, 3) float32 in crop pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..face import regions as R
+
+SCHEMES = ("integrated", "overlay", "clipping")
+# Exchangeable regions: region id and the landmarks that align it.
+EXCHANGE_REGIONS: dict[str, tuple[int, tuple[int, ...]]] = {
+    "eyes": (3, tuple(R.LEFT_EYE + R.RIGHT_EYE) + (468, 473)),
+    "brows": (2, tuple(R.LEFT_BROW + R.RIGHT_BROW)),
+    "nose": (4, tuple(R.NOSE_POINTS)),
+    "mouth": (5, tuple(R.LIPS_OUTER)),
+    "skin": (1, tuple(R.FACE_OVAL)),
+}
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One exchange step: recipient i took region `region` from donor j."""
+
+    recipient: int
+    donor: int
+    region: str
+
+
+def similarity(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """2x3 least-squares similarity (Umeyama) taking src (K, 2) points onto dst (K, 2)."""
+    src, dst = src.double(), dst.double()
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    cov = b.T @ a / len(src)
+    u, s, vt = torch.linalg.svd(cov)
+    d = torch.ones(2, dtype=torch.float64, device=src.device)
+    if torch.det(u) * torch.det(vt) < 0:
+        d[1] = -1
+    rot = u @ torch.diag(d) @ vt
+    var = (a ** 2).sum() / len(src)
+    scale = (s * d).sum() / var if var > 0 else torch.tensor(1.0, dtype=torch.float64, device=src.device)
+    t = md - scale * rot @ ms
+    return torch.cat([scale * rot, t[:, None]], dim=1)
+
+
+def _warp_box(x: torch.Tensor, m: torch.Tensor, box: tuple[int, int, int, int], mode: str) -> torch.Tensor:
+    """Warp (C, S, S) through the 2x3 pixel transform m (source -> destination), evaluated only on
+    the destination pixels of box = (x0, y0, x1, y1) (end-exclusive). Returns (C, y1 - y0, x1 - x0)."""
+    h, w = x.shape[-2:]
+    x0, y0, x1, y1 = box
+    full = torch.cat([m, torch.tensor([[0.0, 0.0, 1.0]], dtype=m.dtype, device=m.device)])
+    inv = torch.linalg.inv(full)[:2]  # destination pixel -> source pixel
+    cx = torch.arange(x0, x1, dtype=m.dtype, device=m.device) + 0.5
+    cy = torch.arange(y0, y1, dtype=m.dtype, device=m.device) + 0.5
+    gy, gx = torch.meshgrid(cy, cx, indexing="ij")
+    sx = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
+    sy = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
+    grid = torch.stack([sx * (2.0 / w), sy * (2.0 / h)], dim=-1) - 1.0  # align_corners=False convention
+    return F.grid_sample(x[None].float(), grid[None].float(), mode=mode, padding_mode="zeros",
+                         align_corners=False)[0]
+
+
+def _bbox(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
+    ys = torch.nonzero(mask.any(1)).flatten()
+    xs = torch.nonzero(mask.any(0)).flatten()
+    if len(ys) == 0:
+        return None
+    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+def _box_after(m: torch.Tensor, box: tuple[int, int, int, int], size: int) -> tuple[int, int, int, int]:
+    """Destination pixel box covering the source box mapped through m (1 px margin), clipped to the image."""
+    x0, y0, x1, y1 = box
+    pts = torch.tensor([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=m.dtype, device=m.device)
+    q = pts @ m[:, :2].T + m[:, 2]
+    lo = (q.min(0).values.floor() - 1).clamp(0, size).long().tolist()
+    hi = (q.max(0).values.ceil() + 1).clamp(0, size).long().tolist()
+    return lo[0], lo[1], hi[0], hi[1]
+
+
+def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, scheme: str = "integrated",
+          generator: torch.Generator | None = None, regions: tuple[str, ...] = tuple(EXCHANGE_REGIONS),
+          ) -> tuple[dict[str, torch.Tensor], list[Exchange]]:
+    """Apply MCREA to a batch; returns (new batch, the exchanges made, in order).
+
+    batch: {"image", "label", "depth", "region", "landmarks"} in the store layouts (see module doc);
+    other keys pass through. The new batch also holds "exchanged": bool (N, S, S), the pixels each
+    sample took from donors. Deterministic for a given generator state; gamma = 0 is the identity.
+    """
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    if rho < 0:
+        raise ValueError(f"rho must be at least 0, got {rho}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    out = {k: v.clone() for k, v in batch.items()}
+    image, label, depth, region, lm = (out[k] for k in ("image", "label", "depth", "region", "landmarks"))
+    n, size = image.shape[0], image.shape[1]
+    log: list[Exchange] = []
+    names = [r for r in regions if r in EXCHANGE_REGIONS]
+    exchanged = torch.zeros(region.shape, dtype=torch.bool, device=region.device)
+
+    def rand(k: int) -> int:
+        return int(torch.randint(k, (1,), generator=generator))
+
+    # Which sample holds which region, and which samples have landmarks: one pass over the batch.
+    src_region, src_lm = batch["region"], batch["landmarks"]
+    ids = src_region.long().flatten(1) + 256 * torch.arange(n, device=src_region.device)[:, None]
+    counts = torch.bincount(ids.flatten(), minlength=256 * n).reshape(n, 256)  # one pass: region sizes per sample
+    holds = {r: (counts[:, EXCHANGE_REGIONS[r][0]] > 0).tolist() for r in names}
+    finite = torch.isfinite(src_lm).flatten(1).all(1).tolist()
+    boxes: dict[tuple[int, str], tuple[int, int, int, int] | None] = {}
+    changed: set[int] = set()
+
+    def box_of(j: int, name: str):
+        if (j, name) not in boxes:
+            boxes[(j, name)] = _bbox(src_region[j] == EXCHANGE_REGIONS[name][0])
+        return boxes[(j, name)]
+
+    for i in range(int(gamma * n)):
+        for _ in range(rho):
+            if i in changed:  # its own earlier steps may have brought or removed regions
+                present = [r for r in names if finite[i] and bool((region[i] == EXCHANGE_REGIONS[r][0]).any())]
+            else:
+                present = [r for r in names if finite[i] and holds[r][i]]
+            if not present or n < 2:
+                continue
+            name = present[rand(len(present))]
+            rid, idx = EXCHANGE_REGIONS[name]
+            # Donor data as it is in the batch given (a sample already changed this call is not a donor source).
+            donors = [j for j in range(n) if j != i and holds[name][j] and finite[j]]
+            if not donors:
+                continue
+            j = donors[rand(len(donors))]
+            idx_t = torch.tensor(idx, device=lm.device)
+            m = similarity(src_lm[j][idx_t, :2], lm[i][idx_t, :2])
+            own = region[i] == rid
+            # Work only inside the destination box that the donor region (and i's own region) can reach.
+            bx = _box_after(m, box_of(j, name), size)
+            own_box = _bbox(own)
+            if scheme == "overlay" and own_box is not None:
+                bx = (min(bx[0], own_box[0]), min(bx[1], own_box[1]), max(bx[2], own_box[2]), max(bx[3], own_box[3]))
+            x0, y0, x1, y1 = bx
+            if x1 <= x0 or y1 <= y0:
+                continue
+            # Only the donor's region box (2 px margin, for bilinear taps) is read and converted.
+            sx0, sy0, sx1, sy1 = box_of(j, name)
+            sx0, sy0, sx1, sy1 = max(sx0 - 2, 0), max(sy0 - 2, 0), min(sx1 + 2, size), min(sy1 + 2, size)
+            crop = (slice(sy0, sy1), slice(sx0, sx1))
+            mc = m.clone()
+            mc[:, 2] += m[:, :2] @ torch.tensor([float(sx0), float(sy0)], dtype=m.dtype, device=m.device)
+            reg_j = src_region[j][crop]
+            planes = torch.cat([batch["label"][j][:, sy0:sy1, sx0:sx1].float(), batch["depth"][j][crop][None].float(),
+                                reg_j[None].float(), (reg_j == rid)[None].float()])
+            near = _warp_box(planes, mc, bx, "nearest")
+            img_j = _warp_box(batch["image"][j][crop].permute(2, 0, 1), mc, bx, "bilinear")
+            donor_mask = near[5] > 0.5
+            own_b = own[y0:y1, x0:x1]
+            mask = {"integrated": donor_mask, "overlay": donor_mask | own_b, "clipping": donor_mask & own_b}[scheme]
+            if not bool(mask.any()):
+                continue
+            # torch.where on the box: cheaper than boolean-mask indexing, which materializes indices.
+            sub = image[i, y0:y1, x0:x1]
+            sub.copy_(torch.where(mask[..., None], img_j.permute(1, 2, 0).round().clamp(0, 255).to(image.dtype), sub))
+            lab = label[i, :, y0:y1, x0:x1]
+            new_lab = near[:3].round().to(lab.dtype)
+            new_lab[2] = torch.where((new_lab[0] == 0) & (new_lab[1] == 0), 255, 0).to(lab.dtype)
+            lab.copy_(torch.where(mask[None], new_lab, lab))
+            d = depth[i, y0:y1, x0:x1]
+            d.copy_(torch.where(mask, near[3].round().to(depth.dtype), d))
+            rg = region[i, y0:y1, x0:x1]
+            rg.copy_(torch.where(mask, near[4].round().to(region.dtype), rg))
+            src = src_lm[j][idx_t].double()
+            lm[i][idx_t, :2] = (src[:, :2] @ m[:, :2].T + m[:, 2]).to(lm.dtype)
+            lm[i][idx_t, 2] = (src[:, 2] * torch.sqrt(torch.det(m[:, :2]))).to(lm.dtype)  # z scales like x, y
+            exchanged[i, y0:y1, x0:x1] |= mask
+            changed.add(i)
+            log.append(Exchange(i, j, name))
+    out["exchanged"] = exchanged
+    return out, log

@@ -1,0 +1,96 @@
+"""`annotate augment`: MCREA over a label store, written as a new store that passes `annotate verify`.
+
+Batches are the source's shards, visited in a seeded random order per copy (the donor pool of a
+sample is its shard, as a training batch would be). Output row c * N + i is copy c of source row i.
+Per augmented row, `meta/mcrea_donors` and `meta/mcrea_regions` list the donors' sample ids and the
+regions taken (";"-separated, in order), `meta/attack_type` becomes "mcrea:<type>", `meta/is_attack`
+turns true when any attack pixel is present, and the array `mcrea_mask` (N, S, S) marks the pixels
+taken from donors (`annotate preview` outlines them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import zarr
+
+from .. import store
+from ..errors import AnnotatorError
+from ..labels import pyramid
+from .mcrea import SCHEMES, mcrea
+
+ARRAYS = ("image", "label", "depth", "region", "landmarks")
+
+
+def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, scheme: str = "integrated",
+                  copies: int = 1, seed: int = 0, overwrite: bool = False) -> dict:
+    """Write the augmented store; returns {"rows", "augmented", "exchanges"}."""
+    if not 0.0 <= gamma <= 1.0:
+        raise AnnotatorError(f"--gamma must be in [0, 1], got {gamma}")
+    if rho < 0:
+        raise AnnotatorError(f"--rho must be at least 0, got {rho}")
+    if scheme not in SCHEMES:
+        raise AnnotatorError(f"unknown --scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    if copies < 1:
+        raise AnnotatorError(f"--copies must be at least 1, got {copies}")
+    src = store.open_store(src_url)
+    missing = [a for a in ARRAYS if a not in src]
+    if missing:
+        raise AnnotatorError(f"{src_url} has no {', '.join(missing)} array(s); MCREA needs regions and landmarks")
+    if store.exists(out_url):
+        if not overwrite:
+            raise AnnotatorError(f"{out_url} exists; choose another --out or pass --overwrite")
+        store.remove(out_url)
+    n, size = src["image"].shape[0], src["image"].shape[1]
+    shard_size = int(src.attrs.get("shard_size", src["image"].chunks[0]))
+    meta = store.read_meta(src)
+    extra = [c for c in meta if c not in store.META_COLUMNS] + ["mcrea_donors", "mcrea_regions"]
+    protocols = sorted(k for k, _ in src["protocols"].arrays()) if "protocols" in src else []
+    attrs = {k: src.attrs[k] for k in ("config", "attack_types", "policy") if k in src.attrs}
+    attrs["provenance"] = {**src.attrs.get("provenance", {}), "mcrea": {
+        "source": src_url, "gamma": gamma, "rho": rho, "scheme": scheme, "copies": copies, "seed": seed}}
+    out = store.create(out_url, n * copies, size, shard_size, extra, attrs, protocols)
+    out.create_array("mcrea_mask", shape=(n * copies, size, size), chunks=(shard_size, size, size), dtype="bool",
+                     fill_value=False, dimension_names=("sample", "y", "x"))
+    prot = {p: src[f"protocols/{p}"][:] for p in protocols}
+    gen = torch.Generator().manual_seed(seed)
+    shards = store.plan_shards(n, shard_size)
+    augmented = exchanges = 0
+    for c in range(copies):
+        for k in torch.randperm(len(shards), generator=gen).tolist():
+            s = shards[k]
+            sl = slice(s.start, s.stop)
+            batch = {a: torch.from_numpy(np.ascontiguousarray(src[a][sl])) for a in ARRAYS}
+            new, log = mcrea(batch, gamma, rho, scheme, generator=gen)
+            rows = slice(c * n + s.start, c * n + s.stop)
+            for a in ARRAYS:
+                out[a][rows] = new[a].numpy()
+            label = new["label"].numpy()
+            for lvl, values in pyramid(label).items():
+                out[f"pyramid/{lvl}"][rows] = values
+            out["mcrea_mask"][rows] = new["exchanged"].numpy()
+            cols = {col: list(values[sl]) for col, values in meta.items()}
+            cols["sample_id"] = [f"{v}@mcrea{c}" for v in cols["sample_id"]]
+            cols["mcrea_donors"] = [""] * len(label)
+            cols["mcrea_regions"] = [""] * len(label)
+            for e in log:
+                sep = ";" if cols["mcrea_donors"][e.recipient] else ""
+                cols["mcrea_donors"][e.recipient] += sep + str(meta["sample_id"][s.start + e.donor])
+                cols["mcrea_regions"][e.recipient] += sep + e.region
+            for r in sorted({e.recipient for e in log}):
+                cols["is_attack"][r] = bool(cols["is_attack"][r]) or bool((label[r, 0] > 0).any())
+                cols["attack_type"][r] = f"mcrea:{cols['attack_type'][r]}"
+            augmented += len({e.recipient for e in log})
+            exchanges += len(log)
+            for col, values in cols.items():
+                arr = out[f"meta/{col}"]
+                arr[rows] = np.asarray(values, dtype=arr.dtype) if arr.dtype.kind in "biuf" else \
+                    np.array([str(v) for v in values], dtype=object)
+            for p, values in prot.items():
+                out[f"protocols/{p}"][rows] = values[sl]
+    fs, path = store._fs(out_url)
+    fs.makedirs(f"{path}/{store.SHARDS_DIR}", exist_ok=True)
+    for shard in store.plan_shards(n * copies, shard_size):  # single writer: commit once all rows are in
+        fs.pipe(f"{path}/{shard.marker}", b'{"failed": []}')
+    store.finalize(out_url)
+    return {"rows": n * copies, "augmented": augmented, "exchanges": exchanges}
