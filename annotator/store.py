@@ -197,24 +197,10 @@ def clear_failed(url: str, shard_id: int) -> None:
         fs.rm(p)
 
 
-def failed(url: str) -> dict[int, str]:
-    """Shards recorded as failed: id -> error text."""
+def _markers(url: str, folder: str) -> dict[int, dict]:
+    """The <id>.json files of a marker folder of the store: shard id -> content."""
     fs, path = _fs(url)
-    base = f"{path}/{FAILED_DIR}"
-    if not fs.exists(base):
-        return {}
-    out = {}
-    for f in fs.ls(base, detail=False):
-        if f.endswith(".json"):
-            info = json.loads(fs.cat_file(f))
-            out[int(info["id"])] = info["error"]
-    return out
-
-
-def committed(url: str) -> dict[int, dict]:
-    """Commit markers present: shard id -> marker content."""
-    fs, path = _fs(url)
-    base = f"{path}/{SHARDS_DIR}"
+    base = f"{path}/{folder}"
     if not fs.exists(base):
         return {}
     out = {}
@@ -223,6 +209,16 @@ def committed(url: str) -> dict[int, dict]:
         if name.endswith(".json"):
             out[int(name[:-5])] = json.loads(fs.cat_file(f))
     return out
+
+
+def failed(url: str) -> dict[int, str]:
+    """Shards recorded as failed: id -> error text."""
+    return {i: info["error"] for i, info in _markers(url, FAILED_DIR).items()}
+
+
+def committed(url: str) -> dict[int, dict]:
+    """Commit markers present: shard id -> marker content."""
+    return _markers(url, SHARDS_DIR)
 
 
 def remove(url: str) -> None:

@@ -104,6 +104,16 @@ def _box_after(m: torch.Tensor, box: tuple[int, int, int, int], size: int) -> tu
     return lo[0], lo[1], hi[0], hi[1]
 
 
+def check_args(gamma: float, rho: int, scheme: str) -> None:
+    """ValueError naming the bad argument (the CLI turns it into its one-line error)."""
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"--gamma must be in [0, 1], got {gamma}")
+    if rho < 0:
+        raise ValueError(f"--rho must be at least 0, got {rho}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown --scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+
+
 def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, scheme: str = "integrated",
           generator: torch.Generator | None = None, regions: tuple[str, ...] = tuple(EXCHANGE_REGIONS),
           ) -> tuple[dict[str, torch.Tensor], list[Exchange]]:
@@ -113,12 +123,7 @@ def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, sche
     other keys pass through. The new batch also holds "exchanged": bool (N, S, S), the pixels each
     sample took from donors. Deterministic for a given generator state; gamma = 0 is the identity.
     """
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-    if rho < 0:
-        raise ValueError(f"rho must be at least 0, got {rho}")
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    check_args(gamma, rho, scheme)
     out = {k: v.clone() for k, v in batch.items()}
     image, label, depth, region, lm = (out[k] for k in ("image", "label", "depth", "region", "landmarks"))
     n, size = image.shape[0], image.shape[1]

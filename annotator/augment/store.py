@@ -17,7 +17,7 @@ import zarr
 from .. import store
 from ..errors import AnnotatorError
 from ..labels import pyramid
-from .mcrea import SCHEMES, mcrea
+from .mcrea import check_args, mcrea
 
 ARRAYS = ("image", "label", "depth", "region", "landmarks")
 
@@ -25,12 +25,10 @@ ARRAYS = ("image", "label", "depth", "region", "landmarks")
 def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, scheme: str = "integrated",
                   copies: int = 1, seed: int = 0, overwrite: bool = False) -> dict:
     """Write the augmented store; returns {"rows", "augmented", "exchanges"}."""
-    if not 0.0 <= gamma <= 1.0:
-        raise AnnotatorError(f"--gamma must be in [0, 1], got {gamma}")
-    if rho < 0:
-        raise AnnotatorError(f"--rho must be at least 0, got {rho}")
-    if scheme not in SCHEMES:
-        raise AnnotatorError(f"unknown --scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    try:
+        check_args(gamma, rho, scheme)
+    except ValueError as e:
+        raise AnnotatorError(str(e)) from None
     if copies < 1:
         raise AnnotatorError(f"--copies must be at least 1, got {copies}")
     src = store.open_store(src_url)
