@@ -49,6 +49,14 @@ def _table() -> dict[tuple[int, int], str]:
 
 
 PAI_TYPES = _table()
+# LOO_<category> protocol names of the distribution -> canonical attack type left out.
+LOO_CATEGORIES = {"fakehead": "fake_head", "flexiblemask": "flexible_mask", "glasses": "glasses",
+                  "papermask": "paper_mask", "prints": "print", "replay": "replay", "rigidmask": "rigid_mask"}
+
+
+def _native(stem: str) -> tuple[int, int]:
+    m = STEM.match(stem)
+    return int(m.group(4)), int(m.group(5))
 
 
 @DATASETS.register("wmca")
@@ -61,7 +69,8 @@ class WmcaAdapter:
         "or raw ROOT/face-station/<dd.mm.yy>/<stem>.hdf5 with streams /intelsr300_bgr and /intelsr300_depth "
         "(unverified names: set ANNOTATOR_WMCA_COLOR_KEY / ANNOTATOR_WMCA_DEPTH_KEY). The depth stream "
         "replaces pseudo-depth (meta/depth_source). Protocols from PROTOCOL-<name>.csv files in ROOT or "
-        "ROOT/protocols (path, label, ..., group train/dev/eval): protocols/grandtest, LOO_<category>, ..."
+        "ROOT/protocols (path, label, ..., group train/dev/eval): protocols/grandtest, LOO_<category>, ...; "
+        "LOO_<category> without its CSV is derived from grandtest."
     )
 
     def __init__(self, root: str | None, frames_per_video: int = 10):
@@ -77,6 +86,8 @@ class WmcaAdapter:
             raise AnnotatorError(f"wmca: {self.root} has neither {PREPROCESSED_RGB}/ nor face-station/; "
                                  "pass the folder that holds one of them as --root")
         self.protocols = self._read_protocols()
+        self.files = sorted(self.color_root.rglob("*.hdf5"), key=lambda p: p.name)
+        self._derive_loo({p.stem: PAI_TYPES.get(_native(p.stem), "") for p in self.files if STEM.match(p.stem)})
 
     def _read_protocols(self) -> dict[str, dict[str, int]]:
         files = sorted(list(self.root.glob("PROTOCOL-*.csv")) + list(self.root.glob("protocols/PROTOCOL-*.csv")))
@@ -101,12 +112,31 @@ class WmcaAdapter:
     def protocol_names(self) -> list[str]:
         return sorted(self.protocols)
 
+    def _derive_loo(self, categories: dict[str, str]) -> None:
+        """LOO_<category> from grandtest where its CSV is missing (REFERENCE.md): train and dev are
+        grandtest's minus that category; eval is that category (from any grandtest group) plus
+        grandtest's bona fide eval. categories: file stem -> canonical attack type."""
+        grand = self.protocols.get("grandtest")
+        if grand is None:
+            return
+        for loo, attack_type in LOO_CATEGORIES.items():
+            name = f"LOO_{loo}"
+            if name in self.protocols:
+                continue
+            table = {}
+            for stem, code in grand.items():
+                t = categories.get(stem)
+                if t == attack_type:
+                    table[stem] = 2
+                elif t == "bonafide" and code == 2 or t is not None and code in (0, 1):
+                    table[stem] = code
+            self.protocols[name] = table
+
     def samples(self) -> Iterator[SampleRef]:
-        names = self.protocol_names()
-        files = sorted(self.color_root.rglob("*.hdf5"), key=lambda p: p.name)
-        if not files:
+        if not self.files:
             raise AnnotatorError(f"wmca: no .hdf5 files under {self.color_root}")
-        for path in files:
+        names = self.protocol_names()
+        for path in self.files:
             m = STEM.match(path.stem)
             if not m:
                 raise AnnotatorError(f"{path}: expected <client>_<session>_<presenter>_<type>_<pai>.hdf5")

@@ -61,14 +61,16 @@ def wmca_root(tmp_path, face_image):
 
 def test_enumeration_types_and_protocols(wmca_root):
     adapter = DATASETS.create("wmca", root=str(wmca_root), frames_per_video=2)
-    assert adapter.protocol_names() == ["LOO_prints", "grandtest"]
+    derived = ["LOO_fakehead", "LOO_flexiblemask", "LOO_glasses", "LOO_papermask", "LOO_replay", "LOO_rigidmask"]
+    assert adapter.protocol_names() == sorted(["LOO_prints", "grandtest"] + derived)
     refs = list(adapter.samples())
     assert len(refs) == 6
     by = {r.pai: r for r in refs if r.slot == 0}
     assert (by["0_00"].attack_type, by["3_05"].attack_type, by["2_09"].attack_type) == ("bonafide", "replay", "paper_mask")
-    assert by["0_00"].protocols == {"grandtest": 0, "LOO_prints": 2}
-    assert by["3_05"].protocols == {"grandtest": 1, "LOO_prints": -1}
-    assert by["2_09"].protocols == {"grandtest": 2, "LOO_prints": 0}
+    assert by["0_00"].protocols["grandtest"] == 0 and by["0_00"].protocols["LOO_prints"] == 2  # its CSV
+    assert by["3_05"].protocols["grandtest"] == 1 and by["3_05"].protocols["LOO_prints"] == -1
+    assert by["2_09"].protocols["grandtest"] == 2 and by["2_09"].protocols["LOO_prints"] == 0
+    assert by["3_05"].protocols["LOO_replay"] == 2 and by["2_09"].protocols["LOO_papermask"] == 2  # derived
     assert by["0_00"].subject == "001" and by["0_00"].extra == {"session": "01", "presenter": "001"}
     assert "depth_file" in by["0_00"].media and "depth_file" not in by["2_09"].media
 
@@ -111,6 +113,7 @@ def test_run_uses_the_sensor_depth(wmca_root, tmp_path):
     # frames present in both files are 0, 1, 3: two evenly sampled ones are 0 and 3
     assert g["meta/frame_index"][:4].tolist() == [0, 3, 0, 3]
     assert g["protocols/grandtest"][:].tolist() == [0, 0, 1, 1, 2, 2]
+    assert g["protocols/LOO_replay"][:].tolist() == [0, 0, 2, 2, -1, -1]
     depth, region = g["depth"][0].astype(float), g["region"][0]
     face = np.isin(region, (1, 2, 3, 4, 5))
     assert (depth[~face] == 0).all() and (depth[face] > 0).mean() > 0.9
@@ -138,3 +141,27 @@ def test_raw_layout_stacks(tmp_path, face_image):
 
     (i0, f0, d0), (i1, f1, d1) = load_frames(refs)
     assert (i0, i1) == (0, 4) and d0 is None and (f0 == face).all()
+
+
+def test_loo_protocols_derived_from_grandtest(tmp_path, face_image):
+    root = tmp_path / "WMCA"
+    face = face_frame(face_image)
+    stems = {"001_01_001_0_00": "train", "002_01_002_0_01": "eval", "003_01_003_3_01": "train",
+             "004_01_004_3_02": "eval", "005_01_005_2_01": "dev", "006_01_006_2_02": "eval"}
+    for stem in stems:
+        write_pair(root, stem, face, frames=(0,), depth_frames=None)
+    (root / "PROTOCOL-grandtest.csv").write_text(
+        "".join(f"face-station/26.02.18/{s},{int(s[-4] != '0')},{g}\n" for s, g in stems.items()))
+    (root / "PROTOCOL-LOO_glasses.csv").write_text(f"face-station/26.02.18/001_01_001_0_00,0,train\n")
+    refs = {r.source.rsplit("/", 1)[-1][:-5]: r for r in DATASETS.create("wmca", root=str(root), frames_per_video=1).samples()}
+    prints = {s: r.protocols["LOO_prints"] for s, r in refs.items()}
+    # prints (type 3) all go to eval; other attacks keep train/dev and leave eval; bona fide eval stays
+    assert prints == {"001_01_001_0_00": 0, "002_01_002_0_01": 2, "003_01_003_3_01": 2, "004_01_004_3_02": 2,
+                      "005_01_005_2_01": 1, "006_01_006_2_02": -1}
+    fake = {s: r.protocols["LOO_fakehead"] for s, r in refs.items()}
+    assert fake["005_01_005_2_01"] == 2 and fake["006_01_006_2_02"] == 2 and fake["003_01_003_3_01"] == 0
+    assert fake["004_01_004_3_02"] == -1
+    assert refs["002_01_002_0_01"].protocols["LOO_glasses"] == -1  # its own CSV wins over derivation
+    assert sorted(refs["001_01_001_0_00"].protocols) == sorted(
+        ["grandtest", "LOO_glasses", "LOO_fakehead", "LOO_flexiblemask", "LOO_papermask", "LOO_prints",
+         "LOO_replay", "LOO_rigidmask"])
