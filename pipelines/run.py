@@ -66,9 +66,19 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def auto_shard_size(n: int) -> int:
-    # Enough shards to keep every worker of a laptop busy on tiny datasets; whole 32-row chunks otherwise.
-    return max(1, min(MAX_AUTO_SHARD, math.ceil(n / 8)))
+def auto_shard_size(n: int, frames_per_video: int = 1) -> int:
+    """Enough shards to keep every worker of a laptop busy on tiny datasets, at most 32 rows; a multiple
+    of frames_per_video (when that fits in 32) so that, videos coming first, no video straddles shards."""
+    size = max(1, min(MAX_AUTO_SHARD, math.ceil(n / 8)))
+    k = frames_per_video
+    if 1 < k <= MAX_AUTO_SHARD:
+        size = max(k, size // k * k)
+    return size
+
+
+def videos_first(refs: list[SampleRef]) -> list[SampleRef]:
+    """Video rows (each video's slots together) before image rows, each group in adapter order."""
+    return [r for r in refs if r.is_video] + [r for r in refs if not r.is_video]
 
 
 def enumerate_samples(cfg: AnnotateConfig) -> tuple[list[SampleRef], list[str]]:
@@ -141,8 +151,10 @@ def resolve(cfg: AnnotateConfig) -> tuple[AnnotateConfig, list[SampleRef], list[
     Policy.from_table(cfg.policy)
     cfg = dataclasses.replace(cfg, segmenter_options=prepare_options(cfg.segmenter, cfg.segmenter_options))
     refs, protocol_names = enumerate_samples(cfg)
+    refs = videos_first(refs)
     if cfg.shard_size is None:
-        cfg = dataclasses.replace(cfg, shard_size=auto_shard_size(len(refs)))
+        has_video = any(r.is_video for r in refs)
+        cfg = dataclasses.replace(cfg, shard_size=auto_shard_size(len(refs), cfg.frames_per_video if has_video else 1))
     return cfg, refs, protocol_names
 
 

@@ -52,6 +52,21 @@ def test_label_semantics_on_real_faces(sample_store):
         assert (label[i, 1][rest] > 0).mean() > 0.95 and label[i, 1][band].sum() == 0
 
 
+def test_videos_never_straddle_shards(sample_store):
+    from pipelines.run import auto_shard_size
+
+    url, summary = sample_store
+    root = zarr.open_group(url, mode="r")
+    size = root.attrs["shard_size"]
+    assert size == 10 and summary.n_shards == 2  # 15 rows: the 10 video slots, then the 5 images
+    videos = root["meta/video_id"][:]
+    for start in range(0, len(videos), size):
+        inside = set(videos[start:start + size])
+        outside = set(videos[:start]) | set(videos[start + size:])
+        assert not any(v.endswith(".mp4") and v in outside for v in inside)
+    assert auto_shard_size(10_000, 10) == 30 and auto_shard_size(10_000, 1) == 32 and auto_shard_size(40, 10) == 10
+
+
 def test_dask_equals_in_process(sample_store, tmp_path):
     from pipelines.run import run
 
@@ -81,7 +96,7 @@ def test_rerun_resumes_and_config_change_is_refused(sample_store, tmp_path):
     # a removed marker means that shard is redone, and only that one
     import os
 
-    os.remove(os.path.join(copy, "_shards", "000003.json"))
+    os.remove(os.path.join(copy, "_shards", "000001.json"))
     summary = run(sync_config(dataset="sample", root=""), copy, cluster="none", progress=False)
     assert summary.skipped_shards == summary.n_shards - 1
     np.testing.assert_array_equal(zarr.open_group(copy)["label"][:], zarr.open_group(url)["label"][:])

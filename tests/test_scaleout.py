@@ -75,17 +75,17 @@ def test_failed_write_is_not_committed_and_a_rerun_repairs_it(sample_store, tmp_
     calls = {"n": 0}
 
     def flaky(u, shard, *a, **kw):
-        if shard.id == 2:
+        if shard.id == 1:
             calls["n"] += 1
-            raise PermissionError(f"[Errno 30] Read-only file system: '{u}/image/c/2'")
+            raise PermissionError(f"[Errno 30] Read-only file system: '{u}/image/c/1'")
         return real(u, shard, *a, **kw)
 
     monkeypatch.setattr(tasks, "write_shard", flaky)
     summary = run(sample_cfg(), out, cluster="none", progress=False, retries=1)
     assert calls["n"] == 2  # first try + 1 retry
-    assert [s for s, _ in summary.failed_shards] == [2] and "Read-only" in summary.failed_shards[0][1]
-    assert 2 not in store.committed(out) and list(store.failed(out)) == [2]
-    assert summary.failure_rate == pytest.approx(2 / 15)
+    assert [s for s, _ in summary.failed_shards] == [1] and "Read-only" in summary.failed_shards[0][1]
+    assert 1 not in store.committed(out) and list(store.failed(out)) == [1]
+    assert summary.failure_rate == pytest.approx(5 / 15)  # shard 1 holds the 5 images
     assert any("not committed" in p for p in store.verify(out))
     monkeypatch.setattr(tasks, "write_shard", real)
     summary = run(sample_cfg(), out, cluster="none", progress=False, resume_failed=True)
