@@ -25,8 +25,10 @@ region (N, S, S) uint8, landmarks (N, 478, 3) float32 in crop pixels.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -53,37 +55,49 @@ class Exchange:
 
 
 def similarity(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-    """2x3 least-squares similarity (Umeyama) taking src (K, 2) points onto dst (K, 2)."""
-    src, dst = src.double(), dst.double()
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    cov = b.T @ a / len(src)
-    u, s, vt = torch.linalg.svd(cov)
-    d = torch.ones(2, dtype=torch.float64, device=src.device)
-    if torch.det(u) * torch.det(vt) < 0:
-        d[1] = -1
-    rot = u @ torch.diag(d) @ vt
-    var = (a ** 2).sum() / len(src)
-    scale = (s * d).sum() / var if var > 0 else torch.tensor(1.0, dtype=torch.float64, device=src.device)
-    t = md - scale * rot @ ms
-    return torch.cat([scale * rot, t[:, None]], dim=1)
+    """2x3 least-squares similarity taking src (K, 2) points onto dst (K, 2) (float64, on src's device).
+
+    The 2-D closed form of Umeyama's solution: with centred points a, b, scale x (cos, sin) =
+    (sum a.b, sum a x b) / sum |a|^2. Computed in numpy: the matrices are tiny and torch's per-op cost dominated.
+    """
+    a = src.detach().cpu().double().numpy()
+    b = dst.detach().cpu().double().numpy()
+    ma, mb = a.mean(0), b.mean(0)
+    a, b = a - ma, b - mb
+    var = float((a * a).sum())
+    if var <= 0:
+        m = np.array([[1.0, 0.0, mb[0] - ma[0]], [0.0, 1.0, mb[1] - ma[1]]])
+    else:
+        c = float((a * b).sum()) / var
+        s = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()) / var
+        rot = np.array([[c, -s], [s, c]])
+        m = np.concatenate([rot, (mb - rot @ ma)[:, None]], axis=1)
+    return torch.from_numpy(m).to(src.device)
 
 
-def _warp_box(x: torch.Tensor, m: torch.Tensor, box: tuple[int, int, int, int], mode: str) -> torch.Tensor:
-    """Warp (C, S, S) through the 2x3 pixel transform m (source -> destination), evaluated only on
-    the destination pixels of box = (x0, y0, x1, y1) (end-exclusive). Returns (C, y1 - y0, x1 - x0)."""
-    h, w = x.shape[-2:]
+def _box_grid(m: torch.Tensor, box: tuple[int, int, int, int], h: int, w: int, device) -> torch.Tensor:
+    """grid_sample grid (1, y1 - y0, x1 - x0, 2) sampling an (h, w) source through the 2x3 pixel
+    transform m (source -> destination) at the destination pixels of box = (x0, y0, x1, y1)."""
     x0, y0, x1, y1 = box
-    full = torch.cat([m, torch.tensor([[0.0, 0.0, 1.0]], dtype=m.dtype, device=m.device)])
-    inv = torch.linalg.inv(full)[:2]  # destination pixel -> source pixel
-    cx = torch.arange(x0, x1, dtype=m.dtype, device=m.device) + 0.5
-    cy = torch.arange(y0, y1, dtype=m.dtype, device=m.device) + 0.5
+    mm = m.detach().cpu().numpy()
+    (p, q), (r, t) = mm[:, :2]
+    a_inv = np.array([[t, -q], [-r, p]]) / (p * t - q * r)  # destination pixel -> source pixel (2x2 by hand:
+    # np.linalg costs a millisecond per call here, 100x the arithmetic)
+    t_inv = -a_inv @ mm[:, 2]
+    # Affine in the pixel centres, folded with grid_sample's [-1, 1] normalization (align_corners=False).
+    scale = np.array([2.0 / w, 2.0 / h])[:, None]
+    lin = a_inv * scale
+    off = (t_inv + a_inv @ [x0 + 0.5, y0 + 0.5]) * scale[:, 0] - 1.0
+    cx = torch.arange(x1 - x0, dtype=torch.float32, device=device)
+    cy = torch.arange(y1 - y0, dtype=torch.float32, device=device)
     gy, gx = torch.meshgrid(cy, cx, indexing="ij")
-    sx = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
-    sy = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
-    grid = torch.stack([sx * (2.0 / w), sy * (2.0 / h)], dim=-1) - 1.0  # align_corners=False convention
-    return F.grid_sample(x[None].float(), grid[None].float(), mode=mode, padding_mode="zeros",
-                         align_corners=False)[0]
+    return torch.stack([lin[0, 0] * gx + lin[0, 1] * gy + off[0], lin[1, 0] * gx + lin[1, 1] * gy + off[1]],
+                       dim=-1)[None]
+
+
+def _sample(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
+    """(C, H, W) source sampled on a _box_grid grid -> (C, h, w); zeros outside the source."""
+    return F.grid_sample(x[None].float(), grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
 
 
 def _bbox(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
@@ -97,11 +111,15 @@ def _bbox(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
 def _box_after(m: torch.Tensor, box: tuple[int, int, int, int], size: int) -> tuple[int, int, int, int]:
     """Destination pixel box covering the source box mapped through m (1 px margin), clipped to the image."""
     x0, y0, x1, y1 = box
-    pts = torch.tensor([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=m.dtype, device=m.device)
-    q = pts @ m[:, :2].T + m[:, 2]
-    lo = (q.min(0).values.floor() - 1).clamp(0, size).long().tolist()
-    hi = (q.max(0).values.ceil() + 1).clamp(0, size).long().tolist()
-    return lo[0], lo[1], hi[0], hi[1]
+    (a, b, c), (d, e, f) = m.tolist()
+    xs = [a * x + b * y + c for x, y in ((x0, y0), (x1, y0), (x0, y1), (x1, y1))]
+    ys = [d * x + e * y + f for x, y in ((x0, y0), (x1, y0), (x0, y1), (x1, y1))]
+
+    def clip(v: float) -> int:
+        return int(min(max(v, 0), size))
+
+    return clip(math.floor(min(xs)) - 1), clip(math.floor(min(ys)) - 1), clip(math.ceil(max(xs)) + 1), \
+        clip(math.ceil(max(ys)) + 1)
 
 
 def check_args(gamma: float, rho: int, scheme: str) -> None:
@@ -136,8 +154,7 @@ def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, sche
 
     # Which sample holds which region, and which samples have landmarks: one pass over the batch.
     src_region, src_lm = batch["region"], batch["landmarks"]
-    ids = src_region.long().flatten(1) + 256 * torch.arange(n, device=src_region.device)[:, None]
-    counts = torch.bincount(ids.flatten(), minlength=256 * n).reshape(n, 256)  # one pass: region sizes per sample
+    counts = torch.stack([torch.bincount(r.flatten(), minlength=256) for r in src_region])  # region sizes
     holds = {r: (counts[:, EXCHANGE_REGIONS[r][0]] > 0).tolist() for r in names}
     finite = torch.isfinite(src_lm).flatten(1).all(1).tolist()
     boxes: dict[tuple[int, str], tuple[int, int, int, int] | None] = {}
@@ -179,12 +196,13 @@ def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, sche
             sx0, sy0, sx1, sy1 = max(sx0 - 2, 0), max(sy0 - 2, 0), min(sx1 + 2, size), min(sy1 + 2, size)
             crop = (slice(sy0, sy1), slice(sx0, sx1))
             mc = m.clone()
-            mc[:, 2] += m[:, :2] @ torch.tensor([float(sx0), float(sy0)], dtype=m.dtype, device=m.device)
+            mc[:, 2] += m[:, :2] @ torch.tensor([float(sx0), float(sy0)], dtype=m.dtype, device=m.device)  # crop offset
             reg_j = src_region[j][crop]
             planes = torch.cat([batch["label"][j][:, sy0:sy1, sx0:sx1].float(), batch["depth"][j][crop][None].float(),
                                 reg_j[None].float(), (reg_j == rid)[None].float()])
-            near = _warp_box(planes, mc, bx, "nearest")
-            img_j = _warp_box(batch["image"][j][crop].permute(2, 0, 1), mc, bx, "bilinear")
+            grid = _box_grid(mc, bx, sy1 - sy0, sx1 - sx0, planes.device)
+            near = _sample(planes, grid, "nearest")
+            img_j = _sample(batch["image"][j][crop].permute(2, 0, 1), grid, "bilinear")
             donor_mask = near[5] > 0.5
             own_b = own[y0:y1, x0:x1]
             mask = {"integrated": donor_mask, "overlay": donor_mask | own_b, "clipping": donor_mask & own_b}[scheme]
@@ -203,7 +221,7 @@ def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, sche
             rg.copy_(torch.where(mask, near[4].round().to(region.dtype), rg))
             src = src_lm[j][idx_t].double()
             lm[i][idx_t, :2] = (src[:, :2] @ m[:, :2].T + m[:, 2]).to(lm.dtype)
-            lm[i][idx_t, 2] = (src[:, 2] * torch.sqrt(torch.det(m[:, :2]))).to(lm.dtype)  # z scales like x, y
+            lm[i][idx_t, 2] = (src[:, 2] * float(np.hypot(*m[:, 0].tolist()))).to(lm.dtype)  # z scales like x, y
             exchanged[i, y0:y1, x0:x1] |= mask
             changed.add(i)
             log.append(Exchange(i, j, name))
