@@ -4,7 +4,7 @@ Makes N videos of 10 s at 25 fps, 640x480 (H.264, a keyframe every second as pho
 write them) from the sample face, samples 10 frames per video, and runs the pipeline on a Dask
 LocalCluster with one worker per core (the cluster is started and its models loaded before the
 clock starts; the start-up time is printed apart). Baselines in the same run: the same pipeline in
-one process (sync), and decoding every frame of a video versus decoding only the sampled ones.
+one process (no Dask), and decoding every frame of a video versus decoding only the sampled ones.
 
     .venv/bin/python bench/pipeline_cpu.py [--videos 32] [--workers 2]
 Target (issue 2): at least 40 sampled frames/s on a 2-core machine.
@@ -99,7 +99,7 @@ def main() -> None:
             run(warm, str(tmp / "warm.zarr"), client=client, progress=False)  # loads the models on every worker
             print(f"cluster start and model load: {time.perf_counter() - t:.1f} s (not counted below)")
             run(warm, str(tmp / "warm1.zarr"), cluster="none", progress=False)
-            for label, sched in (("sync, 1 process", "sync"), (f"dask, {args.workers} workers", "processes")):
+            for label, sched in (("one process, no Dask", "none"), (f"dask, {args.workers} workers", "local")):
                 out = str(tmp / f"{sched}.zarr")
                 t, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
                 summary = run(cfg, out, cluster=sched, client=client if sched == "local" else None, progress=False)
