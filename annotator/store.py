@@ -56,10 +56,6 @@ class Shard:
     start: int
     stop: int
 
-    @property
-    def marker(self) -> str:
-        return f"{SHARDS_DIR}/{self.id:06d}.json"
-
 
 def plan_shards(n: int, shard_size: int) -> list[Shard]:
     return [Shard(i, s, min(s + shard_size, n)) for i, s in enumerate(range(0, n, shard_size))]
@@ -164,17 +160,27 @@ def write_shard(url: str, shard: Shard, arrays: dict[str, np.ndarray], meta: dic
     sl = slice(shard.start, shard.stop)
     writes = dict(arrays)
     for col, values in meta.items():
-        writes[f"meta/{col}"] = _column(values, w[f"meta/{col}"].dtype)
+        writes[f"meta/{col}"] = column(values, w[f"meta/{col}"].dtype)
     for name, values in (protocols or {}).items():
         writes[f"protocols/{name}"] = np.asarray(values, dtype=np.int8)
     w.write_all(sl, writes)
+    commit(url, shard, summary)
+
+
+def _put_marker(url: str, folder: str, shard_id: int, content: dict) -> None:
     fs, path = _fs(url)
-    fs.makedirs(f"{path}/{SHARDS_DIR}", exist_ok=True)
-    fs.pipe(f"{path}/{shard.marker}", json.dumps({"id": shard.id, "start": shard.start, "stop": shard.stop,
-                                                   **(summary or {})}).encode())
+    fs.makedirs(f"{path}/{folder}", exist_ok=True)
+    fs.pipe(f"{path}/{folder}/{shard_id:06d}.json", json.dumps(content).encode())
 
 
-def _column(values: list, dtype) -> np.ndarray:
+def commit(url: str, shard: Shard, summary: dict | None = None) -> None:
+    """Write a shard's commit marker; call it only once all of the shard's rows are written."""
+    _put_marker(url, SHARDS_DIR, shard.id,
+                {"id": shard.id, "start": shard.start, "stop": shard.stop, **(summary or {})})
+
+
+def column(values: list, dtype) -> np.ndarray:
+    """A meta column's values as the array to assign to a store column of `dtype`."""
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return np.asarray(values, dtype=dtype)
     return np.array([str(v) for v in values], dtype=object)
@@ -185,9 +191,7 @@ FAILED_DIR = "_failed"
 
 def mark_failed(url: str, shard_id: int, error: str) -> None:
     """Record that a shard failed after its retries (cleared when it commits)."""
-    fs, path = _fs(url)
-    fs.makedirs(f"{path}/{FAILED_DIR}", exist_ok=True)
-    fs.pipe(f"{path}/{FAILED_DIR}/{shard_id:06d}.json", json.dumps({"id": shard_id, "error": error}).encode())
+    _put_marker(url, FAILED_DIR, shard_id, {"id": shard_id, "error": error})
 
 
 def clear_failed(url: str, shard_id: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import zarr
 
 from .. import store
 from ..errors import AnnotatorError
@@ -82,13 +81,10 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
             exchanges += len(log)
             for col, values in cols.items():
                 arr = out[f"meta/{col}"]
-                arr[rows] = np.asarray(values, dtype=arr.dtype) if arr.dtype.kind in "biuf" else \
-                    np.array([str(v) for v in values], dtype=object)
+                arr[rows] = store.column(values, arr.dtype)
             for p, values in prot.items():
                 out[f"protocols/{p}"][rows] = values[sl]
-    fs, path = store._fs(out_url)
-    fs.makedirs(f"{path}/{store.SHARDS_DIR}", exist_ok=True)
     for shard in store.plan_shards(n * copies, shard_size):  # single writer: commit once all rows are in
-        fs.pipe(f"{path}/{shard.marker}", b'{"failed": []}')
+        store.commit(out_url, shard, {"failed": []})
     store.finalize(out_url)
     return {"rows": n * copies, "augmented": augmented, "exchanges": exchanges}
