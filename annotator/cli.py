@@ -48,6 +48,9 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the SAM encoder (persistent cache).")
 @click.option("--use-dataset-faces", is_flag=True,
               help="Use the face locations a dataset ships (Replay/MSU .face, OULU eye .txt) instead of the detector.")
+@click.option("--track/--no-track", default=True, show_default=True,
+              help="Follow a video's face from one sampled frame to the next (the detector runs on the first "
+                   "frame and when the face is lost) instead of detecting in every frame.")
 @click.option("--policy", "policy_file", type=str, default=None, help="TOML file overriding the attack-type policy.")
 @click.option("--limit", type=int, default=None, help="Annotate only the first N samples.")
 @click.option("--shard-size", type=int, default=None, help="Samples per shard (default: from the dataset size).")
@@ -66,7 +69,7 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
-        sam_batch, compile_, use_dataset_faces, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, workers,
+        sam_batch, compile_, use_dataset_faces, track, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, workers,
         retries, max_failure_rate, resume_failed, overwrite, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
@@ -91,7 +94,7 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_ch
     cfg = AnnotateConfig(dataset=dataset, root=root or "", frames_per_video=frames_per_video, size=size,
                          box_scale=box_scale, segmenter=segmenter, limit=limit, shard_size=shard_size,
                          policy=policy.table, segmenter_options=options, runtime=runtime,
-                         use_dataset_faces=use_dataset_faces)
+                         use_dataset_faces=use_dataset_faces, track=track)
     command = " ".join(shlex.quote(a) for a in ["annotate"] + sys.argv[1:])
     if not 0.0 <= max_failure_rate <= 1.0:
         raise AnnotatorError(f"--max-failure-rate must be in [0, 1], got {max_failure_rate}")

@@ -21,6 +21,7 @@ class AnnotateConfig:
     segmenter: str = "geometry"
     min_face: int = 16  # smallest accepted face box side, frame pixels
     use_dataset_faces: bool = False  # face locations shipped with the dataset instead of the detector
+    track: bool = True  # video frames follow the previous sampled frame's face; detector when lost
     limit: int | None = None
     shard_size: int | None = None  # None: chosen from the number of samples
     policy: dict = field(default_factory=dict)  # resolved policy table (labels.Policy.table)

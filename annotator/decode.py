@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -128,6 +129,17 @@ class _NoTimestamps(Exception):
     pass
 
 
+def to_rgb_array(frame) -> np.ndarray:
+    """A decoded av.VideoFrame as HWC uint8 RGB. Limited-range 4:2:0 frames (nearly all video)
+    convert with OpenCV's BT.601, as swscale does by default but 3x faster; others go through swscale."""
+    if (frame.format.name == "yuv420p" and getattr(frame, "color_range", 0) != 2  # 2: full (JPEG) range
+            and frame.width % 2 == 0 and frame.height % 2 == 0):
+        planes = frame.to_ndarray()  # (H * 3 / 2, W): Y, then U and V
+        if planes.shape == (frame.height * 3 // 2, frame.width):
+            return cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
+
+
 def _decode_by_timestamp(container, stream, targets: list[int], rate: Fraction) -> dict[int, np.ndarray]:
     tb, start = stream.time_base, stream.start_time or 0
     cc = stream.codec_context
@@ -154,7 +166,7 @@ def _decode_by_timestamp(container, stream, targets: list[int], rate: Fraction) 
                 i = index(frame.pts)
                 last = max(last, i)
                 if i in wanted and i not in found:
-                    found[i] = frame.to_ndarray(format="rgb24")
+                    found[i] = to_rgb_array(frame)
             if target in found or last > target:
                 break
     return found
@@ -164,7 +176,7 @@ def _decode_sequential(container, stream, wanted: set[int]) -> dict[int, np.ndar
     found = {}
     for i, frame in enumerate(container.decode(stream)):
         if i in wanted:
-            found[i] = frame.to_ndarray(format="rgb24")
+            found[i] = to_rgb_array(frame)
         if len(found) == len(wanted):
             break
     return found

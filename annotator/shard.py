@@ -21,7 +21,9 @@ from .decode import DecodeError, read_image, read_video_frames
 from .decode_hdf5 import read_hdf5_frames, sensor_depth
 from .depth import render_depth
 from .face import DETECTORS, LANDMARKERS, N_LANDMARKS
+from .face.detect import FaceBox
 from .face.landmarks import square_crop_matrix, warp_crop
+from .face.track import TRACK_CONTEXT, box_from_landmarks, follows
 from .face.annotations import box_for_frame
 from .face.regions import FACE_REGIONS
 from .labels import PYRAMID_SIZES, Policy, depth_to_uint8, pyramid
@@ -130,9 +132,59 @@ def output_crop(landmarks: np.ndarray, box_scale: float, size: int) -> np.ndarra
     return square_crop_matrix(tuple((lo + hi) / 2), side, size)
 
 
+@dataclass
+class Located:
+    """Where a frame's face is: (478, 3) landmarks in frame pixels and the box they were found in
+    (both None when `status` is not OK), how many faces the detector saw, and where the box came
+    from (detector / dataset / track)."""
+
+    landmarks: np.ndarray | None
+    face: FaceBox | None
+    n_faces: int
+    source: str
+    status: Status = Status.OK
+    error: str = ""
+
+
+def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig,
+           previous: Located | None, seconds: dict[str, float]) -> Located:
+    """The face of a frame (HWC uint8 RGB).
+
+    A video frame first follows the face of the previous sampled frame of its video (no detector
+    run); the detector (or the dataset's box) is used for the first frame and when following fails.
+    """
+    detector, landmarker, _ = models_for(cfg)
+    if previous is not None and cfg.track and not cfg.use_dataset_faces:
+        t = time.perf_counter()
+        box = box_from_landmarks(previous.landmarks, previous.face.score)
+        lm = landmarker(frame, box, context=TRACK_CONTEXT)
+        seconds["landmarks"] += time.perf_counter() - t
+        if lm is not None and follows(lm, box):
+            return Located(lm, box, previous.n_faces, "track")
+    t = time.perf_counter()
+    found = dataset_faces(ref, frame_index) if cfg.use_dataset_faces else None
+    faces, source = found if found is not None else (detector(frame), "detector")
+    t2 = time.perf_counter()
+    seconds["detect"] += t2 - t
+
+    def failed(status: Status, error: str) -> Located:
+        return Located(None, None, len(faces), source, status, error)
+
+    if not faces:
+        return failed(Status.NO_FACE, "no face detected")
+    side = max(faces[0].box[2] - faces[0].box[0], faces[0].box[3] - faces[0].box[1])
+    if side < cfg.min_face:
+        return failed(Status.TOO_SMALL, f"largest face is {side:.0f} px, smaller than {cfg.min_face} px")
+    lm = landmarker(frame, faces[0])
+    seconds["landmarks"] += time.perf_counter() - t2
+    if lm is None:
+        return failed(Status.NO_LANDMARKS, "no landmarks found on the detected face")
+    return Located(lm, faces[0], len(faces), source)
+
+
 def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
     n, size = len(refs), cfg.size
-    detector, landmarker, segmenter = models_for(cfg)
+    segmenter = models_for(cfg)[2]
     policy = _policy(json.dumps(cfg.policy, sort_keys=True))
     arrays = empty_rows(n, size)
     meta = {
@@ -170,6 +222,7 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
     items: list[FaceItem] = []
     rows: list[int] = []
     sensor: dict[int, np.ndarray] = {}  # row -> sensor depth cropped like the image
+    tracks: dict[str, Located] = {}  # video id -> its face in the latest sampled frame of the shard
     for i, (frame_index, frame, depth_frame) in enumerate(frames):
         meta["frame_index"][i] = frame_index
         if isinstance(frame, DecodeError):
@@ -179,27 +232,15 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
             fail(i, Status.TOO_SMALL, f"image is {frame.shape[1]}x{frame.shape[0]}, smaller than {MIN_IMAGE_SIDE} px")
             continue
         try:
-            t = time.perf_counter()
-            found = dataset_faces(refs[i], frame_index) if cfg.use_dataset_faces else None
-            faces, source = found if found is not None else (detector(frame), "detector")
-            t2 = time.perf_counter()
-            seconds["detect"] += t2 - t
-            meta["n_faces"][i] = len(faces)
-            meta["face_source"][i] = source
-            if not faces:
-                fail(i, Status.NO_FACE, "no face detected")
+            located = locate(frame, refs[i], frame_index, cfg, tracks.get(refs[i].video_id), seconds)
+            meta["n_faces"][i], meta["face_source"][i] = located.n_faces, located.source
+            if located.status != Status.OK:
+                fail(i, located.status, located.error)
                 continue
-            face = faces[0]
-            meta["face_score"][i] = face.score
-            side = max(face.box[2] - face.box[0], face.box[3] - face.box[1])
-            if side < cfg.min_face:
-                fail(i, Status.TOO_SMALL, f"largest face is {side:.0f} px, smaller than {cfg.min_face} px")
-                continue
-            lm = landmarker(frame, face)
-            seconds["landmarks"] += time.perf_counter() - t2
-            if lm is None:
-                fail(i, Status.NO_LANDMARKS, "no landmarks found on the detected face")
-                continue
+            lm = located.landmarks
+            meta["face_score"][i] = located.face.score
+            if refs[i].is_video:
+                tracks[refs[i].video_id] = located
             m = output_crop(lm, cfg.box_scale, size)
             crop_lm = lm.copy()
             crop_lm[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]

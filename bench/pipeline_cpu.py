@@ -89,7 +89,7 @@ def main() -> None:
         from pipelines.cluster import local_client
 
         cfg = AnnotateConfig(dataset="folder", root=str(tmp / "data"), frames_per_video=10,
-                             policy=Policy.default().table, shard_size=32)
+                             policy=Policy.default().table)  # shard size as users get it
         warm = AnnotateConfig(dataset="folder", root=str(tmp / "data"), frames_per_video=1, limit=4,
                               policy=Policy.default().table, shard_size=1)
         n = args.videos * 10

@@ -12,7 +12,7 @@ N_LANDMARKS = 478
 LANDMARKERS: Registry = Registry("landmarker")
 
 # FaceMesh expects the face to fill about 60 % of its input; BlazeFace boxes are tight.
-_MESH_CROP_SCALE = 1.7
+MESH_CONTEXT = 1.7
 _MESH_INPUT = 256
 
 
@@ -43,18 +43,22 @@ class FaceMeshLandmarker:
             static_image_mode=True, refine_landmarks=True, max_num_faces=1, min_detection_confidence=0.5
         )
 
-    def __call__(self, frame: np.ndarray, face: FaceBox) -> np.ndarray | None:
+    def __call__(self, frame: np.ndarray, face: FaceBox, context: float = MESH_CONTEXT) -> np.ndarray | None:
+        """frame: HWC uint8 RGB; face: XYXY box. FaceMesh sees the square of `context` times the
+        box side around it, at a fixed number of pixels per box side (a wider context for a face
+        that may have moved keeps the landmarks' resolution)."""
         x0, y0, x1, y1 = face.box
-        side = _MESH_CROP_SCALE * max(x1 - x0, y1 - y0)
-        m = square_crop_matrix(((x0 + x1) / 2, (y0 + y1) / 2), side, _MESH_INPUT)
-        crop = warp_crop(frame, m, _MESH_INPUT)
+        side = context * max(x1 - x0, y1 - y0)
+        n = int(round(_MESH_INPUT * context / MESH_CONTEXT))
+        m = square_crop_matrix(((x0 + x1) / 2, (y0 + y1) / 2), side, n)
+        crop = warp_crop(frame, m, n)
         result = self._model.process(crop)
         if not result.multi_face_landmarks:
             return None
         pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
-        scale = side / _MESH_INPUT  # crop pixel -> frame pixel
+        scale = side / n  # crop pixel -> frame pixel
         out = np.empty((N_LANDMARKS, 3), dtype=np.float32)
-        out[:, 0] = (pts[:, 0] * _MESH_INPUT - m[0, 2]) * scale
-        out[:, 1] = (pts[:, 1] * _MESH_INPUT - m[1, 2]) * scale
+        out[:, 0] = (pts[:, 0] * n - m[0, 2]) * scale
+        out[:, 1] = (pts[:, 1] * n - m[1, 2]) * scale
         out[:, 2] = -pts[:, 2] * side
         return out

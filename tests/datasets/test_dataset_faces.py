@@ -71,7 +71,7 @@ def test_replay_face_locations_replace_the_detector(tmp_path, clip_faces):
     out2 = str(tmp_path / "d.zarr")
     run(sync_config(dataset="replay-attack", root=str(root), frames_per_video=2), out2, cluster="none", progress=False)
     g2 = zarr.open_group(out2, mode="r")
-    assert g2["meta/face_source"][:].tolist() == ["detector"] * 4 and (g2["meta/status"][:] == 0).all()
+    assert g2["meta/face_source"][:].tolist() == ["detector", "track"] * 2 and (g2["meta/status"][:] == 0).all()
     # with the true box the landmarks match the detector's run closely
     assert np.abs(g["landmarks"][:2] - g2["landmarks"][:2]).max() < 8
 
