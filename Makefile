@@ -18,15 +18,20 @@ run: $(STAMP)
 	$(BIN)/annotate verify sample.zarr
 	$(BIN)/annotate inspect sample.zarr
 	$(BIN)/annotate preview sample.zarr --out sample_preview.png
+	rm -rf runs/sample
+	$(BIN)/fas-train train --store sample.zarr --protocol all --model dccdn3 --epochs 3 --batch 8 --size 64 \
+		--width 0.25 --workers 0 --out runs/sample
+	$(BIN)/fas-train eval --run runs/sample --workers 0
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline_cpu.py
+	$(BIN)/python bench/loader.py
 
 sample-data: $(STAMP)
 	$(BIN)/python scripts/make_sample_data.py
 
 clean:
-	rm -rf $(VENV) sample.zarr sample_preview.png
+	rm -rf $(VENV) sample.zarr sample_preview.png runs/sample

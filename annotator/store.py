@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import fsspec
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import ZstdCodec
 
 from .errors import AnnotatorError
 from .face.landmarks import N_LANDMARKS
@@ -82,9 +82,10 @@ def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str
     root = zarr.open_group(url, mode="w", zarr_format=3)
     for name, (shape, dtype, dims) in array_specs(size).items():
         fill = np.nan if dtype == "float32" else 0
-        # Photos compress poorly and slowly with zstd-3 (the default): bit-shuffled zstd-1 is 2x faster
-        # and smaller. Labels, depth and regions are mostly flat and stay on the default.
-        codecs = {"compressors": BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")} if name == "image" else {}
+        # Photos compress poorly and slowly with zstd-3 (the default). Plain zstd-1 writes 2x and reads
+        # 3x faster than bit-shuffled blosc-zstd-1 for ~18 % more bytes: stores are read every
+        # epoch, so reading speed wins. Labels, depth and regions are mostly flat: the default.
+        codecs = {"compressors": ZstdCodec(level=1)} if name == "image" else {}
         root.create_array(name, shape=(n, *shape), chunks=(shard_size, *shape), dtype=dtype,
                           fill_value=fill, dimension_names=dims, **codecs)
     meta = root.create_group("meta")

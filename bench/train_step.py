@@ -1,0 +1,87 @@
+"""Training steps/s of dccdn3 (paper 001's three-channel DC-CDN) at batch 64, 256x256.
+
+One step = to_inputs (uint8 store layout -> float, crop and colour augmentation) + forward + the
+eq. 3 loss + backward + Adam, as `fas-train train` runs it (bf16 autocast on CUDA, fp32 on CPU).
+Baseline in the same run (--baseline, default on CUDA): the same network with theta = 0, i.e.
+plain convolutions of the same shapes, which shows what the central-difference term costs.
+
+    .venv/bin/python bench/train_step.py [--batch 64] [--size 256] [--width 1.0] [--steps N] [--device cuda]
+
+On a 2-core CPU one full-width step at batch 64 takes many minutes (the model is ~330 GFLOP per
+256x256 image forward): the defaults there are --steps 1 --warmup 0 and no baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def step_time(model, batch: dict, device: torch.device, steps: int, warmup: int) -> float:
+    from trainer.inputs import Augment, to_inputs
+
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    cast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+            else torch.autocast("cpu", enabled=False))
+    gen = torch.Generator().manual_seed(0)
+
+    def one():
+        x = to_inputs(batch, device, augment=Augment(), generator=gen)
+        with cast:
+            out = model(x["image"])
+        loss, _ = model.loss(out.float(), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        one()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        one()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--warmup", type=int, default=None)
+    ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None)
+    args = ap.parse_args()
+    from trainer.models import create
+
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    steps = args.steps or (20 if gpu else 1)
+    warmup = args.warmup if args.warmup is not None else (3 if gpu else 0)
+    baseline = args.baseline if args.baseline is not None else gpu
+    g = torch.Generator().manual_seed(0)
+    b, s = args.batch, args.size
+    batch = {"image": torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8, generator=g),
+             "label": torch.randint(0, 256, (b, 3, s, s), dtype=torch.uint8, generator=g)}
+    where = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
+    print(f"dccdn3 width {args.width}, batch {b}, {s}x{s}, {where}, {steps} timed step(s) after {warmup} warm-up")
+    runs = [("dccdn3 (theta 0.8)", {})] + ([("baseline: plain convs (theta 0)", {"theta": 0.0})] if baseline else [])
+    for label, kw in runs:
+        torch.manual_seed(0)
+        model = create("dccdn3", width=args.width, **kw).to(device).train()
+        sec = step_time(model, batch, device, steps, warmup)
+        print(f"  {label:32s} {sec:9.3f} s/step  {1 / sec:8.3f} steps/s  {b / sec:9.1f} samples/s")
+
+
+if __name__ == "__main__":
+    main()

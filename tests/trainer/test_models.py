@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from annotator.face.regions import FACE_REGIONS, KEY_REGIONS
+from trainer.models import MODELS, create
+from trainer.models.cdc import CDConv, CrossConv, contrastive_depth_loss
+from trainer.models.dccdn import decision_score
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_forward_shapes_and_a_finite_loss(name):
+    torch.manual_seed(0)
+    m = create(name, width=0.1)
+    x = torch.randn(2, 3, 64, 64)
+    out = m(x)
+    batch = {"image": x, "label": torch.rand(2, 3, 64, 64), "pyramid/32": torch.rand(2, 3, 32, 32),
+             "region": torch.randint(0, 6, (2, 64, 64))}
+    expected = {"cdcn": (2, 1, 32, 32), "cdcnpp": (2, 1, 32, 32), "dccdn3": (2, 3, 64, 64)}[name]
+    assert tuple(out.shape) == expected
+    loss, parts = m.loss(out, batch)
+    assert loss.ndim == 0 and torch.isfinite(loss) and set(parts) == {"mse", "cd"}
+    loss.backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+    assert m.score(out, batch).shape == (2,)
+    for need in m.needs:
+        assert need in batch
+
+
+def test_central_difference_conv_equals_its_definition():
+    torch.manual_seed(0)
+    conv = CDConv(3, 4, theta=0.7)
+    x = torch.randn(1, 3, 9, 9)
+    y = conv(x)
+    w = conv.weight.detach()
+    patches = F.unfold(x, 3, padding=1).view(1, 3, 9, 81)  # (B, C, 3x3 window, positions)
+    centre = x.view(1, 3, 81)
+    # sum over window of w * (x_window - theta * x_centre)
+    expected = torch.einsum("ock,bckp->bop", w.view(4, 3, 9), patches) \
+        - 0.7 * torch.einsum("oc,bcp->bop", w.view(4, 3, 9).sum(-1), centre)
+    torch.testing.assert_close(y, expected.view(1, 4, 9, 9), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape, zeros", [("+", (0, 2, 6, 8)), ("x", (1, 3, 5, 7))])
+def test_cross_kernels_have_five_weights_in_their_shape(shape, zeros):
+    conv = CrossConv(2, 3, shape)
+    k = conv.kernel().detach().view(3, 2, 9)
+    assert (k[:, :, list(zeros)] == 0).all() and (k[:, :, 4] != 0).all()
+    assert sum(p.numel() for p in conv.parameters()) == 3 * 2 * 5
+
+
+def test_contrastive_depth_loss_by_hand():
+    rng = np.random.default_rng(0)
+    p, t = rng.random((1, 1, 5, 5)), rng.random((1, 1, 5, 5))
+    diffs = []
+    for a in (p, t):
+        d = []
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dy or dx:
+                    d.append(a[0, 0, 1 + dy:4 + dy, 1 + dx:4 + dx] - a[0, 0, 1:4, 1:4])
+        diffs.append(np.stack(d))
+    expected = ((diffs[0] - diffs[1]) ** 2).mean()
+    got = contrastive_depth_loss(torch.tensor(p), torch.tensor(t))
+    assert float(got) == pytest.approx(expected)
+
+
+def test_decision_rule_on_hand_made_maps():
+    region = torch.zeros(3, 8, 8, dtype=torch.long)
+    region[:, 2:6, 2:6] = FACE_REGIONS[0]  # skin: 16 face pixels
+    region[:, 3, 3:5] = KEY_REGIONS[0]  # 2 eye pixels (face and key)
+    maps = torch.zeros(3, 3, 8, 8)
+    # 0: print — attack over the face, no live anywhere
+    maps[0, 0][region[0] > 0] = 0.8
+    # 1: bona fide — live on the key regions, a little attack noise outside the face (ignored)
+    maps[1, 1][region[1] > 0] = 0.9
+    maps[1, 0, 0, :] = 1.0
+    # 2: partial eye attack — attack only on the 2 eye pixels, live elsewhere on the face
+    maps[2, 0][region[2] == KEY_REGIONS[0]] = 0.8
+    maps[2, 1][(region[2] > 0) & (region[2] != KEY_REGIONS[0])] = 0.9
+    s = decision_score(maps, region)
+    torch.testing.assert_close(s, torch.tensor([0.8 - 0.0, 0.0 - 0.9, 0.8 * 2 / 16 - 0.0]))
+    eps = 0.05
+    assert (s > eps).tolist() == [True, False, True]  # eq. 6: attack if F_attack > F_real + eps
+    # no face pixels at all: the whole map's mean
+    s0 = decision_score(torch.full((1, 3, 4, 4), 0.5), torch.zeros(1, 4, 4, dtype=torch.long))
+    assert float(s0) == pytest.approx(0.0)

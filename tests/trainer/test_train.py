@@ -1,0 +1,117 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from synthetic import make_store
+
+from annotator.errors import AnnotatorError
+from trainer.cli import cli
+from trainer.data import select
+from trainer.evaluate import evaluate_run
+from trainer.metrics import read_scores
+from trainer.train import TrainConfig, score, train
+
+
+def _cfg(store, **kw):
+    kw = {"model": "dccdn3", "train": [store], "protocol": "all", "epochs": 4, "batch": 16, "lr": 3e-3,
+          "size": 64, "width": 0.15, "workers": 0, "augment": False, **kw}
+    return TrainConfig(**kw)
+
+
+def test_training_lowers_the_loss_and_eval_reloads_identical_scores(sample_store, tmp_path):
+    url, _ = sample_store
+    run = tmp_path / "run"
+    result = train(_cfg(url), str(run), device="cpu", progress=False)
+    assert len(result.losses) == 4 and result.losses[-1] < 0.8 * result.losses[0], result.losses
+    assert {"config.json", "last.pt", "log.csv", "tb"} <= {p.name for p in run.iterdir()}
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == ["1", "2", "3", "4"]
+    assert any(p.name.startswith("events.out.tfevents") for p in (run / "tb").iterdir())
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    assert ckpt["model"] == "dccdn3" and ckpt["epoch"] == 3
+
+    sel = select([url], "all", "test", needs=result.model.needs)
+    expected = score(result.model, sel, batch=16, size=64, workers=0, device=torch.device("cpu"))
+    report = evaluate_run(str(run), [url], "all", device="cpu", workers=0)
+    got = read_scores(str(run / "eval" / "scores_test.csv"))
+    np.testing.assert_allclose(got.score, expected, rtol=1e-6, atol=1e-7)
+    assert got.is_attack.tolist() == sel.meta["is_attack"].tolist()
+    assert report["frame"]["threshold_from"] == "dev" and report["video"]["level"] == "video"
+    assert report["frame"]["n_attack"] == 3 and report["frame"]["n_bona_fide"] == 12
+    for f in ("metrics.json", "roc.png", "det.png", "scores_dev.csv"):
+        assert (run / "eval" / f).stat().st_size > 0
+    assert json.loads((run / "eval" / "metrics.json").read_text())["model"] == "dccdn3"
+
+
+def test_a_rerun_resumes_after_the_last_epoch(sample_store, tmp_path):
+    url, _ = sample_store
+    run = str(tmp_path / "run")
+    train(_cfg(url, epochs=1), run, device="cpu", progress=False)
+    second = train(_cfg(url, epochs=2), run, device="cpu", progress=False)
+    assert len(second.losses) == 1  # only epoch 2 ran
+    assert torch.load(f"{run}/last.pt", weights_only=True)["epoch"] == 1
+    with pytest.raises(AnnotatorError, match=r"different settings \(lr\)"):
+        train(_cfg(url, epochs=3, lr=1e-4), run, device="cpu", progress=False)
+
+
+def test_bad_inputs_are_one_line_errors(sample_store, tmp_path):
+    url, _ = sample_store
+    lean = make_store(str(tmp_path / "lean.zarr"), n=8, drop=("region",))
+    run = tmp_path / "run"
+    train(_cfg(url, epochs=1, model="cdcn"), str(run), device="cpu", progress=False)
+    dcc = tmp_path / "dcc"
+    train(_cfg(url, epochs=1), str(dcc), device="cpu", progress=False)
+    base = ["train", "--store", url, "--protocol", "all", "--epochs", "1", "--size", "64", "--width", "0.1",
+            "--workers", "0", "--out", str(tmp_path / "x")]
+    cases = [
+        (base + ["--model", "resnet"], "unknown model 'resnet'; choose one of: cdcn, cdcnpp, dccdn3"),
+        (["train", "--store", url, "--protocol", "grandtest", "--model", "cdcn", "--out", str(tmp_path / "y")],
+         "has no protocol 'grandtest'"),
+        (["train", "--store", url, "--protocol", "split", "--model", "cdcn", "--out", str(tmp_path / "y")],
+         "selects no annotated rows of group 'train'"),
+        (["train", "--store", lean, "--protocol", "all", "--model", "dccdn3", "--out", str(tmp_path / "y")],
+         "lacks region, which this model needs"),
+        (["eval", "--run", str(dcc), "--checkpoint", str(run / "last.pt")],
+         "is a checkpoint of model 'cdcn', not 'dccdn3'"),
+        (["eval", "--run", str(tmp_path / "nowhere")], "is not a training run"),
+        (base + ["--model", "cdcn", "--batch", "0"], "--batch must be at least 1"),
+        (["train", "--model", "cdcn", "--out", "z"], "give either --store"),
+    ]
+    for args, msg in cases:
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code != 0, (args, r.output)
+        assert msg in r.output and "Traceback" not in r.output, (args, r.output)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    r = CliRunner().invoke(cli, ["eval", "--run", str(dcc), "--checkpoint", str(tmp_path / "junk.pt")])
+    assert r.exit_code != 0 and "is not a loadable checkpoint" in r.output
+
+
+def test_leave_one_dataset_out_reports_both_threshold_variants(tmp_path):
+    splits = ["train"] * 8 + ["dev"] * 4 + ["test"] * 4
+    a = make_store(str(tmp_path / "a.zarr"), n=16, split=splits, seed=1)
+    b = make_store(str(tmp_path / "b.zarr"), n=16, split=splits, seed=2)
+    c = make_store(str(tmp_path / "c.zarr"), n=16, split=splits, seed=3)
+    run = str(tmp_path / "ocim")
+    r = CliRunner().invoke(cli, ["train", "--train", f"{a},{b}", "--test", c, "--protocol", "split", "--model",
+                                 "dccdn3", "--epochs", "1", "--batch", "8", "--width", "0.1", "--workers", "0",
+                                 "--device", "cpu", "--out", run])
+    assert r.exit_code == 0, r.output
+    assert len(select([a, b], "split", "train")) == 16
+    r = CliRunner().invoke(cli, ["eval", "--run", run, "--device", "cpu", "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "ocim" / "eval" / "metrics.json").read_text())
+    assert report["dev_stores"] == [a, b] and report["test_stores"] == [c]
+    cross = report["cross_dataset"]
+    assert cross["target_eer"]["threshold_from"] == "test (optimistic)"
+    assert cross["source_dev"]["threshold_from"] == "dev"
+    # the honest variant uses the sources' dev EER threshold, the optimistic one the target's own
+    dev = read_scores(str(tmp_path / "ocim" / "eval" / "scores_dev.csv")).by_video()
+    test = read_scores(str(tmp_path / "ocim" / "eval" / "scores_test.csv")).by_video()
+    from trainer.metrics import eer_threshold
+
+    assert cross["source_dev"]["threshold"] == pytest.approx(eer_threshold(dev))
+    assert cross["target_eer"]["threshold"] == pytest.approx(eer_threshold(test))
+    assert len(test.score) == 2  # 4 test rows of c, 2 frames per video

@@ -1,0 +1,1 @@
+"""Companion trainer: reads label stores, trains and evaluates FAS models (`fas-train`)."""

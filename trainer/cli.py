@@ -1,0 +1,144 @@
+"""The `fas-train` command. Every user error is one line (click's 'Error: ...')."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from annotator.errors import AnnotatorError
+
+SCORE_NOTE = "Scores: higher = more likely an attack; a sample is an attack when score >= threshold."
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AnnotatorError as e:
+            raise click.ClickException(str(e)) from None
+
+
+def _stores(value: str | None) -> list[str]:
+    return [s for s in (value or "").split(",") if s]
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="fas-annotator")
+def cli():
+    """Train and evaluate face anti-spoofing models on label stores made by `annotate`."""
+
+
+@cli.command()
+@click.option("--store", type=str, default=None, help="Store(s), comma-separated: train, dev and test groups "
+                                                       "all come from them.")
+@click.option("--train", "train_stores", type=str, default=None,
+              help="Source store(s) for leave-one-dataset-out (OCIM): train and dev groups come from them.")
+@click.option("--test", "test_stores", type=str, default=None, help="Target store(s) of the test group (OCIM).")
+@click.option("--protocol", type=str, default="split", show_default=True,
+              help="protocols/<name> of the stores, or `split` (meta/split) or `all`.")
+@click.option("--model", required=True, help="Model name (`fas-train models` lists them).")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Adam learning rate (halved every --lr-step).")
+@click.option("--lr-step", type=int, default=200, show_default=True, help="Epochs between learning-rate halvings.")
+@click.option("--size", type=int, default=None, help="Input side (default: the store's crop size).")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier (1 = the paper's).")
+@click.option("--alpha", type=float, default=None, help="dccdn3: weight of the MSE loss [1].")
+@click.option("--beta", type=float, default=None, help="dccdn3: weight of the contrastive depth loss [1].")
+@click.option("--mcrea", type=float, default=0.0, show_default=True, help="MCREA gamma on the fly (0: off).")
+@click.option("--mcrea-rho", type=int, default=1, show_default=True)
+@click.option("--mcrea-scheme", type=click.Choice(["integrated", "overlay", "clipping"]), default="integrated",
+              show_default=True)
+@click.option("--no-augment", is_flag=True, help="No flips, crops or colour jitter.")
+@click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")
+@click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
+def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
+          mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
+    """Train a model on the train group of a protocol (resumes a run directory)."""
+    from .train import TrainConfig
+    from .train import train as run_training
+
+    if bool(store) == bool(train_stores):
+        raise AnnotatorError("give either --store S[,S...] or --train S[,S...] (with --test T[,T...])")
+    options = {k: v for k, v in {"alpha": alpha, "beta": beta}.items() if v is not None}
+    if options and model != "dccdn3":
+        raise AnnotatorError("--alpha and --beta apply to --model dccdn3")
+    sources = _stores(store or train_stores)
+    cfg = TrainConfig(model=model, train=sources, protocol=protocol, test=_stores(test_stores), epochs=epochs,
+                      batch=batch, lr=lr, lr_step=lr_step, size=size, width=width, model_options=options,
+                      mcrea=mcrea, mcrea_rho=mcrea_rho, mcrea_scheme=mcrea_scheme, augment=not no_augment,
+                      workers=workers, seed=seed)
+    result = run_training(cfg, out, device=device)
+    click.echo(json.dumps(result.summary()))
+
+
+@cli.command("eval")
+@click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train`.")
+@click.option("--store", type=str, default=None, help="Store(s) for dev and test [the run's].")
+@click.option("--test", "test_stores", type=str, default=None, help="Test store(s) [the run's --test, else --store].")
+@click.option("--protocol", type=str, default=None, help="Protocol [the run's].")
+@click.option("--threshold", type=str, default="eer", show_default=True,
+              help="Threshold chosen on dev: eer, bpcer1 (BPCER = 1 %, paper 001 on WMCA) or a number.")
+@click.option("--checkpoint", type=str, default=None, help="Checkpoint file [RUN/last.pt].")
+@click.option("--device", type=str, default=None)
+@click.option("--workers", type=int, default=None, help="DataLoader workers [the run's].")
+@click.option("--out", type=str, default=None, help="Folder for metrics.json, scores and curves [RUN/eval].")
+def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, workers, out):
+    """Score dev and test, choose the threshold on dev, apply it to test; write metrics, scores, ROC, DET.
+
+    Scores: higher = more likely an attack."""
+    from pathlib import Path
+
+    from .evaluate import evaluate_run
+
+    cfg_file = Path(run_dir) / "config.json"
+    if not cfg_file.is_file():
+        raise AnnotatorError(f"{run_dir} is not a training run (no config.json); train with `fas-train train --out {run_dir}`")
+    cfg = json.loads(cfg_file.read_text())
+    stores = _stores(store) or cfg["train"]
+    tests = _stores(test_stores) or (cfg.get("test") if not store else None) or stores
+    report = evaluate_run(run_dir, stores, protocol or cfg["protocol"], tests, rule=threshold, device=device,
+                          checkpoint=checkpoint, out=out, workers=workers)
+    keys = ("threshold", "apcer", "bpcer", "acer", "hter", "eer", "auc")
+    short = {level: {k: round(report[level][k], 4) for k in keys} for level in ("frame", "video")}
+    if "cross_dataset" in report:
+        short["cross_dataset_hter"] = {k: round(v["hter"], 4) for k, v in report["cross_dataset"].items()}
+    folder = out or str(Path(run_dir) / "eval")
+    click.echo(json.dumps({"model": report["model"], "protocol": report["protocol"], **short,
+                           "written": f"{folder}/metrics.json, scores_dev.csv, scores_test.csv, roc.png, det.png"},
+                          indent=1))
+
+
+@cli.command()
+@click.argument("scores", type=str)
+@click.option("--dev", type=str, default=None, help="Dev scores CSV: the threshold is chosen there.")
+@click.option("--threshold", type=str, default="eer", show_default=True, help="eer, bpcer1 or a number.")
+@click.option("--video", is_flag=True, help="Score videos by the mean of their frames (needs video_id).")
+def metrics(scores, dev, threshold, video):
+    """ISO/IEC 30107-3 metrics of a scores CSV (columns score,is_attack,attack_type[,video_id]) as JSON.
+
+    Scores: higher = more likely an attack; a sample is an attack when score >= threshold.
+    Without --dev the threshold comes from SCORES itself (reported as optimistic)."""
+    from .metrics import evaluate, read_scores
+
+    test = read_scores(scores)
+    test.check_both_classes(scores)
+    d = read_scores(dev) if dev else None
+    click.echo(json.dumps(evaluate(test, d, threshold, video=video), indent=2))
+
+
+@cli.command()
+def models():
+    """List the registered models and the store arrays each reads."""
+    from .models import MODELS, create
+
+    for name in MODELS.names():
+        m = create(name, width=0.1)
+        click.echo(f"{name}\treads image, {', '.join(m.needs)}")
+
+
+def main() -> None:
+    cli(prog_name="fas-train")

@@ -1,0 +1,322 @@
+"""Training data from label stores: row selection by protocol, and a chunk-reading batch stream.
+
+A store is chunked by shard along the sample axis (DESIGN.md section 4), so the stream's unit of
+work is one chunk: a DataLoader worker reads whole chunks of the arrays a model needs (one decode
+per array and chunk), keeps the selected rows, shuffles them in a buffer of several chunks and
+emits ready batches (DataLoader batch_size=None), in the store's uint8 layouts. Turning them into
+float inputs and the photometric / crop augmentation happen on the training device (transforms.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from annotator.errors import AnnotatorError
+from annotator.samples import Status
+from annotator.store import open_store
+
+GROUPS = {"train": 0, "dev": 1, "test": 2}
+# Pseudo-protocols: "split" uses meta/split (the dataset's own train/dev/test), "all" every row.
+PSEUDO_PROTOCOLS = ("split", "all")
+FIELDS = ("image", "label", "depth", "region", "landmarks")
+META = ("sample_id", "video_id", "is_attack", "attack_type", "dataset")
+
+
+@dataclass
+class Part:
+    """The selected rows of one store: url, sorted row indices (int64), rows per chunk."""
+
+    url: str
+    rows: np.ndarray
+    chunk: int
+
+
+@dataclass
+class Selection:
+    """Rows of one or more stores for one group of a protocol, with their meta columns (concatenated
+    over parts in order: position p of the selection is row parts[k].rows[p - offset_k])."""
+
+    parts: list[Part]
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return sum(len(p.rows) for p in self.parts)
+
+    @property
+    def offsets(self) -> list[int]:
+        return list(np.cumsum([0] + [len(p.rows) for p in self.parts])[:-1])
+
+
+def protocol_names(url: str) -> list[str]:
+    root = open_store(url)
+    return sorted(k for k, _ in root["protocols"].arrays()) if "protocols" in root else []
+
+
+def select_rows(url: str, protocol: str, group: str) -> Part:
+    """Rows of `url` in `group` (train/dev/test) of `protocol`, annotated without error (status 0)."""
+    if group not in GROUPS:
+        raise AnnotatorError(f"unknown group {group!r}; use one of {', '.join(GROUPS)}")
+    root = open_store(url)
+    status = root["meta/status"][:]
+    if protocol == "all":
+        chosen = np.ones(len(status), bool)
+    elif protocol == "split":
+        chosen = root["meta/split"][:].astype(str) == group
+    else:
+        names = protocol_names(url)
+        if protocol not in names:
+            raise AnnotatorError(f"{url} has no protocol {protocol!r}; it has: "
+                                 f"{', '.join(list(PSEUDO_PROTOCOLS) + names)}")
+        chosen = root[f"protocols/{protocol}"][:] == GROUPS[group]
+    rows = np.nonzero(chosen & (status == int(Status.OK)))[0].astype(np.int64)
+    return Part(url, rows, int(root.attrs.get("shard_size") or root["image"].chunks[0]))
+
+
+def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] = ()) -> Selection:
+    """The rows of `group` of `protocol` over several stores; one-line errors when a store lacks an
+    array in `needs` or the selection is empty."""
+    if not stores:
+        raise AnnotatorError("no store given")
+    parts = []
+    for url in stores:
+        root = open_store(url)
+        missing = [n for n in needs if n not in root]
+        if missing:
+            raise AnnotatorError(f"{url} lacks {', '.join(missing)}, which this model needs")
+        parts.append(select_rows(url, protocol, group))
+    sel = Selection(parts)
+    if not len(sel):
+        raise AnnotatorError(f"protocol {protocol!r} selects no annotated rows of group {group!r} in "
+                             f"{', '.join(stores)}")
+    cols = {c: [] for c in META}
+    for p in parts:
+        meta = open_store(p.url)["meta"]
+        for c in META:
+            cols[c].append(meta[c][:][p.rows] if c in meta else np.full(len(p.rows), "", dtype=object))
+    sel.meta = {c: np.concatenate(v) for c, v in cols.items()}
+    sel.meta["is_attack"] = sel.meta["is_attack"].astype(bool)
+    return sel
+
+
+class StoreStream(IterableDataset):
+    """Batches of a Selection, read chunk by chunk. Use with DataLoader(batch_size=None).
+
+    Each batch is a dict of tensors in the store layouts: image (B, S, S, 3) uint8, label
+    (B, 3, S, S) uint8, depth / region (B, S, S) uint8, landmarks (B, 478, 3) float32,
+    pyramid/<k> (B, 3, k, k) uint8 (only the `fields` asked for), plus index (B,) int64 (position
+    in the Selection) and is_attack (B,) bool.
+
+    shuffle: chunk order and rows (within a buffer of `buffer_chunks` chunks) are shuffled per epoch
+    from (seed, epoch); call set_epoch(e) before each epoch. Without shuffle the order is the
+    selection's order, so evaluation is deterministic. mcrea: kwargs of annotator.augment.mcrea
+    (gamma, rho, scheme) applied to each batch in the worker; flip: random horizontal flips there.
+    """
+
+    def __init__(self, selection: Selection, fields: tuple[str, ...], batch_size: int, shuffle: bool = False,
+                 seed: int = 0, drop_last: bool = False, buffer_chunks: int = 4, mcrea: dict | None = None,
+                 flip: bool = False):
+        super().__init__()
+        bad = [f for f in fields if f not in FIELDS and not f.startswith("pyramid/")]
+        if bad:
+            raise AnnotatorError(f"unknown fields {bad}; known: {', '.join(FIELDS)}, pyramid/<k>")
+        if batch_size < 1:
+            raise AnnotatorError(f"batch size must be at least 1, got {batch_size}")
+        self.sel, self.batch_size, self.shuffle, self.seed = selection, batch_size, shuffle, seed
+        self.drop_last, self.buffer_chunks, self.mcrea, self.flip = drop_last, buffer_chunks, mcrea, flip
+        need = set(fields) | (set(FIELDS) if mcrea else set())
+        self.fields = tuple(f for f in FIELDS if f in need) + tuple(sorted(need - set(FIELDS)))
+        self.epoch = 0
+        self._units = self._plan()
+        self.ring: BatchRing | None = None  # set by StoreLoader when batches travel through shared slots
+
+    def field_specs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Per-row shape and dtype of each field; one-line error when the stores disagree."""
+        specs: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
+        for p in self.sel.parts:
+            root = open_store(p.url)
+            for f in self.fields:
+                a = root[f]
+                spec = (tuple(a.shape[1:]), torch.from_numpy(np.zeros(0, a.dtype)).dtype)
+                if specs.setdefault(f, spec) != spec:
+                    raise AnnotatorError(f"{f} has shape {spec[0]} in {p.url} but {specs[f][0]} in another store; "
+                                         "annotate all stores of one run with the same --size")
+        return specs
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.sel)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _plan(self) -> list[tuple[int, int, np.ndarray]]:
+        """(part, chunk id, positions in the selection) for every chunk holding selected rows."""
+        units = []
+        for k, (p, off) in enumerate(zip(self.sel.parts, self.sel.offsets)):
+            chunk_of = p.rows // p.chunk
+            bounds = np.nonzero(np.diff(chunk_of))[0] + 1
+            for pos in np.split(np.arange(len(p.rows)), bounds):
+                if len(pos):
+                    units.append((k, int(chunk_of[pos[0]]), pos + off))
+        return units
+
+    def __iter__(self):
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self._units)) if self.shuffle else np.arange(len(self._units))
+        mine = [self._units[i] for i in order[wid::nw]]
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)) + wid)
+        arrays: dict[int, dict] = {}
+        blocks: list[dict[str, np.ndarray]] = []  # decoded chunks still holding rows to emit
+        # rows waiting in the buffer: (block, row in block, position in the selection)
+        pending = np.empty((0, 3), np.int64)
+        for k, c, positions in mine:
+            part = self.sel.parts[k]
+            if k not in arrays:
+                root = open_store(part.url)
+                arrays[k] = {f: root[f] for f in self.fields}
+            start = c * part.chunk
+            local = part.rows[positions - self.sel.offsets[k]] - start
+            blocks.append({f: a[start:start + part.chunk] for f, a in arrays[k].items()})  # whole chunk, one decode
+            rows = np.stack([np.full(len(local), len(blocks) - 1), local, positions], axis=1)
+            pending = np.concatenate([pending, rows])
+            if len(pending) >= max(self.batch_size, self.buffer_chunks * part.chunk):
+                if self.shuffle:
+                    pending = pending[rng.permutation(len(pending))]
+                full = len(pending) // self.batch_size * self.batch_size
+                yield from self._batches(blocks, pending[:full], gen, info is not None)
+                pending = pending[full:]
+                live = set(pending[:, 0].tolist())
+                blocks = [b if i in live else {} for i, b in enumerate(blocks)]  # free emitted chunks
+        if len(pending):
+            if self.shuffle:
+                pending = pending[rng.permutation(len(pending))]
+            if self.drop_last:
+                pending = pending[:len(pending) // self.batch_size * self.batch_size]
+            yield from self._batches(blocks, pending, gen, info is not None)
+
+    def _batches(self, blocks: list[dict[str, np.ndarray]], rows: np.ndarray, gen: torch.Generator, shared: bool):
+        """Batches of `rows` ((block, row, position) triples), gathered row by row straight into
+        the output: a slot of the shared ring inside a worker (StoreLoader), else fresh tensors."""
+        wid = get_worker_info().id if shared else 0
+        for s in range(0, len(rows), self.batch_size):
+            take = rows[s:s + self.batch_size]
+            n = len(take)
+            slot = self.ring.next_slot(wid) if shared and self.ring is not None else None
+            batch = {}
+            for f in self.fields:
+                first = blocks[take[0, 0]][f]
+                if slot is not None:
+                    out = self.ring.buffers[f][slot, :n]
+                else:
+                    out = torch.empty((n, *first.shape[1:]), dtype=torch.from_numpy(first[:0]).dtype)
+                dst = out.numpy()
+                for j, (bi, ri) in enumerate(take[:, :2].tolist()):
+                    dst[j] = blocks[bi][f][ri]
+                batch[f] = out
+            idx = take[:, 2]
+            batch["index"] = torch.from_numpy(idx.copy())
+            batch["is_attack"] = torch.from_numpy(self.sel.meta["is_attack"][idx])
+            if self.mcrea:
+                from annotator.augment.mcrea import mcrea
+
+                batch, _ = mcrea(batch, generator=gen, **self.mcrea)
+                batch.pop("exchanged", None)
+            if self.flip:
+                batch = flip_batch(batch, torch.rand(n, generator=gen) < 0.5)
+            if slot is not None:  # only the slot number and the small columns cross the process boundary
+                for f in self.fields:
+                    if batch[f].data_ptr() != self.ring.buffers[f][slot].data_ptr():
+                        self.ring.buffers[f][slot, :n].copy_(batch[f])
+                batch = {"slot": torch.tensor([slot, n]), "index": batch["index"], "is_attack": batch["is_attack"]}
+            yield batch
+
+
+class BatchRing:
+    """Shared-memory batch slots, allocated once before the workers start: a worker writes each
+    batch into its next slot and sends only the slot number, so no per-batch shared memory is
+    created (on this VM that cost ~0.5 ms per 256x256 row in page faults, more than decoding).
+
+    Each worker cycles through `per_worker` slots. DataLoader keeps at most prefetch x workers
+    batches requested ahead, so with per_worker = prefetch x workers + 2 a slot is rewritten only
+    after the consumer drew two more batches: a batch stays valid until then (to_inputs copies it
+    to the device first thing)."""
+
+    def __init__(self, specs: dict[str, tuple[tuple[int, ...], torch.dtype]], batch: int, workers: int,
+                 prefetch: int):
+        self.per_worker = prefetch * workers + 2
+        self.buffers = {f: torch.empty((workers * self.per_worker, batch, *shape), dtype=dtype).share_memory_()
+                        for f, (shape, dtype) in specs.items()}
+        self._count = 0
+
+    def next_slot(self, worker: int) -> int:
+        slot = worker * self.per_worker + self._count % self.per_worker
+        self._count += 1
+        return slot
+
+    def take(self, small: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        slot, n = small["slot"].tolist()
+        return {**{f: b[slot, :n] for f, b in self.buffers.items()}, "index": small["index"],
+                "is_attack": small["is_attack"]}
+
+
+class StoreLoader:
+    """A torch DataLoader over a StoreStream (batch_size=None) whose workers hand batches over
+    through a BatchRing. Iterating yields the stream's batch dicts; len() is the batch count."""
+
+    def __init__(self, stream: StoreStream, workers: int = 2, prefetch: int = 2):
+        self.stream = stream
+        if workers:
+            stream.ring = BatchRing(stream.field_specs(), stream.batch_size, workers, prefetch)
+        self.loader = DataLoader(stream, batch_size=None, num_workers=workers,
+                                 prefetch_factor=prefetch if workers else None,
+                                 worker_init_fn=worker_init if workers else None)
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    def __iter__(self):
+        ring = self.stream.ring
+        for batch in self.loader:
+            yield ring.take(batch) if "slot" in batch else batch
+
+
+def worker_init(_: int = 0) -> None:
+    """DataLoader worker set-up: keep freed chunk buffers in the heap (glibc would mmap and unmap
+    every multi-MB decode buffer, paying fresh page faults on each chunk: ~15 % of read time)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 64 << 20)
+    libc.mallopt(m_trim_threshold, 256 << 20)
+
+
+def flip_batch(batch: dict[str, torch.Tensor], which: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mirror the samples where `which` (B,) bool is set: images and maps left-right, landmarks'
+    x -> S - x (pixel centres at x + 0.5; indices are not swapped, so a left-eye point stays a
+    left-eye index on what is now the right side)."""
+    if not bool(which.any()):
+        return batch
+    out = dict(batch)
+    for f, v in batch.items():
+        if f == "image":
+            out[f] = torch.where(which[:, None, None, None], v.flip(2), v)
+        elif f in ("label",) or f.startswith("pyramid/"):
+            out[f] = torch.where(which[:, None, None, None], v.flip(-1), v)
+        elif f in ("depth", "region"):
+            out[f] = torch.where(which[:, None, None], v.flip(-1), v)
+        elif f == "landmarks":
+            size = batch["image"].shape[2] if "image" in batch else batch["label"].shape[-1]
+            x = torch.where(which[:, None], size - v[..., 0], v[..., 0])
+            out[f] = torch.cat([x[..., None], v[..., 1:]], dim=-1)
+    return out

@@ -1,0 +1,95 @@
+"""Evaluation of a trained run: scores on dev and test, ISO metrics with the dev threshold applied
+to test, scores CSVs and ROC / DET curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+
+from .data import Selection
+from .metrics import Scores, cross_dataset, evaluate, roc, write_scores
+from .train import rerun_scores
+
+
+def scores_of(sel: Selection, score: np.ndarray) -> Scores:
+    return Scores(score, sel.meta["is_attack"], sel.meta["attack_type"], sel.meta["video_id"])
+
+
+def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[str] | None = None,
+                 dev_stores: list[str] | None = None, rule: str = "eer", device: str | None = None,
+                 checkpoint: str | None = None, out: str | None = None, workers: int | None = None) -> dict:
+    """Score dev (dev_stores or stores) and test (test_stores or stores), write RUN/eval/ (or out):
+    metrics.json, scores_dev.csv, scores_test.csv, roc.png, det.png. Returns the metrics.
+
+    When the test stores differ from the dev stores (leave-one-dataset-out), the report also holds
+    "cross_dataset": HTER at the target's own EER threshold (common, optimistic) and at the source
+    dev threshold (honest), labelled as such.
+    """
+    dev_stores = dev_stores or stores
+    test_stores = test_stores or stores
+    dev_sel, dev_score, ckpt = rerun_scores(run, dev_stores, protocol, "dev", device, checkpoint, workers)
+    test_sel, test_score, _ = rerun_scores(run, test_stores, protocol, "test", device, checkpoint, workers)
+    dev, test = scores_of(dev_sel, dev_score), scores_of(test_sel, test_score)
+    report = {
+        "run": str(run), "model": ckpt["model"], "epoch": int(ckpt["epoch"]) + 1, "protocol": protocol,
+        "dev_stores": dev_stores, "test_stores": test_stores,
+        "score": "higher = more likely an attack",
+        "frame": evaluate(test, dev, rule),
+        "video": evaluate(test, dev, rule, video=True),
+    }
+    if sorted(test_stores) != sorted(dev_stores):
+        report["cross_dataset"] = cross_dataset(test, dev, video=True)
+    folder = Path(out) if out else Path(run) / "eval"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, sel, s in (("dev", dev_sel, dev), ("test", test_sel, test)):
+        write_scores(str(folder / f"scores_{name}.csv"), s,
+                     {"sample_id": sel.meta["sample_id"], "dataset": sel.meta["dataset"]})
+    (folder / "metrics.json").write_text(json.dumps(report, indent=2))
+    plot_curves(test, folder, report["frame"]["threshold"])
+    return report
+
+
+def plot_curves(s: Scores, folder: Path, threshold: float) -> None:
+    """roc.png (attacks detected vs bona fide rejected) and det.png (APCER vs BPCER on normal-deviate
+    axes) of a set, with the operating point of `threshold` marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fpr, tpr, _ = roc(s)
+    bf = s.score[~s.is_attack]
+    att = s.score[s.is_attack]
+    op_b, op_a = float((bf >= threshold).mean()), float((att < threshold).mean())
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(fpr, tpr, lw=1.5)
+    ax.plot([op_b], [1 - op_a], "o", label=f"threshold {threshold:.4g}")
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
+    ax.set(xlabel="BPCER (bona fide rejected)", ylabel="1 - APCER (attacks detected)", title="ROC", xlim=(0, 1),
+           ylim=(0, 1))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(folder / "roc.png", dpi=120)
+    plt.close(fig)
+
+    nd = NormalDist()
+    eps = 1e-4
+
+    def probit(p):
+        return [nd.inv_cdf(min(max(float(v), eps), 1 - eps)) for v in np.atleast_1d(p)]
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(probit(1 - tpr), probit(fpr), lw=1.5)
+    ax.plot(probit(op_a), probit(op_b), "o", label=f"threshold {threshold:.4g}")
+    ticks = [0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99, 0.999]
+    ax.set_xticks(probit(ticks), [f"{100 * t:g}" for t in ticks])
+    ax.set_yticks(probit(ticks), [f"{100 * t:g}" for t in ticks])
+    ax.set(xlabel="APCER (%)", ylabel="BPCER (%)", title="DET")
+    ax.grid(True, lw=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(folder / "det.png", dpi=120)
+    plt.close(fig)

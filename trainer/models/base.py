@@ -1,0 +1,30 @@
+"""What every trainer model provides besides forward: the store fields it reads, its loss, its
+attack score (higher = more likely an attack; trainer/metrics.py), all on batches from inputs.py."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from annotator.registry import Registry
+
+MODELS: Registry = Registry("model")
+
+
+class FasModel(nn.Module):
+    #: store arrays the model reads besides image: for its loss, and in all (loss and score).
+    #: Checked against each store before any work; training reads only train_needs.
+    train_needs: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """(scalar loss, its named parts as floats for the logs)."""
+        raise NotImplementedError
+
+    def score(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B,) attack scores, higher = more likely an attack."""
+        raise NotImplementedError
+
+
+def create(name: str, **kwargs) -> FasModel:
+    return MODELS.create(name, **kwargs)

@@ -1,0 +1,239 @@
+"""Training and scoring loops. A run directory holds config.json, last.pt (the checkpoint, written
+atomically after every epoch), log.csv and tb/ (TensorBoard); a rerun on the same directory with
+the same settings resumes after the last finished epoch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from annotator.errors import AnnotatorError
+
+from .data import Selection, StoreLoader, StoreStream, select
+from .inputs import Augment, to_inputs
+from .models import MODELS, FasModel, create
+
+CHECKPOINT = "last.pt"
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    train: list[str]  # stores whose `train` group is learnt
+    protocol: str = "split"
+    dev: list[str] = field(default_factory=list)  # stores of the dev group (default: the train stores)
+    test: list[str] = field(default_factory=list)  # stores of the test group (default: the train stores)
+    epochs: int = 10
+    batch: int = 32
+    lr: float = 2e-3  # paper 001: Adam, 0.002, halved every 200 epochs
+    lr_step: int = 200
+    weight_decay: float = 5e-5
+    size: int | None = None  # input side; None: the store's crop size
+    width: float = 1.0  # channel multiplier of the model (1 = the paper's)
+    model_options: dict = field(default_factory=dict)  # e.g. {"alpha": 1, "beta": 1} for dccdn3
+    mcrea: float = 0.0  # MCREA gamma (0: off); rho and scheme below
+    mcrea_rho: int = 1
+    mcrea_scheme: str = "integrated"
+    augment: bool = True
+    workers: int = 2
+    seed: int = 0
+
+    def validate(self) -> None:
+        MODELS.get(self.model)
+        for name, v, lo in (("--epochs", self.epochs, 1), ("--batch", self.batch, 1), ("--workers", self.workers, 0)):
+            if v < lo:
+                raise AnnotatorError(f"{name} must be at least {lo}, got {v}")
+        if not self.lr > 0:
+            raise AnnotatorError(f"--lr must be positive, got {self.lr}")
+        if self.size is not None and self.size < 32:
+            raise AnnotatorError(f"--size must be at least 32, got {self.size}")
+        if self.mcrea:
+            from annotator.augment.mcrea import check_args
+
+            check_args(self.mcrea, self.mcrea_rho, self.mcrea_scheme)
+
+    @property
+    def dev_stores(self) -> list[str]:
+        return self.dev or self.train
+
+    @property
+    def test_stores(self) -> list[str]:
+        return self.test or self.train
+
+    def build_model(self) -> FasModel:
+        return create(self.model, width=self.width, **self.model_options)
+
+
+def device_of(name: str | None) -> torch.device:
+    if name:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise AnnotatorError(f"--device {name}: CUDA is not available here; use --device cpu")
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def fields_for(model: FasModel, training: bool) -> tuple[str, ...]:
+    return ("image", *(model.train_needs if training else model.needs))
+
+
+def loader(stream: StoreStream, workers: int) -> StoreLoader:
+    return StoreLoader(stream, workers)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+def save_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, scheduler, epoch: int, step: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": cfg.model, "config": dataclasses.asdict(cfg), "state_dict": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "epoch": epoch, "step": step}, tmp)
+    os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint intact
+
+
+def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
+    """A checkpoint dict (loaded with weights_only=True); one-line errors for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotatorError(f"no checkpoint at {path}; train first with `fas-train train --out {path.parent}`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise AnnotatorError(f"{path} is not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
+        raise AnnotatorError(f"{path} is not a fas-train checkpoint (no model name and state_dict)")
+    if model_name is not None and ckpt["model"] != model_name:
+        raise AnnotatorError(f"{path} is a checkpoint of model {ckpt['model']!r}, not {model_name!r}")
+    return ckpt
+
+
+def restore(model: FasModel, ckpt: dict, path) -> None:
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise AnnotatorError(f"{path} does not fit model {ckpt['model']!r} with these settings ({first})") from None
+
+
+@dataclass
+class TrainResult:
+    run: str
+    epochs: int
+    losses: list[float]  # mean training loss of each epoch run by this call
+    model: FasModel  # the trained model, in eval mode
+
+    def summary(self) -> dict:
+        return {"run": self.run, "epochs": self.epochs, "losses": self.losses}
+
+
+def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool = True) -> TrainResult:
+    """Train cfg.model on the `train` group of cfg.protocol, resuming `out` when it holds a run."""
+    cfg.validate()
+    dev = device_of(device)
+    run = Path(out)
+    model = cfg.build_model()
+    sel = select(cfg.train, cfg.protocol, "train", needs=model.needs)
+    # check the other groups now: a bad protocol or an empty split must fail before hours of training
+    select(cfg.dev_stores, cfg.protocol, "dev", needs=model.needs)
+    select(cfg.test_stores, cfg.protocol, "test", needs=model.needs)
+    run.mkdir(parents=True, exist_ok=True)
+    saved = run / "config.json"
+    if saved.exists():
+        before = json.loads(saved.read_text())
+        now = json.loads(json.dumps(dataclasses.asdict(cfg)))
+        diff = [k for k in now if k != "epochs" and before.get(k) != now[k]]
+        if diff:
+            raise AnnotatorError(f"{run} holds a run with different settings ({', '.join(diff)}); "
+                                 "use another --out or the same settings to resume")
+    saved.write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    torch.manual_seed(cfg.seed)
+    model = cfg.build_model().to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=0.5)
+    start, step = 0, 0
+    if (run / CHECKPOINT).exists():
+        ckpt = load_checkpoint(run / CHECKPOINT, cfg.model)
+        restore(model, ckpt, run / CHECKPOINT)
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start, step = ckpt["epoch"] + 1, ckpt["step"]
+    mcrea = {"gamma": cfg.mcrea, "rho": cfg.mcrea_rho, "scheme": cfg.mcrea_scheme} if cfg.mcrea else None
+    stream = StoreStream(sel, fields_for(model, True), cfg.batch, shuffle=True, seed=cfg.seed, drop_last=len(sel) > cfg.batch,
+                         mcrea=mcrea, flip=cfg.augment)
+    augment = Augment() if cfg.augment else None
+    gen = torch.Generator().manual_seed(cfg.seed)
+    from tqdm import tqdm
+
+    from .logs import RunLog
+
+    losses = []
+    with RunLog(run) as log:
+        for epoch in range(start, cfg.epochs):
+            stream.set_epoch(epoch)
+            gen.manual_seed(cfg.seed * 1_000_003 + epoch)
+            model.train()
+            total, count, t0 = 0.0, 0, time.perf_counter()
+            bar = tqdm(loader(stream, cfg.workers), total=len(stream), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       unit="batch", disable=not progress)
+            for batch in bar:
+                x = to_inputs(batch, dev, cfg.size, augment, gen)
+                with _autocast(dev):
+                    pred = model(x["image"])
+                loss, parts = model.loss(pred.float(), x)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise AnnotatorError(f"loss became {value} at epoch {epoch + 1} step {step}; lower --lr")
+                total, count = total + value * len(x["image"]), count + len(x["image"])
+                bar.set_postfix(loss=f"{value:.4f}")
+                log.step(epoch, step, value, parts, opt.param_groups[0]["lr"])
+            sched.step()
+            mean = total / max(count, 1)
+            losses.append(mean)
+            log.epoch(epoch, step, mean, time.perf_counter() - t0)
+            save_checkpoint(run / CHECKPOINT, cfg, model, opt, sched, epoch, step)
+    return TrainResult(str(run), cfg.epochs, losses, model.eval())
+
+
+@torch.no_grad()
+def score(model: FasModel, sel: Selection, batch: int, size: int | None, workers: int,
+          device: torch.device) -> np.ndarray:
+    """Attack scores (len(sel),) float64 of every selected row, in selection order."""
+    model.eval()
+    stream = StoreStream(sel, fields_for(model, False), batch, shuffle=False)
+    out = np.full(len(sel), np.nan)
+    for b in loader(stream, workers):
+        x = to_inputs(b, device, size)
+        with _autocast(device):
+            pred = model(x["image"])
+        out[b["index"].numpy()] = model.score(pred.float(), x).double().cpu().numpy()
+    return out
+
+
+def rerun_scores(run: str | Path, stores: list[str], protocol: str, group: str, device: str | None = None,
+                 checkpoint: str | None = None, workers: int | None = None) -> tuple[Selection, np.ndarray, dict]:
+    """(selection, scores, checkpoint) of a trained run's model on `group` of `protocol` in `stores`."""
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise AnnotatorError(f"{run} is not a training run (no config.json); train with `fas-train train --out {run}`")
+    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
+    path = Path(checkpoint) if checkpoint else run / CHECKPOINT
+    ckpt = load_checkpoint(path, cfg.model)
+    model = cfg.build_model()
+    restore(model, ckpt, path)
+    dev = device_of(device)
+    model.to(dev)
+    sel = select(stores, protocol, group, needs=model.needs)
+    return sel, score(model, sel, cfg.batch, cfg.size, cfg.workers if workers is None else workers, dev), ckpt
