@@ -13,7 +13,9 @@ import click
 from .errors import AnnotatorError
 
 
-class _Group(click.Group):
+class OneLineErrors(click.Group):
+    """A click group that turns AnnotatorError into click's one-line 'Error: ...' (also fas-train's)."""
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -21,7 +23,7 @@ class _Group(click.Group):
             raise click.ClickException(str(e)) from None
 
 
-@click.group(cls=_Group)
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="fas-annotator")
 def cli():
     """Fine-grained face anti-spoofing labels: annotate datasets into Zarr label stores."""

@@ -6,24 +6,15 @@ import json
 
 import click
 
+from annotator.cli import OneLineErrors
 from annotator.errors import AnnotatorError
-
-SCORE_NOTE = "Scores: higher = more likely an attack; a sample is an attack when score >= threshold."
-
-
-class _Group(click.Group):
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except AnnotatorError as e:
-            raise click.ClickException(str(e)) from None
 
 
 def _stores(value: str | None) -> list[str]:
     return [s for s in (value or "").split(",") if s]
 
 
-@click.group(cls=_Group)
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="fas-annotator")
 def cli():
     """Train and evaluate face anti-spoofing models on label stores made by `annotate`."""
