@@ -7,8 +7,9 @@ plain convolutions of the same shapes, which shows what the central-difference t
 
     .venv/bin/python bench/train_step.py [--batch 64] [--size 256] [--width 1.0] [--steps N] [--device cuda]
 
-On a 2-core CPU one full-width step at batch 64 takes many minutes (the model is ~330 GFLOP per
-256x256 image forward): the defaults there are --steps 1 --warmup 0 and no baseline.
+On CPU the defaults are --steps 1 --warmup 0 and no baseline: the full-width model is ~330 GFLOP
+per 256x256 image forward and holds ~1.1 GB of activations per image for backward, so batch 64
+needs ~70 GB of RAM (the 2-core, 23 GB VM of the README measures --batch 8: 153 s/step).
 """
 
 from __future__ import annotations
