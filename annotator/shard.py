@@ -146,14 +146,13 @@ class Located:
     error: str = ""
 
 
-def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig,
+def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig, detector, landmarker,
            previous: Located | None, seconds: dict[str, float]) -> Located:
-    """The face of a frame (HWC uint8 RGB).
+    """The face of a frame (HWC uint8 RGB), found with the config's detector and landmarker.
 
     A video frame first follows the face of the previous sampled frame of its video (no detector
     run); the detector (or the dataset's box) is used for the first frame and when following fails.
     """
-    detector, landmarker, _ = models_for(cfg)
     if previous is not None and cfg.track and not cfg.use_dataset_faces:
         t = time.perf_counter()
         box = box_from_landmarks(previous.landmarks, previous.face.score)
@@ -184,7 +183,7 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
 
 def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
     n, size = len(refs), cfg.size
-    segmenter = models_for(cfg)[2]
+    detector, landmarker, segmenter = models_for(cfg)
     policy = _policy(json.dumps(cfg.policy, sort_keys=True))
     arrays = empty_rows(n, size)
     meta = {
@@ -232,7 +231,8 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
             fail(i, Status.TOO_SMALL, f"image is {frame.shape[1]}x{frame.shape[0]}, smaller than {MIN_IMAGE_SIDE} px")
             continue
         try:
-            located = locate(frame, refs[i], frame_index, cfg, tracks.get(refs[i].video_id), seconds)
+            located = locate(frame, refs[i], frame_index, cfg, detector, landmarker, tracks.get(refs[i].video_id),
+                             seconds)
             meta["n_faces"][i], meta["face_source"][i] = located.n_faces, located.source
             if located.status != Status.OK:
                 fail(i, located.status, located.error)

@@ -84,14 +84,12 @@ def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, 
     from pathlib import Path
 
     from .evaluate import evaluate_run
+    from .train import run_config
 
-    cfg_file = Path(run_dir) / "config.json"
-    if not cfg_file.is_file():
-        raise AnnotatorError(f"{run_dir} is not a training run (no config.json); train with `fas-train train --out {run_dir}`")
-    cfg = json.loads(cfg_file.read_text())
-    stores = _stores(store) or cfg["train"]
-    tests = _stores(test_stores) or (cfg.get("test") if not store else None) or stores
-    report = evaluate_run(run_dir, stores, protocol or cfg["protocol"], tests, rule=threshold, device=device,
+    cfg = run_config(run_dir)
+    stores = _stores(store) or cfg.train
+    tests = _stores(test_stores) or (cfg.test if not store else None) or stores
+    report = evaluate_run(run_dir, stores, protocol or cfg.protocol, tests, rule=threshold, device=device,
                           checkpoint=checkpoint, out=out, workers=workers)
     keys = ("threshold", "apcer", "bpcer", "acer", "hter", "eer", "auc")
     short = {level: {k: round(report[level][k], 4) for k in keys} for level in ("frame", "video")}

@@ -9,13 +9,13 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .data import Selection
+from .data import Selection, select
 from .metrics import Scores, cross_dataset, evaluate, roc, write_scores
-from .train import rerun_scores
+from .train import device_of, load_run, score
 
 
-def scores_of(sel: Selection, score: np.ndarray) -> Scores:
-    return Scores(score, sel.meta["is_attack"], sel.meta["attack_type"], sel.meta["video_id"])
+def scores_of(sel: Selection, values: np.ndarray) -> Scores:
+    return Scores(values, sel.meta["is_attack"], sel.meta["attack_type"], sel.meta["video_id"])
 
 
 def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[str] | None = None,
@@ -30,9 +30,14 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
     """
     dev_stores = dev_stores or stores
     test_stores = test_stores or stores
-    dev_sel, dev_score, ckpt = rerun_scores(run, dev_stores, protocol, "dev", device, checkpoint, workers)
-    test_sel, test_score, _ = rerun_scores(run, test_stores, protocol, "test", device, checkpoint, workers)
-    dev, test = scores_of(dev_sel, dev_score), scores_of(test_sel, test_score)
+    cfg, model, ckpt = load_run(run, checkpoint)
+    dev_sel = select(dev_stores, protocol, "dev", needs=model.needs)
+    test_sel = select(test_stores, protocol, "test", needs=model.needs)
+    where = device_of(device)
+    model.to(where)
+    workers = cfg.workers if workers is None else workers
+    dev, test = (scores_of(sel, score(model, sel, cfg.batch, cfg.size, workers, where))
+                 for sel in (dev_sel, test_sel))
     report = {
         "run": str(run), "model": ckpt["model"], "epoch": int(ckpt["epoch"]) + 1, "protocol": protocol,
         "dev_stores": dev_stores, "test_stores": test_stores,

@@ -140,6 +140,7 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     cfg.validate()
     dev = device_of(device)
     run = Path(out)
+    torch.manual_seed(cfg.seed)
     model = cfg.build_model()
     sel = select(cfg.train, cfg.protocol, "train", needs=model.needs)
     # check the other groups now: a bad protocol or an empty split must fail before hours of training
@@ -155,8 +156,7 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
             raise AnnotatorError(f"{run} holds a run with different settings ({', '.join(diff)}); "
                                  "use another --out or the same settings to resume")
     saved.write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    torch.manual_seed(cfg.seed)
-    model = cfg.build_model().to(dev)
+    model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=0.5)
     start, step = 0, 0
@@ -222,18 +222,20 @@ def score(model: FasModel, sel: Selection, batch: int, size: int | None, workers
     return out
 
 
-def rerun_scores(run: str | Path, stores: list[str], protocol: str, group: str, device: str | None = None,
-                 checkpoint: str | None = None, workers: int | None = None) -> tuple[Selection, np.ndarray, dict]:
-    """(selection, scores, checkpoint) of a trained run's model on `group` of `protocol` in `stores`."""
+def run_config(run: str | Path) -> TrainConfig:
+    """The settings of a training run directory; a one-line error when it is not one."""
     run = Path(run)
     if not (run / "config.json").is_file():
         raise AnnotatorError(f"{run} is not a training run (no config.json); train with `fas-train train --out {run}`")
-    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
-    path = Path(checkpoint) if checkpoint else run / CHECKPOINT
+    return TrainConfig(**json.loads((run / "config.json").read_text()))
+
+
+def load_run(run: str | Path, checkpoint: str | None = None) -> tuple[TrainConfig, FasModel, dict]:
+    """(settings, model with the checkpoint's weights, checkpoint) of a run; `checkpoint` defaults to
+    RUN/last.pt."""
+    cfg = run_config(run)
+    path = Path(checkpoint) if checkpoint else Path(run) / CHECKPOINT
     ckpt = load_checkpoint(path, cfg.model)
     model = cfg.build_model()
     restore(model, ckpt, path)
-    dev = device_of(device)
-    model.to(dev)
-    sel = select(stores, protocol, group, needs=model.needs)
-    return sel, score(model, sel, cfg.batch, cfg.size, cfg.workers if workers is None else workers, dev), ckpt
+    return cfg, model, ckpt
