@@ -58,7 +58,10 @@ class TrainConfig:
         if self.mcrea:
             from annotator.augment.mcrea import check_args
 
-            check_args(self.mcrea, self.mcrea_rho, self.mcrea_scheme)
+            try:
+                check_args(self.mcrea, self.mcrea_rho, self.mcrea_scheme, ("--mcrea", "--mcrea-rho", "--mcrea-scheme"))
+            except ValueError as e:
+                raise AnnotatorError(str(e)) from None
 
     @property
     def dev_stores(self) -> list[str]:

@@ -122,14 +122,17 @@ def _box_after(m: torch.Tensor, box: tuple[int, int, int, int], size: int) -> tu
         clip(math.ceil(max(ys)) + 1)
 
 
-def check_args(gamma: float, rho: int, scheme: str) -> None:
-    """ValueError naming the bad argument (the CLI turns it into its one-line error)."""
+def check_args(gamma: float, rho: int, scheme: str, flags: tuple[str, str, str] = ("--gamma", "--rho", "--scheme"),
+               ) -> None:
+    """ValueError naming the bad argument by its command-line flag (the CLIs turn it into their
+    one-line error)."""
+    g, r, k = flags
     if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"--gamma must be in [0, 1], got {gamma}")
+        raise ValueError(f"{g} must be in [0, 1], got {gamma}")
     if rho < 0:
-        raise ValueError(f"--rho must be at least 0, got {rho}")
+        raise ValueError(f"{r} must be at least 0, got {rho}")
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown --scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+        raise ValueError(f"unknown {k} {scheme!r}; choose one of {', '.join(SCHEMES)}")
 
 
 def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, scheme: str = "integrated",

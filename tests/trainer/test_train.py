@@ -79,6 +79,7 @@ def test_bad_inputs_are_one_line_errors(sample_store, tmp_path):
         (["eval", "--run", str(tmp_path / "nowhere")], "is not a training run"),
         (base + ["--model", "cdcn", "--batch", "0"], "--batch must be at least 1"),
         (["train", "--model", "cdcn", "--out", "z"], "give either --store"),
+        (base + ["--model", "dccdn3", "--mcrea", "2"], "--mcrea must be in [0, 1], got 2.0"),
     ]
     for args, msg in cases:
         r = CliRunner().invoke(cli, args)
