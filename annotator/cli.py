@@ -53,6 +53,11 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--track/--no-track", default=True, show_default=True,
               help="Follow a video's face from one sampled frame to the next (the detector runs on the first "
                    "frame and when the face is lost) instead of detecting in every frame.")
+@click.option("--auto-rotate/--no-auto-rotate", default=True, show_default=True,
+              help="Turn a sample stored sideways (no rotation metadata; no face, or a face lying on its side "
+                   "in its first frame) upright by 90/180/270 degrees; meta/rotation records the turn.")
+@click.option("--protocol-dir", type=str, default=None,
+              help="Folder holding the dataset's protocol lists, when they are not where the adapter looks.")
 @click.option("--policy", "policy_file", type=str, default=None, help="TOML file overriding the attack-type policy.")
 @click.option("--limit", type=int, default=None, help="Annotate only the first N samples.")
 @click.option("--shard-size", type=int, default=None, help="Samples per shard (default: from the dataset size).")
@@ -71,7 +76,7 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
-        sam_batch, compile_, use_dataset_faces, track, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, workers,
+        sam_batch, compile_, use_dataset_faces, track, auto_rotate, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, workers,
         retries, max_failure_rate, resume_failed, overwrite, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
@@ -96,7 +101,8 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_ch
     cfg = AnnotateConfig(dataset=dataset, root=root or "", frames_per_video=frames_per_video, size=size,
                          box_scale=box_scale, segmenter=segmenter, limit=limit, shard_size=shard_size,
                          policy=policy.table, segmenter_options=options, runtime=runtime,
-                         use_dataset_faces=use_dataset_faces, track=track)
+                         use_dataset_faces=use_dataset_faces, track=track, auto_rotate=auto_rotate,
+                         protocol_dir=protocol_dir or "")
     command = " ".join(shlex.quote(a) for a in ["annotate"] + sys.argv[1:])
     if not 0.0 <= max_failure_rate <= 1.0:
         raise AnnotatorError(f"--max-failure-rate must be in [0, 1], got {max_failure_rate}")
@@ -123,7 +129,7 @@ def _warn_if_sam_on_cpu(device: str | None) -> None:
 def inspect(store_url):
     """Counts by split, attack type and status, and the provenance."""
     from annotator.samples import Status
-    from annotator.store import committed, open_store, read_meta
+    from annotator.store import committed, open_store, protocol_names, read_meta
 
     root = open_store(store_url)
     meta = read_meta(root, ["split", "attack_type", "status"])
@@ -135,10 +141,9 @@ def inspect(store_url):
         click.echo(f"{col}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     counts = Counter(Status(int(s)).name.lower() for s in meta["status"])
     click.echo("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    if "protocols" in root:
-        names = sorted(k for k, _ in root["protocols"].arrays())
-        if names:
-            click.echo("protocols: " + ", ".join(names))
+    names = protocol_names(root)
+    if names:
+        click.echo("protocols: " + ", ".join(names))
     click.echo("provenance: " + json.dumps(root.attrs.get("provenance", {}), indent=2))
 
 
@@ -187,6 +192,37 @@ def augment(store_url, out, gamma, rho, scheme, copies, seed, overwrite):
 
     res = augment_store(store_url, out, gamma, rho, scheme, copies, seed, overwrite)
     click.echo(f"wrote {out}: {res['rows']} rows, {res['augmented']} augmented with {res['exchanges']} exchanges")
+
+
+@cli.command()
+@click.argument("store_url")
+@click.option("--dataset", required=True, help="Adapter the store was made with.")
+@click.option("--root", type=str, default=None, help="Dataset root [the one the store was made from].")
+@click.option("--protocol-dir", type=str, default=None, help="Folder holding the protocol lists.")
+def protocols(store_url, dataset, root, protocol_dir):
+    """(Re)write a finished store's protocols from the dataset's lists; decodes nothing."""
+    from pipelines.protocols import rewrite_protocols
+
+    click.echo(rewrite_protocols(store_url, dataset, root, protocol_dir).report())
+
+
+@cli.command("check-dataset")
+@click.option("--dataset", required=True, help="Adapter name (`annotate datasets` lists them).")
+@click.option("--root", type=str, default=None, help="Dataset root directory.")
+@click.option("--protocol-dir", type=str, default=None, help="Folder holding the protocol lists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Header probes in flight [2 per core].")
+def check_dataset(dataset, root, protocol_dir, as_json, workers):
+    """Report files per split and type, list/disk mismatches, subjects across train and test,
+    unreadable headers and unparsable names; exit 1 when any of those (not unused media) is found."""
+    from annotator.check import check_dataset as check
+    from annotator.datasets import DATASETS
+
+    adapter = DATASETS.create(dataset, root=root, protocol_dir=protocol_dir, strict=False)
+    report = check(adapter, workers=workers)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.text())
+    if report.problems:
+        sys.exit(1)
 
 
 @cli.command()

@@ -22,6 +22,8 @@ class AnnotateConfig:
     min_face: int = 16  # smallest accepted face box side, frame pixels
     use_dataset_faces: bool = False  # face locations shipped with the dataset instead of the detector
     track: bool = True  # video frames follow the previous sampled frame's face; detector when lost
+    auto_rotate: bool = True  # no face in a sample's first frame: try it rotated by 90/180/270 degrees
+    protocol_dir: str = ""  # where the adapter reads protocol lists ("" = its default places)
     limit: int | None = None
     shard_size: int | None = None  # None: chosen from the number of samples
     policy: dict = field(default_factory=dict)  # resolved policy table (labels.Policy.table)
@@ -52,6 +54,7 @@ class AnnotateConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def differences(self, other: "AnnotateConfig") -> list[str]:
-        """Names of the settings that differ (what a resume on an existing store must not change)."""
+        """Names of the settings that differ (what a resume on an existing store must not change).
+        Protocols do not change labels and are rewritten whole on every run, so protocol_dir may."""
         a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k != "runtime" and a[k] != b.get(k)]
+        return [k for k in a if k not in ("runtime", "protocol_dir") and a[k] != b.get(k)]

@@ -79,10 +79,12 @@ def count_frames(path: str) -> int:
         container.close()
 
 
-def read_video_frames(path: str, n_slots: int) -> tuple[np.ndarray, list[np.ndarray | DecodeError]]:
+def read_video_frames(path: str, n_slots: int) -> tuple[np.ndarray, list[np.ndarray | DecodeError], int]:
     """Decode the n_slots frames sampled evenly over the video at `path`.
 
-    Returns (frame indices (n_slots,) int64, one HWC uint8 RGB frame or a DecodeError per slot).
+    Returns (frame indices (n_slots,) int64, one HWC uint8 RGB frame or a DecodeError per slot, the
+    container's display rotation: degrees clockwise (0/90/180/270) that make the stored frames upright,
+    the convention of FFmpeg's `rotate` tag; frames are returned as stored).
     Only what the sampling needs is decoded: when the next sampled frame is far ahead the demuxer
     seeks to the keyframe before it, and while catching up to a sampled frame the decoder skips
     non-reference frames (nothing else depends on them), so a 250-frame video sampled at 10
@@ -97,6 +99,7 @@ def read_video_frames(path: str, n_slots: int) -> tuple[np.ndarray, list[np.ndar
     targets = sorted(set(int(i) for i in wanted))
     container = _open(path)
     found: dict[int, np.ndarray] = {}
+    seen: dict[str, int] = {}  # the decoders note the first decoded frame's display rotation here
     error: DecodeError | None = None
     try:
         stream = container.streams.video[0]
@@ -105,14 +108,14 @@ def read_video_frames(path: str, n_slots: int) -> tuple[np.ndarray, list[np.ndar
         stream.thread_count = DECODE_THREADS
         rate = stream.average_rate or stream.guessed_rate
         if rate is None or stream.time_base is None:
-            found = _decode_sequential(container, stream, set(targets))
+            found = _decode_sequential(container, stream, set(targets), seen)
         else:
-            found = _decode_by_timestamp(container, stream, targets, Fraction(rate))
+            found = _decode_by_timestamp(container, stream, targets, Fraction(rate), seen)
     except _NoTimestamps:
         container.close()
         container = _open(path)
         stream = container.streams.video[0]
-        found = _decode_sequential(container, stream, set(targets))
+        found = _decode_sequential(container, stream, set(targets), seen)
     except DecodeError as e:
         error = e
     except Exception as e:  # FFmpeg errors on corrupt data come in many types
@@ -122,7 +125,20 @@ def read_video_frames(path: str, n_slots: int) -> tuple[np.ndarray, list[np.ndar
     if error is None and len(found) < len(targets):
         missing = min(set(targets) - set(found))
         error = DecodeError(f"video ended before frame {missing} (header says {n_frames} frames)")
-    return wanted, [found.get(int(i), error) for i in wanted]
+    return wanted, [found.get(int(i), error) for i in wanted], clockwise(seen.get("rotation", 0))
+
+
+def clockwise(counterclockwise: float) -> int:
+    """A display matrix's counter-clockwise angle (PyAV's VideoFrame.rotation) as the clockwise
+    rotation, snapped to 0/90/180/270, that makes the stored frame upright."""
+    return int(round(-counterclockwise / 90.0)) % 4 * 90
+
+
+def rotate(frame: np.ndarray | None, degrees: int) -> np.ndarray | None:
+    """frame (HW or HWC) rotated clockwise by 0/90/180/270 degrees, contiguous."""
+    if frame is None or degrees % 360 == 0:
+        return frame
+    return np.ascontiguousarray(np.rot90(frame, k=-(degrees // 90)))
 
 
 class _NoTimestamps(Exception):
@@ -140,7 +156,7 @@ def to_rgb_array(frame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def _decode_by_timestamp(container, stream, targets: list[int], rate: Fraction) -> dict[int, np.ndarray]:
+def _decode_by_timestamp(container, stream, targets: list[int], rate: Fraction, seen: dict) -> dict[int, np.ndarray]:
     tb, start = stream.time_base, stream.start_time or 0
     cc = stream.codec_context
     wanted = set(targets)
@@ -165,6 +181,7 @@ def _decode_by_timestamp(container, stream, targets: list[int], rate: Fraction) 
                     raise _NoTimestamps
                 i = index(frame.pts)
                 last = max(last, i)
+                seen.setdefault("rotation", frame.rotation)
                 if i in wanted and i not in found:
                     found[i] = to_rgb_array(frame)
             if target in found or last > target:
@@ -172,9 +189,10 @@ def _decode_by_timestamp(container, stream, targets: list[int], rate: Fraction) 
     return found
 
 
-def _decode_sequential(container, stream, wanted: set[int]) -> dict[int, np.ndarray]:
+def _decode_sequential(container, stream, wanted: set[int], seen: dict) -> dict[int, np.ndarray]:
     found = {}
     for i, frame in enumerate(container.decode(stream)):
+        seen.setdefault("rotation", frame.rotation)
         if i in wanted:
             found[i] = to_rgb_array(frame)
         if len(found) == len(wanted):

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .config import AnnotateConfig
-from .decode import DecodeError, read_image, read_video_frames
+from .decode import DecodeError, read_image, read_video_frames, rotate
 from .decode_hdf5 import read_hdf5_frames, sensor_depth
 from .depth import render_depth
 from .face import DETECTORS, LANDMARKERS, N_LANDMARKS
@@ -25,7 +25,7 @@ from .face.detect import FaceBox
 from .face.landmarks import square_crop_matrix, warp_crop
 from .face.track import TRACK_CONTEXT, box_from_landmarks, follows
 from .face.annotations import box_for_frame
-from .face.regions import FACE_REGIONS
+from .face.regions import CHIN, FACE_REGIONS, FOREHEAD_TOP
 from .labels import PYRAMID_SIZES, Policy, depth_to_uint8, pyramid
 from .samples import SampleRef, Status
 from .segment import SEGMENTERS, FaceItem
@@ -80,8 +80,9 @@ def empty_rows(n: int, size: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeError, np.ndarray | None]]:
-    """(frame index, HWC uint8 RGB frame or DecodeError, sensor depth (H, W) or None) per ref.
+def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeError, np.ndarray | None, int]]:
+    """(frame index, HWC uint8 RGB frame or DecodeError, sensor depth (H, W) or None, the container's
+    clockwise display rotation) per ref; frames as stored (not rotated).
 
     Each video or HDF5 recording is opened once for all of its rows in the shard.
     """
@@ -92,29 +93,34 @@ def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeErr
             videos[(r.path, r.n_slots)].append(i)
         else:
             try:
-                out[i] = (-1, read_image(r.path), None)
+                out[i] = (-1, read_image(r.path), None, 0)
             except DecodeError as e:
-                out[i] = (-1, e, None)
+                out[i] = (-1, e, None, 0)
     for (path, n_slots), rows in videos.items():
         media = refs[rows[0]].media
         try:
             if media.get("kind"):
                 indices, frames, depths = read_hdf5_frames(path, n_slots, media)
+                rotation = 0
             else:
-                indices, frames = read_video_frames(path, n_slots)
+                indices, frames, rotation = read_video_frames(path, n_slots)
                 depths = [None] * len(frames)
         except DecodeError as e:
             for i in rows:
-                out[i] = (-1, e, None)
+                out[i] = (-1, e, None, 0)
             continue
         for i in rows:
             s = refs[i].slot
-            out[i] = (int(indices[s]), frames[s], depths[s])
+            out[i] = (int(indices[s]), frames[s], depths[s], rotation)
     return out
 
 
-def dataset_faces(ref: SampleRef, frame_index: int) -> tuple[list, str] | None:
-    """([the dataset's face box], "dataset") when the sample ships face locations, else None."""
+def dataset_faces(ref: SampleRef, frame_index: int, rotation: int = 0,
+                  stored_hw: tuple[int, int] = (0, 0)) -> tuple[list, str] | None:
+    """([the dataset's face box], "dataset") when the sample ships face locations, else None.
+
+    The files give boxes in the stored frame's pixels; a frame rotated clockwise by `rotation`
+    degrees (stored size stored_hw) gets its box rotated with it."""
     path = ref.media.get("faces")
     if not path:
         return None
@@ -122,7 +128,17 @@ def dataset_faces(ref: SampleRef, frame_index: int) -> tuple[list, str] | None:
         box = box_for_frame(path, ref.media.get("faces_format", "xywh"), frame_index)
     except OSError:
         return None
-    return ([box], "dataset") if box is not None else None
+    if box is None:
+        return None
+    return [rotate_box(box, rotation, *stored_hw)], "dataset"
+
+
+def rotate_box(face: FaceBox, degrees: int, h: int, w: int) -> FaceBox:
+    """An XYXY box of an h x w frame, in the pixels of that frame rotated clockwise by degrees."""
+    x0, y0, x1, y1 = face.box
+    corners = {0: (x0, y0, x1, y1), 90: (h - y1, x0, h - y0, x1), 180: (w - x1, h - y1, w - x0, h - y0),
+               270: (y0, w - x1, y1, w - x0)}[degrees % 360]
+    return FaceBox(corners, face.score)
 
 
 def output_crop(landmarks: np.ndarray, box_scale: float, size: int) -> np.ndarray:
@@ -147,8 +163,9 @@ class Located:
 
 
 def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig, detector, landmarker,
-           previous: Located | None, seconds: dict[str, float]) -> Located:
-    """The face of a frame (HWC uint8 RGB), found with the config's detector and landmarker.
+           previous: Located | None, seconds: dict[str, float], rotation: int = 0) -> Located:
+    """The face of a frame (HWC uint8 RGB, already rotated clockwise by `rotation` degrees), found
+    with the config's detector and landmarker.
 
     A video frame first follows the face of the previous sampled frame of its video (no detector
     run); the detector (or the dataset's box) is used for the first frame and when following fails.
@@ -161,7 +178,8 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
         if lm is not None and follows(lm, box):
             return Located(lm, box, previous.n_faces, "track")
     t = time.perf_counter()
-    found = dataset_faces(ref, frame_index) if cfg.use_dataset_faces else None
+    stored_hw = frame.shape[:2] if rotation % 180 == 0 else frame.shape[1::-1]
+    found = dataset_faces(ref, frame_index, rotation, stored_hw) if cfg.use_dataset_faces else None
     faces, source = found if found is not None else (detector(frame), "detector")
     t2 = time.perf_counter()
     seconds["detect"] += t2 - t
@@ -179,6 +197,37 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
     if lm is None:
         return failed(Status.NO_LANDMARKS, "no landmarks found on the detected face")
     return Located(lm, faces[0], len(faces), source)
+
+
+def upright_turn(landmarks: np.ndarray) -> int:
+    """Clockwise degrees (0/90/180/270) that turn the face of these frame-pixel landmarks upright:
+    the chin-to-forehead direction snapped to the nearest quarter turn."""
+    dx, dy = landmarks[FOREHEAD_TOP, :2] - landmarks[CHIN, :2]
+    tilt = np.degrees(np.arctan2(dx, -dy))  # 0: forehead straight up; 90: pointing right
+    return int(-round(tilt / 90.0)) % 4 * 90
+
+
+def settle_rotation(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig, detector,
+                    landmarker, seconds: dict[str, float], found: Located) -> tuple[int, Located]:
+    """(clockwise degrees, face) for the first frame of a sample stored without rotation metadata.
+
+    Phone recordings are often stored sideways. A face found lying on its side is turned upright
+    (the detector and FaceMesh find faces at any roll, but the crops must be upright); a frame with
+    no face is tried at 90/180/270 degrees, and the first turn that shows an upright face is kept.
+    (0, found) when nothing better turns up."""
+    if found.status == Status.OK:
+        turns = [upright_turn(found.landmarks)]
+        if turns == [0]:
+            return 0, found
+    elif found.status == Status.NO_FACE:
+        turns = [90, 180, 270]
+    else:
+        return 0, found
+    for degrees in turns:
+        turned = locate(rotate(frame, degrees), ref, frame_index, cfg, detector, landmarker, None, seconds, degrees)
+        if turned.status == Status.OK and upright_turn(turned.landmarks) == 0:
+            return degrees, turned
+    return 0, found
 
 
 def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
@@ -204,6 +253,7 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
         "face_score": [0.0] * n,
         "depth_source": [""] * n,
         "face_source": [""] * n,
+        "rotation": [0] * n,
     }
     for key in sorted({k for r in refs for k in r.extra}):
         meta[key] = [r.extra.get(key, "") for r in refs]
@@ -222,7 +272,8 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
     rows: list[int] = []
     sensor: dict[int, np.ndarray] = {}  # row -> sensor depth cropped like the image
     tracks: dict[str, Located] = {}  # video id -> its face in the latest sampled frame of the shard
-    for i, (frame_index, frame, depth_frame) in enumerate(frames):
+    rotations: dict[str, int] = {}  # video id -> clockwise degrees its frames are turned by
+    for i, (frame_index, frame, depth_frame, container_rotation) in enumerate(frames):
         meta["frame_index"][i] = frame_index
         if isinstance(frame, DecodeError):
             fail(i, Status.UNREADABLE, str(frame))
@@ -231,8 +282,17 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
             fail(i, Status.TOO_SMALL, f"image is {frame.shape[1]}x{frame.shape[0]}, smaller than {MIN_IMAGE_SIDE} px")
             continue
         try:
-            located = locate(frame, refs[i], frame_index, cfg, detector, landmarker, tracks.get(refs[i].video_id),
-                             seconds)
+            vid = refs[i].video_id
+            rot = rotations.get(vid, container_rotation)
+            located = locate(rotate(frame, rot), refs[i], frame_index, cfg, detector, landmarker, tracks.get(vid),
+                             seconds, rot)
+            if vid not in rotations:  # the first frame of its video: settle the video's rotation once
+                if cfg.auto_rotate and container_rotation == 0:
+                    rot, located = settle_rotation(frame, refs[i], frame_index, cfg, detector, landmarker,
+                                                   seconds, located)
+                rotations[vid] = rot
+            frame, depth_frame = rotate(frame, rot), rotate(depth_frame, rot)
+            meta["rotation"][i] = rot
             meta["n_faces"][i], meta["face_source"][i] = located.n_faces, located.source
             if located.status != Status.OK:
                 fail(i, located.status, located.error)

@@ -30,7 +30,7 @@ META_COLUMNS = {
     "sample_id": "str", "video_id": "str", "frame_index": "int32", "subject": "str", "is_attack": "bool",
     "attack_type": "str", "pai": "str", "dataset": "str", "split": "str", "status": "int8", "error": "str",
     "segmenter": "str", "source": "str", "n_faces": "int16", "face_score": "float32", "depth_source": "str",
-    "face_source": "str",
+    "face_source": "str", "rotation": "int16",
 }
 
 
@@ -76,9 +76,9 @@ def is_store(url: str) -> bool:
     return fs.exists(f"{path}/zarr.json")
 
 
-def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict,
-           protocols: list[str] = ()) -> zarr.Group:
-    """Create an empty store for n samples (overwriting whatever is at url)."""
+def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict) -> zarr.Group:
+    """Create an empty store for n samples (overwriting whatever is at url); protocols come with
+    write_protocols."""
     root = zarr.open_group(url, mode="w", zarr_format=3)
     for name, (shape, dtype, dims) in array_specs(size).items():
         fill = np.nan if dtype == "float32" else 0
@@ -92,10 +92,7 @@ def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str
     for col, dtype in {**META_COLUMNS, **{c: "str" for c in extra_columns}}.items():
         meta.create_array(col, shape=(n,), chunks=(shard_size,), dtype=dtype,
                           fill_value="" if dtype == "str" else 0, dimension_names=("sample",))
-    prot = root.create_group("protocols")
-    for name in protocols:
-        prot.create_array(name, shape=(n,), chunks=(shard_size,), dtype="int8", fill_value=-1,
-                          dimension_names=("sample",))
+    root.create_group("protocols")
     root.attrs.update({
         "schema_version": SCHEMA_VERSION,
         "store_id": uuid.uuid4().hex,
@@ -147,8 +144,7 @@ class _Writer:
 
 
 def write_shard(url: str, shard: Shard, arrays: dict[str, np.ndarray], meta: dict[str, list],
-                protocols: dict[str, list[int]] | None = None, summary: dict | None = None,
-                store_id: str = "") -> None:
+                summary: dict | None = None, store_id: str = "") -> None:
     """Write the rows of one shard, then its commit marker (last, so a crash leaves it uncommitted).
 
     store_id: attrs["store_id"] of the store, so cached handles never outlive an --overwrite of the url.
@@ -162,10 +158,32 @@ def write_shard(url: str, shard: Shard, arrays: dict[str, np.ndarray], meta: dic
     writes = dict(arrays)
     for col, values in meta.items():
         writes[f"meta/{col}"] = column(values, w[f"meta/{col}"].dtype)
-    for name, values in (protocols or {}).items():
-        writes[f"protocols/{name}"] = np.asarray(values, dtype=np.int8)
     w.write_all(sl, writes)
     commit(url, shard, summary)
+
+
+def write_protocols(url: str, codes: dict[str, np.ndarray]) -> list[str]:
+    """Create or replace `protocols/<name>` for every name in codes ((n,) int8: -1 unused, 0 train,
+    1 dev, 2 test). Written by the client, whole, never per shard: the adapter knows every row's
+    protocols before any shard runs. Protocols already in the store but not in codes are kept;
+    returns their names."""
+    root = zarr.open_group(url, mode="r+")
+    n = root["image"].shape[0]
+    chunk = int(root.attrs.get("shard_size", root["image"].chunks[0]))
+    group = root.require_group("protocols")
+    for name, values in codes.items():
+        values = np.asarray(values, dtype=np.int8)
+        if values.shape != (n,):
+            raise ValueError(f"protocol {name}: expected {n} codes, got {values.shape}")
+        arr = group.create_array(name, shape=(n,), chunks=(chunk,), dtype="int8", fill_value=-1,
+                                 dimension_names=("sample",), overwrite=True)
+        arr[:] = values
+    return sorted(set(protocol_names(root)) - set(codes))
+
+
+def protocol_names(root: zarr.Group) -> list[str]:
+    """The protocols a store holds."""
+    return sorted(k for k, _ in root["protocols"].arrays()) if "protocols" in root else []
 
 
 def _put_marker(url: str, folder: str, shard_id: int, content: dict) -> None:

@@ -33,7 +33,7 @@ def make_store(url: str, n: int, size: int = 256, shard: int = 32) -> None:
 
     photo = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "sample_data/bonafide/astronaut.jpg"))
     rng = np.random.default_rng(0)
-    store.create(url, n, size, shard, [], {"config": {}}, ["p"])
+    store.create(url, n, size, shard, [], {"config": {}})
     yy, xx = np.mgrid[0:size, 0:size]
     for sh in store.plan_shards(n, shard):
         k = sh.stop - sh.start
@@ -61,7 +61,8 @@ def make_store(url: str, n: int, size: int = 256, shard: int = 32) -> None:
         meta = {"sample_id": [f"s{i}" for i in range(sh.start, sh.stop)], "is_attack": attack.tolist(),
                 "attack_type": ["print" if a else "bonafide" for a in attack], "status": [0] * k,
                 "video_id": [f"v{i // 10}" for i in range(sh.start, sh.stop)]}
-        store.write_shard(url, sh, arrays, meta, {"p": [0] * k})
+        store.write_shard(url, sh, arrays, meta)
+    store.write_protocols(url, {"p": np.zeros(n, np.int8)})
     store.finalize(url)
 
 

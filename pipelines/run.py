@@ -39,6 +39,7 @@ class RunSummary:
     seconds: float = 0.0
     stage_seconds: dict = field(default_factory=dict)
     failed_rows: int = 0  # rows of failed shards (not written at all)
+    notes: list = field(default_factory=list)  # what the adapter or the run wants the user to know
 
     @property
     def failure_rate(self) -> float:
@@ -50,7 +51,8 @@ class RunSummary:
 
     def report(self) -> str:
         done = self.n_samples - len(self.failed_samples)
-        lines = [f"{self.n_samples} samples in {self.n_shards} shards ({self.skipped_shards} already committed); "
+        lines = [f"note: {n}" for n in self.notes]
+        lines += [f"{self.n_samples} samples in {self.n_shards} shards ({self.skipped_shards} already committed); "
                  f"{done} annotated, {len(self.failed_samples)} failed, {self.seconds:.1f} s"]
         if self.failed_samples:
             lines.append("failures by status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_status.items())))
@@ -81,8 +83,14 @@ def videos_first(refs: list[SampleRef]) -> list[SampleRef]:
     return [r for r in refs if r.is_video] + [r for r in refs if not r.is_video]
 
 
-def enumerate_samples(cfg: AnnotateConfig) -> tuple[list[SampleRef], list[str]]:
-    adapter = DATASETS.create(cfg.dataset, root=cfg.root or None, frames_per_video=cfg.frames_per_video)
+def open_adapter(cfg: AnnotateConfig, strict: bool = True):
+    return DATASETS.create(cfg.dataset, root=cfg.root or None, frames_per_video=cfg.frames_per_video,
+                           protocol_dir=cfg.protocol_dir or None, strict=strict)
+
+
+def enumerate_samples(cfg: AnnotateConfig):
+    """(rows in adapter order, the adapter) of the config's dataset, at most cfg.limit rows."""
+    adapter = open_adapter(cfg)
     refs = []
     for r in adapter.samples():
         refs.append(r)
@@ -93,7 +101,7 @@ def enumerate_samples(cfg: AnnotateConfig) -> tuple[list[SampleRef], list[str]]:
     unknown = sorted({r.attack_type for r in refs} - set(ATTACK_TYPES))
     if unknown:
         raise AnnotatorError(f"adapter {cfg.dataset} produced unknown attack type(s) {unknown}")
-    return refs, adapter.protocol_names()
+    return refs, adapter
 
 
 def provenance(cfg: AnnotateConfig, command: str) -> dict:
@@ -116,11 +124,28 @@ def provenance(cfg: AnnotateConfig, command: str) -> dict:
     }
 
 
-def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol_names: list[str],
-                  overwrite: bool, command: str) -> str:
-    """Create the store, or check that an existing one was made by the same settings (resume).
+def protocol_codes(refs: list[SampleRef], names: list[str]):
+    """protocol -> (len(refs),) int8 codes of the rows, in store order."""
+    import numpy as np
 
-    Returns the store's id (attrs store_id)."""
+    return {n: np.fromiter((r.protocols.get(n, -1) for r in refs), np.int8, len(refs)) for n in names}
+
+
+def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol_names: list[str],
+                  overwrite: bool, command: str) -> tuple[str, list[str]]:
+    """Create the store, or check that an existing one was made by the same settings (resume), then
+    write its protocols (whole: a resume picks up corrected or newly arrived lists).
+
+    Returns the store's id (attrs store_id) and the notes for the user."""
+    store_id, notes = _create_or_check(cfg, out, refs, overwrite, command)
+    kept = store.write_protocols(out, protocol_codes(refs, protocol_names))
+    if kept:
+        notes.append(f"the store keeps protocol(s) {', '.join(kept)} that the dataset's lists no longer give")
+    return store_id, notes
+
+
+def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], overwrite: bool,
+                     command: str) -> tuple[str, list[str]]:
     if store.exists(out):
         if overwrite:
             store.remove(out)
@@ -136,26 +161,25 @@ def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol
             if root["image"].shape[0] != len(refs):
                 raise AnnotatorError(f"{out} holds {root['image'].shape[0]} samples but the dataset now lists "
                                      f"{len(refs)}; pass --overwrite to start over")
-            return root.attrs["store_id"]
+            return root.attrs["store_id"], []
     extra = sorted({k for r in refs for k in r.extra})
     root = store.create(out, len(refs), cfg.size, cfg.shard_size, extra,
                  {"config": cfg.to_dict(), "provenance": provenance(cfg, command), "attack_types": ATTACK_TYPES,
-                  "policy": cfg.policy},
-                 protocol_names)
-    return root.attrs["store_id"]
+                  "policy": cfg.policy})
+    return root.attrs["store_id"], []
 
 
-def resolve(cfg: AnnotateConfig) -> tuple[AnnotateConfig, list[SampleRef], list[str]]:
+def resolve(cfg: AnnotateConfig):
     """Validate the config before any work and fill in what depends on the dataset."""
     cfg.validate()
     Policy.from_table(cfg.policy)
     cfg = dataclasses.replace(cfg, segmenter_options=prepare_options(cfg.segmenter, cfg.segmenter_options))
-    refs, protocol_names = enumerate_samples(cfg)
+    refs, adapter = enumerate_samples(cfg)
     refs = videos_first(refs)
     if cfg.shard_size is None:
         has_video = any(r.is_video for r in refs)
         cfg = dataclasses.replace(cfg, shard_size=auto_shard_size(len(refs), cfg.frames_per_video if has_video else 1))
-    return cfg, refs, protocol_names
+    return cfg, refs, adapter
 
 
 def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str = "local",
@@ -173,14 +197,15 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     t0 = time.perf_counter()
     if retries < 0:
         raise AnnotatorError(f"--retries must be at least 0, got {retries}")
-    cfg, refs, protocol_names = resolve(cfg)
+    cfg, refs, adapter = resolve(cfg)
     lock.check_free(out)  # before --overwrite may delete anything
-    store_id = prepare_store(cfg, out, refs, protocol_names, overwrite, command)
+    store_id, notes = prepare_store(cfg, out, refs, adapter.protocol_names(), overwrite, command)
     shards = store.plan_shards(len(refs), cfg.shard_size)
     done = store.committed(out)
     failed_before = store.failed(out)
     todo = [s for s in shards if s.id not in done and (not resume_failed or s.id in failed_before)]
-    summary = RunSummary(len(refs), len(shards), skipped_shards=len(shards) - len(todo))
+    summary = RunSummary(len(refs), len(shards), skipped_shards=len(shards) - len(todo),
+                         notes=adapter.findings.notes + notes)
     for marker in done.values():
         summary.failed_samples += marker.get("failed", [])
     if resume_failed:  # the shards not retried keep their failure in the summary
@@ -209,7 +234,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
                 summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + v
             bar.update(result["n"])
 
-        args = [(out, store_id, s, r, cfg_dict, protocol_names) for s, r in jobs]
+        args = [(out, store_id, s, r, cfg_dict) for s, r in jobs]
         if client is None and scheduler is None and cluster == "none":
             for a in args:
                 for attempt in range(retries + 1):

@@ -10,14 +10,13 @@ from annotator.shard import annotate_shard
 from annotator.store import Shard, write_shard
 
 
-def run_shard(url: str, store_id: str, shard: Shard, refs: list[SampleRef], cfg: dict, protocol_names: list[str]) -> dict:
+def run_shard(url: str, store_id: str, shard: Shard, refs: list[SampleRef], cfg: dict) -> dict:
     """Annotate refs (the rows of `shard`) and commit them. Returns the shard's summary:
     {"shard", "n", "failed": [[sample_id, status, error], ...], "seconds": {stage: s}}."""
     result = annotate_shard(refs, AnnotateConfig.from_dict(cfg))
     failed = [[m, s, e] for m, s, e in zip(result.meta["sample_id"], result.meta["status"], result.meta["error"]) if s]
     summary = {"shard": shard.id, "n": len(refs), "failed": failed}
     t = time.perf_counter()
-    protocols = {name: [r.protocols.get(name, -1) for r in refs] for name in protocol_names}
-    write_shard(url, shard, result.arrays, result.meta, protocols, summary, store_id=store_id)
+    write_shard(url, shard, result.arrays, result.meta, summary, store_id=store_id)
     summary["seconds"] = {**result.seconds, "write": time.perf_counter() - t}
     return summary

@@ -32,7 +32,7 @@ def test_video_frames_are_the_sampled_ones(tmp_path, gop):
     p = tmp_path / "v.mp4"
     write_numbered_video(p, n=100, gop=gop)
     assert count_frames(str(p)) == 100
-    idx, frames = read_video_frames(str(p), 7)
+    idx, frames, _ = read_video_frames(str(p), 7)
     assert idx.tolist() == even_frame_indices(100, 7).tolist()
     for i, f in zip(idx, frames):
         assert f.shape == (64, 96, 3) and f.dtype == np.uint8
@@ -46,7 +46,7 @@ def test_truncated_video_gives_errors_not_exceptions(tmp_path):
     t = tmp_path / "t.mp4"
     t.write_bytes(data[: len(data) // 3])
     try:
-        idx, frames = read_video_frames(str(t), 5)
+        idx, frames, _ = read_video_frames(str(t), 5)
     except DecodeError:
         return  # unreadable as a whole is also a valid outcome
     assert any(isinstance(f, DecodeError) for f in frames)

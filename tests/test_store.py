@@ -29,13 +29,14 @@ def _rows(n, size, seed):
 def written(tmp_path):
     url = str(tmp_path / "t.zarr")
     size, n = 32, 7
-    store.create(url, n, size, 3, ["camera"], {"config": {"x": 1}}, ["grandtest"])
+    store.create(url, n, size, 3, ["camera"], {"config": {"x": 1}})
     rows = {}
     for shard in store.plan_shards(n, 3):
         a, m = _rows(shard.stop - shard.start, size, shard.id)
         m["camera"] = ["cam"] * (shard.stop - shard.start)
-        store.write_shard(url, shard, a, m, {"grandtest": [shard.id] * (shard.stop - shard.start)})
+        store.write_shard(url, shard, a, m)
         rows[shard.id] = (a, m)
+    store.write_protocols(url, {"grandtest": [0, 0, 0, 1, 1, 1, 2]})
     store.finalize(url)
     return url, rows
 

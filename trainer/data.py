@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from annotator.errors import AnnotatorError
 from annotator.samples import Status
 from annotator.store import open_store
+from annotator.store import protocol_names as store_protocols
 
 GROUPS = {"train": 0, "dev": 1, "test": 2}
 # Pseudo-protocols: "split" uses meta/split (the dataset's own train/dev/test), "all" every row.
@@ -53,8 +54,7 @@ class Selection:
 
 
 def protocol_names(url: str) -> list[str]:
-    root = open_store(url)
-    return sorted(k for k, _ in root["protocols"].arrays()) if "protocols" in root else []
+    return store_protocols(open_store(url))
 
 
 def select_rows(url: str, protocol: str, group: str) -> Part:

@@ -9,7 +9,7 @@ from typing import Iterator
 from ..errors import AnnotatorError
 from ..labels import ATTACK_TYPES
 from ..samples import SampleRef
-from .base import DATASETS, media_kind, refs_for_file, require_dir, safe_join
+from .base import DATASETS, DatasetAdapter, media_kind, refs_for_file, safe_join
 
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ("path", "is_attack", "attack_type", "subject", "split")
@@ -19,7 +19,7 @@ _FALSE = {"0", "false", "no", "bonafide", "real", "live"}
 
 
 @DATASETS.register("folder")
-class FolderAdapter:
+class FolderAdapter(DatasetAdapter):
     name = "folder"
     description = (
         "Your own images and videos. Either ROOT/bonafide/** and ROOT/attack/<attack_type>/** "
@@ -29,16 +29,12 @@ class FolderAdapter:
         "in meta). Images: png jpg bmp tif webp; videos: avi mov mp4 mkv webm, sampled evenly."
     )
 
-    def __init__(self, root: str, frames_per_video: int = 10, dataset: str = "folder"):
-        self.root = require_dir(root, self.name)
-        self.frames_per_video = frames_per_video
-        self.dataset = dataset
+    dataset = "folder"  # meta/dataset of the rows
+
+    def setup(self) -> None:
         self.manifest = self.root / MANIFEST
         if not self.manifest.exists():
             self._check_tree()
-
-    def protocol_names(self) -> list[str]:
-        return []
 
     def _check_tree(self) -> None:
         if not (self.root / "bonafide").is_dir() and not (self.root / "attack").is_dir():
@@ -70,7 +66,7 @@ class FolderAdapter:
             for path in sorted(p for p in base.rglob("*") if p.is_file() and media_kind(p)):
                 rel = path.relative_to(base).parts
                 yield from refs_for_file(
-                    path, self.root, self.frames_per_video, is_attack=attack_type != "bonafide",
+                    path, self.root, self.k, is_attack=attack_type != "bonafide",
                     attack_type=attack_type, dataset=self.dataset, subject=rel[0] if len(rel) > 1 else "",
                 )
 
@@ -85,24 +81,36 @@ class FolderAdapter:
             extras = [c for c in reader.fieldnames if c not in MANIFEST_COLUMNS]
             for line, row in enumerate(reader, start=2):
                 at = f"{where} line {line}"
-                path = safe_join(self.root, row["path"] or "", at)
-                flag = (row["is_attack"] or "").strip().lower()
-                if flag not in _TRUE | _FALSE:
-                    raise AnnotatorError(f"{at}: is_attack must be 0/1 or true/false, got {row['is_attack']!r}")
-                is_attack = flag in _TRUE
-                attack_type = (row["attack_type"] or "").strip() or ("bonafide" if not is_attack else "")
-                if attack_type not in ATTACK_TYPES:
-                    raise AnnotatorError(f"{at}: unknown attack type {attack_type!r}; known types: "
-                                         f"{', '.join(ATTACK_TYPES)}")
-                if is_attack != (attack_type != "bonafide"):
-                    raise AnnotatorError(f"{at}: is_attack={row['is_attack']} contradicts attack_type={attack_type}")
-                split = (row["split"] or "").strip()
-                if split not in SPLITS:
-                    raise AnnotatorError(f"{at}: split must be train, dev, test or empty, got {split!r}")
-                if media_kind(path) is None:
-                    raise AnnotatorError(f"{at}: {row['path']} is neither an image nor a video file by its extension")
+                problem = self._row_problem(row)
+                if problem:
+                    self.findings.bad_name(at, problem)
+                    continue
+                path = safe_join(self.root, row["path"], at)
+                is_attack = row["is_attack"].strip().lower() in _TRUE
+                attack_type = (row["attack_type"] or "").strip() or "bonafide"
                 yield from refs_for_file(
-                    path, self.root, self.frames_per_video, is_attack=is_attack, attack_type=attack_type,
-                    dataset=self.dataset, subject=(row["subject"] or "").strip(), split=split,
+                    path, self.root, self.k, is_attack=is_attack, attack_type=attack_type,
+                    dataset=self.dataset, subject=(row["subject"] or "").strip(), split=(row["split"] or "").strip(),
                     extra={c: row[c] or "" for c in extras},
                 )
+
+    @staticmethod
+    def _row_problem(row: dict) -> str:
+        """What is wrong with a manifest row ("" when nothing)."""
+        if not (row["path"] or "").strip():
+            return "empty path"
+        flag = (row["is_attack"] or "").strip().lower()
+        if flag not in _TRUE | _FALSE:
+            return f"is_attack must be 0/1 or true/false, got {row['is_attack']!r}"
+        is_attack = flag in _TRUE
+        attack_type = (row["attack_type"] or "").strip() or ("bonafide" if not is_attack else "")
+        if attack_type not in ATTACK_TYPES:
+            return f"unknown attack type {attack_type!r}; known types: {', '.join(ATTACK_TYPES)}"
+        if is_attack != (attack_type != "bonafide"):
+            return f"is_attack={row['is_attack']} contradicts attack_type={attack_type}"
+        split = (row["split"] or "").strip()
+        if split not in SPLITS:
+            return f"split must be train, dev, test or empty, got {split!r}"
+        if media_kind(Path(row["path"])) is None:
+            return f"{row['path']} is neither an image nor a video file by its extension"
+        return ""

@@ -10,17 +10,8 @@ from .base import safe_join
 SPLIT_CODE = {"train": 0, "dev": 1, "test": 2}
 
 
-def canonical(table: dict[str, str], native: str, dataset: str, where: str) -> str:
-    """The canonical attack type of a dataset-native PAI id; an unmapped id is an error, never a guess."""
-    try:
-        return table[native]
-    except KeyError:
-        raise AnnotatorError(f"{dataset}: {where}: native attack id {native!r} has no canonical mapping "
-                             f"(known: {', '.join(sorted(table))})") from None
-
-
 def read_lines(path: Path, dataset: str) -> list[str]:
-    """Non-empty, stripped lines of a list/protocol file; a missing file is a one-line error."""
+    """Non-empty, stripped lines of a list/protocol file (LF or CRLF); a missing file is a one-line error."""
     if not path.is_file():
         raise AnnotatorError(f"{dataset}: expected the file {path}; the dataset root looks incomplete "
                              "(see `annotate datasets`)")
@@ -37,3 +28,13 @@ def require(path: Path, dataset: str, what: str) -> Path:
     if not path.exists():
         raise AnnotatorError(f"{dataset}: {what} {path} not found; is --root the top of the {dataset} distribution?")
     return path
+
+
+def first_dir(candidates: list[Path]) -> Path | None:
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def no_protocols_note(dataset: str, looked: list[Path]) -> str:
+    where = ", ".join(str(p) for p in looked)
+    return (f"{dataset}: no protocol files found (looked in {where}); annotating without protocols - "
+            "add them later with `annotate protocols STORE --dataset ... --root ... [--protocol-dir DIR]`")

@@ -24,8 +24,11 @@ class SampleAdapter(FolderAdapter):
         "print, replay and partial-eye attacks and a short video, in the `folder` layout. Needs no --root."
     )
 
-    def __init__(self, root: str | None = None, frames_per_video: int = 10):
+    dataset = "sample"
+
+    def __init__(self, root: str | None = None, frames_per_video: int = 10, protocol_dir: str | None = None,
+                 strict: bool = True):
         root = root or str(sample_root())
         if not Path(root).is_dir():
             raise AnnotatorError(f"bundled sample data not found at {root}; run from a checkout or set ANNOTATOR_SAMPLE_DATA")
-        super().__init__(root, frames_per_video, dataset="sample")
+        super().__init__(root, frames_per_video, protocol_dir, strict)

@@ -1,8 +1,9 @@
 """Face locations shipped with datasets (used instead of the detector with --use-dataset-faces).
 
 Formats (by SampleRef.media["faces_format"]):
-- "xywh": one line per annotated frame `frame x y w h` (Replay-Attack, MSU-MFSD `.face`); commas or
-  spaces; frames without a line take the nearest annotated frame.
+- "xywh": one line per annotated frame `frame x y w h` (Replay-Attack `.face`); commas or spaces;
+  frames without a line take the nearest annotated frame.
+- "corners": `frame,x1,y1,x2,y2,eye1x,eye1y,eye2x,eye2y` (MSU-MFSD `.face`): the box's corners.
 - "eyes": `frame,x_reye,y_reye,x_leye,y_leye` (OULU-NPU `.txt`); the box is derived from the eyes:
   side = 2 x the inter-ocular distance, centred 0.4 x that distance below the eye midpoint (about
   where BlazeFace puts its box).
@@ -41,6 +42,10 @@ def read_face_file(path: str, fmt: str) -> dict[int, FaceBox]:
                     continue
                 c = (r + l) / 2 + np.array([0.0, 0.4 * e])
                 out[frame] = FaceBox((c[0] - e, c[1] - e, c[0] + e, c[1] + e), 1.0)
+            elif fmt == "corners":
+                x0, y0, x1, y1 = vals[1:5]
+                if x1 > x0 and y1 > y0:
+                    out[frame] = FaceBox((x0, y0, x1, y1), 1.0)
             else:
                 x, y, w, h = vals[1:5]
                 if w > 0 and h > 0:

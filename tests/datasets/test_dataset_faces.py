@@ -16,7 +16,7 @@ from conftest import sync_config
 def clip_faces(sample_root):
     """The bundled clip's bytes, and per sampled frame (2 slots) its detected box and eye centres."""
     path = sample_root / "bonafide" / "astronaut_pan.mp4"
-    idx, frames = read_video_frames(str(path), 2)
+    idx, frames, _ = read_video_frames(str(path), 2)
     det, mesh = BlazeFaceDetector(), FaceMeshLandmarker()
     info = []
     for i, f in zip(idx, frames):

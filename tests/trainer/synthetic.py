@@ -13,7 +13,7 @@ def make_store(url: str, n: int = 24, size: int = 32, shard: int = 8, protocols:
     region and pyramid derived from it, so every row can be recognised after loading."""
     rng = np.random.default_rng(seed)
     protocols = protocols or {}
-    store.create(url, n, size, shard, [], {"config": {}}, list(protocols))
+    store.create(url, n, size, shard, [], {"config": {}})
     is_attack = np.asarray(is_attack if is_attack is not None else (np.arange(n) // 2) % 2 == 1)  # per video of 2
     attack_type = attack_type if attack_type is not None else ["print" if a else "bonafide" for a in is_attack]
     meta_all = {
@@ -47,8 +47,8 @@ def make_store(url: str, n: int = 24, size: int = 32, shard: int = 8, protocols:
         for name in drop:
             arrays.pop(name)
         meta = {c: [v[i] for i in rows] for c, v in meta_all.items()}
-        prot = {name: [int(p[i]) for i in rows] for name, p in protocols.items()}
-        store.write_shard(url, sh, arrays, meta, prot)
+        store.write_shard(url, sh, arrays, meta)
+    store.write_protocols(url, protocols)
     import shutil
 
     for name in drop:

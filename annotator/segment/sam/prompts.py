@@ -33,7 +33,7 @@ INSTRUMENT_PROMPTS = {
     "occluder": (9, (468, 473, 168), (1, 152)),
 }
 INSTRUMENTS = {
-    "print": "pai_surface", "replay": "pai_surface", "paper_mask": "pai_surface", "rigid_mask": "pai_surface",
+    "print": "pai_surface", "cut_print": "pai_surface", "replay": "pai_surface", "paper_mask": "pai_surface", "rigid_mask": "pai_surface",
     "flexible_mask": "pai_surface", "transparent_mask": "pai_surface", "fake_head": "pai_surface",
     "glasses": "occluder", "partial_eye": "occluder",
 }
