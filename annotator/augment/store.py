@@ -42,14 +42,13 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
     shard_size = int(src.attrs.get("shard_size", src["image"].chunks[0]))
     meta = store.read_meta(src)
     extra = [c for c in meta if c not in store.META_COLUMNS] + ["mcrea_donors", "mcrea_regions"]
-    protocols = sorted(k for k, _ in src["protocols"].arrays()) if "protocols" in src else []
     attrs = {k: src.attrs[k] for k in ("config", "attack_types", "policy") if k in src.attrs}
     attrs["provenance"] = {**src.attrs.get("provenance", {}), "mcrea": {
         "source": src_url, "gamma": gamma, "rho": rho, "scheme": scheme, "copies": copies, "seed": seed}}
-    out = store.create(out_url, n * copies, size, shard_size, extra, attrs, protocols)
+    out = store.create(out_url, n * copies, size, shard_size, extra, attrs)
+    store.write_protocols(out_url, {p: np.tile(src[f"protocols/{p}"][:], copies) for p in store.protocol_names(src)})
     out.create_array("mcrea_mask", shape=(n * copies, size, size), chunks=(shard_size, size, size), dtype="bool",
                      fill_value=False, dimension_names=("sample", "y", "x"))
-    prot = {p: src[f"protocols/{p}"][:] for p in protocols}
     gen = torch.Generator().manual_seed(seed)
     shards = store.plan_shards(n, shard_size)
     augmented = exchanges = 0
@@ -82,8 +81,6 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
             for col, values in cols.items():
                 arr = out[f"meta/{col}"]
                 arr[rows] = store.column(values, arr.dtype)
-            for p, values in prot.items():
-                out[f"protocols/{p}"][rows] = values[sl]
     for shard in store.plan_shards(n * copies, shard_size):  # single writer: commit once all rows are in
         store.commit(out_url, shard, {"failed": []})
     store.finalize(out_url)
