@@ -1,11 +1,15 @@
-"""Enumeration cost on a synthetic OULU-NPU listing of 1,000,000 frames (no media decoded).
+"""Enumeration and `check-dataset` cost on generated trees (file names only, no media decoded).
 
-Creates 100,000 empty .avi files in the OULU layout (10 frames sampled per video = 1,000,000
-rows) with Protocol_1..4 lists, then times `list(adapter.samples())` and measures the growth of
-the process's peak resident memory (ru_maxrss) while the rows are held. Baseline in the same run: listing the files alone (os.scandir).
+1. OULU-NPU: 100,000 empty .avi files (10 frames each = 1,000,000 rows) with Protocol_1..4 lists.
+2. WMCA: a tree the size of the preprocessed release (1,941 RGB files + CDIT twins, grandtest CSV).
+3. folder: 100,000 empty videos under bonafide/ and attack/<type>/ (1,000,000 rows).
+For each: seconds for `list(adapter.samples())` and the growth of peak resident memory (ru_maxrss);
+baseline in the same run: os.scandir of the same files. Then `check-dataset` without the header
+probe on the OULU tree, and the header probe alone on real media (copies of the sample clip):
+files/s with the thread pool against one thread, in the same run.
 
-    .venv/bin/python bench/enumerate.py [--videos 100000]
-Target (issue 4): under 30 s and under 1 GB.
+    .venv/bin/python bench/enumerate.py [--videos 100000] [--probe-files 400]
+Target: a million rows in under 30 s and under 1 GB of client memory.
 """
 
 from __future__ import annotations
@@ -50,28 +54,90 @@ def make_tree(root: Path, n_videos: int) -> None:
             (d / f"{part}{sub}.txt").write_text("\n".join(lines) + "\n")
 
 
+def make_wmca(root: Path, n: int = 1941) -> None:
+    for i in range(n):
+        typ = i % 5
+        stem = f"{i % 72 + 1:03d}_{1 + i % 7:02d}_{i % 72 + 1:03d}_{typ}_{(i % 9) + 1 if typ else 0:02d}"
+        for top in ("WMCA_preprocessed_RGB", "WMCA_preprocessed_CDIT"):
+            d = root / top / "WMCA" / "face-station" / f"{1 + i % 28:02d}.02.18"
+            d.mkdir(parents=True, exist_ok=True)
+            open(d / f"{stem}.hdf5", "wb").close()
+    csv = root / "WMCA" / "wmca-protocols-csv"
+    csv.mkdir(parents=True)
+    lines = [f"face-station/{1 + i % 28:02d}.02.18/x,{i % 2},{('train', 'dev', 'eval')[i % 3]}" for i in range(n)]
+    (csv / "PROTOCOL-grandtest.csv").write_text("\n".join(lines) + "\n")
+
+
+def make_folder(root: Path, n_videos: int) -> None:
+    types = ("bonafide", "print", "replay", "paper_mask")
+    for t in types:
+        (root / ("bonafide" if t == "bonafide" else f"attack/{t}")).mkdir(parents=True)
+    for i in range(n_videos):
+        t = types[i % 4]
+        open(root / ("bonafide" if t == "bonafide" else f"attack/{t}") / f"v{i:06d}.mp4", "wb").close()
+
+
+def timed(label: str, fn):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t = time.perf_counter()
+    out = fn()
+    wall = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    n = len(out) if isinstance(out, list) else out.rows
+    print(f"{label}: {n:,} rows in {wall:.2f} s ({n / max(wall, 1e-9):,.0f} rows/s), peak resident memory "
+          f"grew by {peak / 2**20:.0f} MiB")
+    return wall, peak
+
+
+def scandir_baseline(root: Path) -> None:
+    t = time.perf_counter()
+    n = sum(len(files) for _, _, files in os.walk(root))
+    print(f"  baseline: os.walk lists {n:,} files in {time.perf_counter() - t:.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--videos", type=int, default=100_000)
+    ap.add_argument("--probe-files", type=int, default=400)
     args = ap.parse_args()
+    from annotator.check import check_dataset
     from annotator.datasets import DATASETS
 
+    def rows(name, root, **kw):
+        return lambda: list(DATASETS.create(name, root=str(root), frames_per_video=10, **kw).samples())
+
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "OULU"
+        tmp = Path(tmp)
         t = time.perf_counter()
-        make_tree(root, args.videos)
-        print(f"made {args.videos} empty videos in the OULU layout in {time.perf_counter() - t:.1f} s")
-        t = time.perf_counter()
-        n_files = sum(1 for d in ("Train_files", "Dev_files", "Test_files") for _ in os.scandir(root / d))
-        print(f"baseline: os.scandir lists {n_files} files in {time.perf_counter() - t:.2f} s")
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        t = time.perf_counter()
-        refs = list(DATASETS.create("oulu-npu", root=str(root), frames_per_video=10).samples())
-        wall = time.perf_counter() - t
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-        print(f"oulu-npu adapter: {len(refs):,} rows in {wall:.1f} s ({len(refs) / wall:,.0f} rows/s), "
-              f"peak resident memory grew by {peak / 2**20:.0f} MiB")
-        print(f"target < 30 s and < 1 GB: {'MET' if wall < 30 and peak < 2**30 else 'NOT MET'}")
+        make_tree(tmp / "OULU", args.videos)
+        make_wmca(tmp / "WMCA")
+        make_folder(tmp / "folder", args.videos)
+        print(f"made the trees in {time.perf_counter() - t:.1f} s")
+        results = {}
+        for name, root in (("oulu-npu", tmp / "OULU"), ("wmca", tmp / "WMCA"), ("folder", tmp / "folder")):
+            scandir_baseline(root)
+            results[name] = timed(f"{name} adapter", rows(name, root))
+        results["check-dataset oulu-npu (no probe)"] = timed(
+            "check-dataset oulu-npu without the header probe",
+            lambda: check_dataset(DATASETS.create("oulu-npu", root=str(tmp / "OULU"), frames_per_video=10,
+                                                  strict=False), probe_media=False))
+        for name, (wall, peak) in results.items():
+            if name != "wmca":
+                print(f"target for {name}: < 30 s and < 1 GB: {'MET' if wall < 30 and peak < 2**30 else 'NOT MET'}")
+
+        clip = (Path(__file__).resolve().parents[1] / "sample_data/bonafide/astronaut_pan.mp4").read_bytes()
+        media = tmp / "probe" / "bonafide"
+        media.mkdir(parents=True)
+        for i in range(args.probe_files):
+            (media / f"c{i:05d}.mp4").write_bytes(clip)
+        adapter = lambda: DATASETS.create("folder", root=str(tmp / "probe"), frames_per_video=1, strict=False)  # noqa: E731
+        for workers in (1, None):
+            t = time.perf_counter()
+            report = check_dataset(adapter(), workers=workers)
+            wall = time.perf_counter() - t
+            assert report.problems == 0 and report.files == args.probe_files
+            print(f"check-dataset with the header probe, {workers or 'default'} thread(s), {os.cpu_count()} cores: "
+                  f"{report.files / wall:,.0f} files/s ({wall:.2f} s for {report.files})")
 
 
 if __name__ == "__main__":
