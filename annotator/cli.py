@@ -155,8 +155,11 @@ def preview(store_url, out, n):
     """Write a contact sheet: one row per sample - image, attack, live, background, depth, regions."""
     from annotator.preview import contact_sheet
 
+    from annotator.places import require_writable
+
     if not out.lower().endswith(".png"):
         raise AnnotatorError(f"--out must be a .png file, got {out}")
+    require_writable(out, "--out", parent_must_exist=True)
     rows = contact_sheet(store_url, out, n)
     click.echo(f"wrote {out} ({rows} samples)")
 

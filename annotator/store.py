@@ -252,6 +252,9 @@ def remove(url: str) -> None:
 
 def open_store(url: str, mode: str = "r") -> zarr.Group:
     """Open an existing label store; a one-line error if there is none or its schema is unknown."""
+    from .places import normalize
+
+    url = normalize(url)
     if not is_store(url):
         raise AnnotatorError(f"{url} is not a label store (no zarr.json); create one with `annotate run`")
     root = zarr.open_group(url, mode=mode)

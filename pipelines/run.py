@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from annotator import __version__, store
+from annotator import __version__, places, store
 from annotator.config import AnnotateConfig
 from annotator.datasets import DATASETS
 from annotator.errors import AnnotatorError
@@ -147,10 +147,11 @@ def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol
 def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], overwrite: bool,
                      command: str) -> tuple[str, list[str]]:
     if store.exists(out):
+        if not store.is_store(out):
+            raise AnnotatorError(f"{out} exists and is not a label store; --overwrite replaces only label stores: "
+                                 "choose another --out, or remove it by hand if you mean to")
         if overwrite:
             store.remove(out)
-        elif not store.is_store(out):
-            raise AnnotatorError(f"{out} exists and is not a label store; choose another --out or pass --overwrite")
         else:
             root = store.open_store(out)
             old = AnnotateConfig.from_dict(root.attrs.get("config", {}))
@@ -197,7 +198,11 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     t0 = time.perf_counter()
     if retries < 0:
         raise AnnotatorError(f"--retries must be at least 0, got {retries}")
+    out = places.normalize(out)
     cfg, refs, adapter = resolve(cfg)
+    if cfg.root:
+        places.refuse_overlap(out, cfg.root, "the dataset root")
+    places.require_writable(out)
     lock.check_free(out)  # before --overwrite may delete anything
     store_id, notes = prepare_store(cfg, out, refs, adapter.protocol_names(), overwrite, command)
     shards = store.plan_shards(len(refs), cfg.shard_size)

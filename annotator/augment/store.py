@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import store
+from .. import places, store
 from ..errors import AnnotatorError
 from ..labels import pyramid
 from .mcrea import check_args, mcrea
@@ -30,13 +30,23 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
         raise AnnotatorError(str(e)) from None
     if copies < 1:
         raise AnnotatorError(f"--copies must be at least 1, got {copies}")
+    src_url, out_url = places.normalize(src_url), places.normalize(out_url)
+    places.refuse_overlap(out_url, src_url, "the input store")
     src = store.open_store(src_url)
     missing = [a for a in ARRAYS if a not in src]
     if missing:
         raise AnnotatorError(f"{src_url} has no {', '.join(missing)} array(s); MCREA needs regions and landmarks")
+    problems = store.verify(src_url)
+    if problems:
+        raise AnnotatorError(f"{src_url} fails `annotate verify` ({len(problems)} problem(s), first: {problems[0]}); "
+                             "repair or rewrite it before augmenting")
+    places.require_writable(out_url)
     if store.exists(out_url):
+        if not store.is_store(out_url):
+            raise AnnotatorError(f"{out_url} exists and is not a label store; --overwrite replaces only label "
+                                 "stores: choose another --out, or remove it by hand if you mean to")
         if not overwrite:
-            raise AnnotatorError(f"{out_url} exists; choose another --out or pass --overwrite")
+            raise AnnotatorError(f"{out_url} exists; choose another --out or pass --overwrite to replace it")
         store.remove(out_url)
     n, size = src["image"].shape[0], src["image"].shape[1]
     shard_size = int(src.attrs.get("shard_size", src["image"].chunks[0]))
