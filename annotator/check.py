@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .datasets.base import DatasetAdapter
+from .datasets.base import DatasetAdapter, media_kind
 from .samples import SampleRef
 
 
@@ -87,8 +87,6 @@ def probe(path: str, media: dict) -> str:
                 if kind == "stacks" and media.get("color_key", "").lstrip("/") not in f:
                     return f"no dataset {media.get('color_key')} (set ANNOTATOR_WMCA_COLOR_KEY if yours differs)"
             return ""
-        from .datasets.base import media_kind
-
         if media_kind(Path(path)) == "image":
             from PIL import Image
 

@@ -153,9 +153,8 @@ def inspect(store_url):
 @click.option("--n", type=click.IntRange(min=1), default=16, show_default=True, help="Rows (samples) to draw.")
 def preview(store_url, out, n):
     """Write a contact sheet: one row per sample - image, attack, live, background, depth, regions."""
-    from annotator.preview import contact_sheet
-
     from annotator.places import require_writable
+    from annotator.preview import contact_sheet
 
     if not out.lower().endswith(".png"):
         raise AnnotatorError(f"--out must be a .png file, got {out}")

@@ -26,15 +26,10 @@ def local(url: str) -> Path | None:
 def refuse_overlap(out: str, other: str, what: str) -> None:
     """Refuse an output that equals, contains or lies inside `other` (the dataset root, the input store)."""
     a, b = local(out), local(other)
-    if a is None or b is None:
-        same = normalize(out).rstrip("/") == normalize(other).rstrip("/")
-        inside = normalize(out).startswith(normalize(other).rstrip("/") + "/") or \
-            normalize(other).startswith(normalize(out).rstrip("/") + "/")
-    else:
-        same, inside = a == b, b in a.parents or a in b.parents
-    if same or inside:
-        relation = "is" if same else ("lies inside" if b is not None and a is not None and b in a.parents
-                                      else "contains")
+    if a is None or b is None:  # remote URLs: compare their paths as text
+        a, b = (Path("/" + normalize(u).replace("://", "/", 1).strip("/")) for u in (out, other))
+    relation = "is" if a == b else "lies inside" if b in a.parents else "contains" if a in b.parents else ""
+    if relation:
         raise AnnotatorError(f"--out {out} {relation} {what} {other}; write the output somewhere else")
 
 

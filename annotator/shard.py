@@ -178,8 +178,10 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
         if lm is not None and follows(lm, box):
             return Located(lm, box, previous.n_faces, "track")
     t = time.perf_counter()
-    stored_hw = frame.shape[:2] if rotation % 180 == 0 else frame.shape[1::-1]
-    found = dataset_faces(ref, frame_index, rotation, stored_hw) if cfg.use_dataset_faces else None
+    found = None
+    if cfg.use_dataset_faces:
+        stored_hw = frame.shape[:2] if rotation % 180 == 0 else frame.shape[1::-1]
+        found = dataset_faces(ref, frame_index, rotation, stored_hw)
     faces, source = found if found is not None else (detector(frame), "detector")
     t2 = time.perf_counter()
     seconds["detect"] += t2 - t
@@ -208,26 +210,28 @@ def upright_turn(landmarks: np.ndarray) -> int:
 
 
 def settle_rotation(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig, detector,
-                    landmarker, seconds: dict[str, float], found: Located) -> tuple[int, Located]:
-    """(clockwise degrees, face) for the first frame of a sample stored without rotation metadata.
+                    landmarker, seconds: dict[str, float], found: Located) -> tuple[int, np.ndarray, Located]:
+    """(clockwise degrees, the frame turned by them, face) for the first frame of a sample stored
+    without rotation metadata.
 
     Phone recordings are often stored sideways. A face found lying on its side is turned upright
     (the detector and FaceMesh find faces at any roll, but the crops must be upright); a frame with
     no face is tried at 90/180/270 degrees, and the first turn that shows an upright face is kept.
-    (0, found) when nothing better turns up."""
+    (0, frame, found) when nothing better turns up."""
     if found.status == Status.OK:
         turns = [upright_turn(found.landmarks)]
         if turns == [0]:
-            return 0, found
+            return 0, frame, found
     elif found.status == Status.NO_FACE:
         turns = [90, 180, 270]
     else:
-        return 0, found
+        return 0, frame, found
     for degrees in turns:
-        turned = locate(rotate(frame, degrees), ref, frame_index, cfg, detector, landmarker, None, seconds, degrees)
-        if turned.status == Status.OK and upright_turn(turned.landmarks) == 0:
-            return degrees, turned
-    return 0, found
+        turned = rotate(frame, degrees)
+        face = locate(turned, ref, frame_index, cfg, detector, landmarker, None, seconds, degrees)
+        if face.status == Status.OK and upright_turn(face.landmarks) == 0:
+            return degrees, turned, face
+    return 0, frame, found
 
 
 def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
@@ -284,14 +288,14 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
         try:
             vid = refs[i].video_id
             rot = rotations.get(vid, container_rotation)
-            located = locate(rotate(frame, rot), refs[i], frame_index, cfg, detector, landmarker, tracks.get(vid),
-                             seconds, rot)
+            turned = rotate(frame, rot)
+            located = locate(turned, refs[i], frame_index, cfg, detector, landmarker, tracks.get(vid), seconds, rot)
             if vid not in rotations:  # the first frame of its video: settle the video's rotation once
                 if cfg.auto_rotate and container_rotation == 0:
-                    rot, located = settle_rotation(frame, refs[i], frame_index, cfg, detector, landmarker,
-                                                   seconds, located)
+                    rot, turned, located = settle_rotation(frame, refs[i], frame_index, cfg, detector, landmarker,
+                                                           seconds, located)
                 rotations[vid] = rot
-            frame, depth_frame = rotate(frame, rot), rotate(depth_frame, rot)
+            frame, depth_frame = turned, rotate(depth_frame, rot)
             meta["rotation"][i] = rot
             meta["n_faces"][i], meta["face_source"][i] = located.n_faces, located.source
             if located.status != Status.OK:

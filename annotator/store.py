@@ -169,7 +169,7 @@ def write_protocols(url: str, codes: dict[str, np.ndarray]) -> list[str]:
     returns their names."""
     root = zarr.open_group(url, mode="r+")
     n = root["image"].shape[0]
-    chunk = int(root.attrs.get("shard_size", root["image"].chunks[0]))
+    chunk = shard_size_of(root)
     group = root.require_group("protocols")
     for name, values in codes.items():
         values = np.asarray(values, dtype=np.int8)
@@ -179,6 +179,11 @@ def write_protocols(url: str, codes: dict[str, np.ndarray]) -> list[str]:
                                  dimension_names=("sample",), overwrite=True)
         arr[:] = values
     return sorted(set(protocol_names(root)) - set(codes))
+
+
+def shard_size_of(root: zarr.Group) -> int:
+    """Rows per shard of an open store (attrs, else the image array's chunking)."""
+    return int(root.attrs.get("shard_size") or root["image"].chunks[0])
 
 
 def protocol_names(root: zarr.Group) -> list[str]:
@@ -317,7 +322,7 @@ def verify(url: str) -> list[str]:
                 problems.append(f"protocols/{name}: expected int8 ({n},), got {arr.dtype} {arr.shape}")
     if problems:
         return problems
-    shard_size = int(root.attrs.get("shard_size", root["image"].chunks[0]))
+    shard_size = shard_size_of(root)
     shards = plan_shards(n, shard_size)
     done = committed(url)
     missing = [s.id for s in shards if s.id not in done]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import zarr
 
 from annotator import store
@@ -17,7 +16,7 @@ from annotator.config import AnnotateConfig
 from annotator.errors import AnnotatorError
 
 from . import lock
-from .run import open_adapter
+from .run import open_adapter, protocol_codes
 
 
 @dataclasses.dataclass
@@ -44,7 +43,7 @@ def rewrite_protocols(url: str, dataset: str, root: str | None, protocol_dir: st
     if cfg.dataset != dataset:
         raise AnnotatorError(f"{url} holds dataset {cfg.dataset!r}, not {dataset!r}; pass --dataset {cfg.dataset}")
     n = handle["image"].shape[0]
-    shards = store.plan_shards(n, int(handle.attrs.get("shard_size", handle["image"].chunks[0])))
+    shards = store.plan_shards(n, store.shard_size_of(handle))
     if len(store.committed(url)) < len(shards):
         raise AnnotatorError(f"{url} is not finished ({len(store.committed(url))} of {len(shards)} shards "
                              "committed); finish it by rerunning its `annotate run` command, which writes protocols too")
@@ -54,21 +53,13 @@ def rewrite_protocols(url: str, dataset: str, root: str | None, protocol_dir: st
     by_source: dict[str, dict[str, int]] = {}
     for ref in adapter.samples():
         by_source.setdefault(ref.source, ref.protocols)
-    sources = handle["meta/source"][:]
-    names = adapter.protocol_names()
-    codes = {name: np.full(n, -1, np.int8) for name in names}
-    matched = 0
-    for i, src in enumerate(sources):
-        prot = by_source.get(str(src))
-        if prot is None:
-            continue
-        matched += 1
-        for name in names:
-            codes[name][i] = prot.get(name, -1)
+    rows = [by_source.get(str(src)) for src in handle["meta/source"][:]]
+    matched = sum(r is not None for r in rows)
     if matched == 0:
         raise AnnotatorError(f"none of the {n} rows of {url} is a file that {dataset} lists under {cfg.root}; "
                              "is --root the dataset this store was made from?")
-    kept = store.write_protocols(url, codes)
+    names = adapter.protocol_names()
+    kept = store.write_protocols(url, protocol_codes([r or {} for r in rows], names))
     config = {**handle.attrs.get("config", {}), "protocol_dir": cfg.protocol_dir}  # where they came from
     zarr.open_group(url, mode="r+").attrs.update({"config": config})
     store.finalize(url)

@@ -124,11 +124,11 @@ def provenance(cfg: AnnotateConfig, command: str) -> dict:
     }
 
 
-def protocol_codes(refs: list[SampleRef], names: list[str]):
-    """protocol -> (len(refs),) int8 codes of the rows, in store order."""
+def protocol_codes(rows: list[dict[str, int]], names: list[str]):
+    """protocol -> (len(rows),) int8 codes, from each store row's protocol dict (in store order)."""
     import numpy as np
 
-    return {n: np.fromiter((r.protocols.get(n, -1) for r in refs), np.int8, len(refs)) for n in names}
+    return {n: np.fromiter((r.get(n, -1) for r in rows), np.int8, len(rows)) for n in names}
 
 
 def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol_names: list[str],
@@ -138,7 +138,7 @@ def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol
 
     Returns the store's id (attrs store_id) and the notes for the user."""
     store_id, notes = _create_or_check(cfg, out, refs, overwrite, command)
-    kept = store.write_protocols(out, protocol_codes(refs, protocol_names))
+    kept = store.write_protocols(out, protocol_codes([r.protocols for r in refs], protocol_names))
     if kept:
         notes.append(f"the store keeps protocol(s) {', '.join(kept)} that the dataset's lists no longer give")
     return store_id, notes

@@ -20,6 +20,7 @@ from annotator.errors import AnnotatorError
 from annotator.samples import Status
 from annotator.store import open_store
 from annotator.store import protocol_names as store_protocols
+from annotator.store import shard_size_of
 
 GROUPS = {"train": 0, "dev": 1, "test": 2}
 # Pseudo-protocols: "split" uses meta/split (the dataset's own train/dev/test), "all" every row.
@@ -74,7 +75,7 @@ def select_rows(url: str, protocol: str, group: str) -> Part:
                                  f"{', '.join(list(PSEUDO_PROTOCOLS) + names)}")
         chosen = root[f"protocols/{protocol}"][:] == GROUPS[group]
     rows = np.nonzero(chosen & (status == int(Status.OK)))[0].astype(np.int64)
-    return Part(url, rows, int(root.attrs.get("shard_size") or root["image"].chunks[0]))
+    return Part(url, rows, shard_size_of(root))
 
 
 def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] = ()) -> Selection:

@@ -49,7 +49,7 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
             raise AnnotatorError(f"{out_url} exists; choose another --out or pass --overwrite to replace it")
         store.remove(out_url)
     n, size = src["image"].shape[0], src["image"].shape[1]
-    shard_size = int(src.attrs.get("shard_size", src["image"].chunks[0]))
+    shard_size = store.shard_size_of(src)
     meta = store.read_meta(src)
     extra = [c for c in meta if c not in store.META_COLUMNS] + ["mcrea_donors", "mcrea_regions"]
     attrs = {k: src.attrs[k] for k in ("config", "attack_types", "policy") if k in src.attrs}

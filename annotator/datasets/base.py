@@ -87,7 +87,6 @@ class DatasetAdapter:
 
 
 DATASETS: Registry[DatasetAdapter] = Registry("dataset")
-Adapter = DatasetAdapter
 
 
 def require_dir(root: str | Path | None, what: str) -> Path:

@@ -9,7 +9,7 @@ from typing import Iterator
 from ..errors import AnnotatorError
 from ..samples import SampleRef
 from .base import DATASETS, DatasetAdapter, refs_for_file
-from .naming import no_protocols_note, read_lines
+from .naming import SPLIT_CODE, no_protocols_note, read_lines
 from .replay_attack import face_file
 
 REAL = re.compile(r"^real_client(\d{3})_(android|laptop)_SD_scene01$")
@@ -60,7 +60,7 @@ class MsuMfsdAdapter(DatasetAdapter):
                     continue
                 client = f"{int(line):03d}"
                 self.split_of[client] = split
-                self.protocols["train_test"][client] = {"train": 0, "test": 2}[split]
+                self.protocols["train_test"][client] = SPLIT_CODE[split]
                 listed.add(client)
 
     def list_ids(self, ref: SampleRef) -> set[str]:

@@ -30,10 +30,6 @@ def require(path: Path, dataset: str, what: str) -> Path:
     return path
 
 
-def first_dir(candidates: list[Path]) -> Path | None:
-    return next((c for c in candidates if c.is_dir()), None)
-
-
 def no_protocols_note(dataset: str, looked: list[Path]) -> str:
     where = ", ".join(str(p) for p in looked)
     return (f"{dataset}: no protocol files found (looked in {where}); annotating without protocols - "

@@ -15,7 +15,7 @@ from typing import Iterator
 from ..errors import AnnotatorError
 from ..samples import SampleRef
 from .base import DATASETS, DatasetAdapter, media_files, refs_for_file
-from .naming import no_protocols_note, read_lines
+from .naming import SPLIT_CODE, no_protocols_note, read_lines
 
 PREFIX_TYPES = {
     "Live": "bonafide", "Makeup_Co": "makeup", "Makeup_Im": "makeup", "Makeup_Ob": "makeup",
@@ -35,11 +35,8 @@ LIVE_SPLITS = {"Train": "train", "Test": "test"}
 
 def live_split(path: Path, live_dir: Path) -> str:
     """train / test for a video under Live/Train or Live/Test, else ""."""
-    try:
-        first = path.relative_to(live_dir).parts[0]
-    except ValueError:
-        return ""
-    return LIVE_SPLITS.get(first, "") if len(path.relative_to(live_dir).parts) > 1 else ""
+    parts = path.relative_to(live_dir).parts if path.is_relative_to(live_dir) else ()
+    return LIVE_SPLITS.get(parts[0], "") if len(parts) > 1 else ""
 
 
 class _SiwBase(DatasetAdapter):
@@ -78,7 +75,7 @@ class SiwMAdapter(_SiwBase):
             found = True
             split = live_split(path, self.root / "Live") if prefix == "Live" else ""
             if prefix == "Live":
-                code = {"train": 0, "test": 2}.get(split, -1)
+                code = SPLIT_CODE.get(split, -1)
                 prot = dict.fromkeys(names, code)
             else:
                 prot = {n: 2 if n == f"LOO_{LOO_TYPES[prefix]}" else 0 for n in names}
