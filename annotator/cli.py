@@ -6,11 +6,11 @@ import json
 import logging
 import shlex
 import sys
-from collections import Counter
 
 import click
 
 from .errors import AnnotatorError
+from .samples import Status
 
 
 class OneLineErrors(click.Group):
@@ -112,8 +112,9 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_ch
     click.echo(summary.report())
     click.echo(f"store: {out}")
     if summary.failure_rate > max_failure_rate:
-        click.echo(f"Error: {100 * summary.failure_rate:.1f}% of samples failed, more than --max-failure-rate "
-                   f"{100 * max_failure_rate:.1f}%", err=True)
+        files = len({f.source for f in summary.failed})
+        click.echo(f"Error: {100 * summary.failure_rate:.1f}% of samples failed ({files} of {summary.n_sources} "
+                   f"source files), more than --max-failure-rate {100 * max_failure_rate:.1f}%", err=True)
         sys.exit(1)
 
 
@@ -126,25 +127,27 @@ def _warn_if_sam_on_cpu(device: str | None) -> None:
 
 @cli.command()
 @click.argument("store_url")
-def inspect(store_url):
-    """Counts by split, attack type and status, and the provenance."""
-    from annotator.samples import Status
-    from annotator.store import committed, open_store, protocol_names, read_meta
+@click.option("--failures", is_flag=True, help="List every failed row: source, frame, status, error.")
+@click.option("--json", "as_json", is_flag=True, help="With --failures: print the rows as a JSON list.")
+def inspect(store_url, failures, as_json):
+    """Counts by split, attack type and status (rows of uncommitted shards as pending), failures per
+    source file, protocols and provenance; exits 1 when the store's metadata is damaged."""
+    from annotator.contents import read_contents
 
-    root = open_store(store_url)
-    meta = read_meta(root, ["split", "attack_type", "status"])
-    n = len(meta["status"])
-    click.echo(f"{store_url}: {n} samples, crop {root['image'].shape[1]} px, "
-               f"{len(committed(store_url))} shards committed")
-    for col in ("split", "attack_type"):
-        counts = Counter(str(v) or "(none)" for v in meta[col])
-        click.echo(f"{col}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    counts = Counter(Status(int(s)).name.lower() for s in meta["status"])
-    click.echo("status: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    names = protocol_names(root)
-    if names:
-        click.echo("protocols: " + ", ".join(names))
-    click.echo("provenance: " + json.dumps(root.attrs.get("provenance", {}), indent=2))
+    if as_json and not failures:
+        raise AnnotatorError("--json goes with --failures")
+    contents = read_contents(store_url)
+    if failures:
+        rows = contents.failed()
+        if as_json:
+            click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+        else:
+            for r in rows:
+                click.echo(f"{r.source}\t{r.frame_index}\t{Status(r.status).name.lower()}\t{r.error}")
+    else:
+        click.echo(contents.text())
+    if contents.problems:
+        sys.exit(1)
 
 
 @cli.command()
@@ -155,27 +158,73 @@ def preview(store_url, out, n):
     """Write a contact sheet: one row per sample - image, attack, live, background, depth, regions."""
     from annotator.places import require_writable
     from annotator.preview import contact_sheet
+    from annotator.verify import require_sound
 
     if not out.lower().endswith(".png"):
         raise AnnotatorError(f"--out must be a .png file, got {out}")
     require_writable(out, "--out", parent_must_exist=True)
+    require_sound(store_url, "metadata", "run `annotate verify` on it", allow_pending=True)
     rows = contact_sheet(store_url, out, n)
     click.echo(f"wrote {out} ({rows} samples)")
 
 
 @cli.command()
 @click.argument("store_url")
-def verify(store_url):
-    """Check the store contract; exits 1 listing the problems."""
-    from annotator.store import verify as verify_store
+@click.option("--quick", is_flag=True, help="Only metadata and the label contract (labels, pyramids, landmarks).")
+@click.option("--repair", "do_repair", is_flag=True,
+              help="Reopen the shards with damaged chunks and mend metadata, so that rerunning the store's "
+                   "`annotate run` command re-annotates exactly those shards.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Reading threads [4].")
+@click.option("--scheduler", "scheduler_address", type=str, default=None,
+              help="Read chunks as tasks of the Dask scheduler at ADDRESS instead of local threads.")
+def verify(store_url, quick, do_repair, workers, scheduler_address):
+    """Check the store as it is on storage: every node's metadata, every chunk of the committed shards
+    decoded and its values checked. Exits 1 listing the problems, one line each."""
+    from annotator.places import normalize
+    from annotator.verify import verify as check
 
-    problems = verify_store(store_url)
-    if problems:
-        for p in problems:
-            click.echo(f"problem: {p}", err=True)
-        click.echo(f"{store_url}: {len(problems)} problem(s)", err=True)
-        sys.exit(1)
-    click.echo(f"{store_url}: ok")
+    url = normalize(store_url)
+    level = "quick" if quick else "full"
+    if scheduler_address:
+        from distributed import Client
+
+        with Client(scheduler_address) as client:
+            report = check(url, level, workers, client=client, progress=True)
+    else:
+        report = check(url, level, workers, progress=True)
+    for p in report.problems:
+        click.echo(f"problem: {p}", err=True)
+    if not report.problems:
+        click.echo(f"{store_url}: ok ({level})")
+        return
+    click.echo(f"{store_url}: {len(report.problems)} problem(s)", err=True)
+    if do_repair:
+        _repair(report)
+    elif any(p.action not in ("", "rerun") for p in report.problems):
+        click.echo(f"`annotate verify {store_url} --repair` reopens what a rerun can mend", err=True)
+    sys.exit(1)
+
+
+def _repair(report) -> None:
+    from annotator.places import require_writable
+    from annotator.verify import repair, rerun_command
+    from pipelines.lock import StoreLock
+
+    if report.layout is None:  # nothing readable to mend
+        click.echo("no rerun can mend this store: see what the problem says to do", err=True)
+        return
+    require_writable(report.layout.url, "--repair: the store")
+    with StoreLock(report.layout.url):
+        result = repair(report)
+    for line in result.done:
+        click.echo(f"repaired: {line}", err=True)
+    if result.reopened:
+        click.echo(f"reopened {len(result.reopened)} shard(s): {', '.join(map(str, result.reopened))}", err=True)
+    if result.reopened or any(p.action == "rerun" for p in report.problems):
+        click.echo("now rerun the command that made the store; it re-annotates only the uncommitted shards:\n  "
+                   + rerun_command(report.layout), err=True)
+    if result.left:
+        click.echo(f"{len(result.left)} problem(s) no rerun can mend: see what each line above says to do", err=True)
 
 
 @cli.command()

@@ -1,8 +1,13 @@
-"""The Zarr label store (DESIGN.md section 4, schema_version 1): create, write a shard, commit, read, verify.
+"""The Zarr label store (docs/store.md): create, write a shard, commit, read.
 
 Layout: one row per sample along the first axis, chunked by shard so that writers never share a
 chunk. A shard is committed by writing `_shards/<id>.json` after all of its rows; readers and
-resumes trust only committed shards. Works on any fsspec URL zarr accepts.
+resumes trust only committed shards. Works on any fsspec URL zarr accepts. `annotate verify`
+(annotator/verify.py) checks a store against this layout.
+
+Schema versions: 2 (written now) ends every array's codec chain with crc32c and writes every chunk,
+even one equal to the fill value, so that a flipped bit or a deleted chunk is detected; 1 (read and
+verified) has neither, and may lack `meta/rotation` and the `channel` coordinates.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 import fsspec
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from .errors import AnnotatorError
 from .face.landmarks import N_LANDMARKS
@@ -22,7 +27,8 @@ from .face.regions import REGION_NAMES
 from .labels import LABEL_CHANNELS, PYRAMID_SIZES
 from .samples import STATUS_CODES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 SHARDS_DIR = "_shards"
 
 # meta column -> numpy dtype ("str" = Zarr variable-length UTF-8)
@@ -32,6 +38,10 @@ META_COLUMNS = {
     "segmenter": "str", "source": "str", "n_faces": "int16", "face_score": "float32", "depth_source": "str",
     "face_source": "str", "rotation": "int16",
 }
+OPTIONAL_IN_SCHEMA_1 = ("rotation",)
+# Written with every chunk present (zarr skips chunks equal to the fill value by default), so that a
+# missing chunk file always means damage.
+WRITE_CONFIG = {"array.write_empty_chunks": True}
 
 
 def array_specs(size: int) -> dict[str, tuple[tuple[int, ...], str, tuple[str, ...]]]:
@@ -76,23 +86,33 @@ def is_store(url: str) -> bool:
     return fs.exists(f"{path}/zarr.json")
 
 
+def compressors(name: str) -> list:
+    """The bytes-to-bytes codecs of a store array: zstd, then a crc32c checksum any Zarr v3 reader checks."""
+    # Photos compress poorly and slowly with zstd-3 (the default). Plain zstd-1 writes 2x and reads
+    # 3x faster than bit-shuffled blosc-zstd-1 for ~18 % more bytes: stores are read every
+    # epoch, so reading speed wins. Labels, depth and regions are mostly flat: the default level.
+    return [ZstdCodec(level=1 if name == "image" else 0), Crc32cCodec()]
+
+
+def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str,
+                 dims: tuple[str, ...], overwrite: bool = False) -> zarr.Array:
+    """One array of the store as the current schema writes it (fill: NaN for floats, "" for text, else 0)."""
+    fill = np.nan if dtype == "float32" else "" if dtype == "str" else False if dtype == "bool" else 0
+    return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+                              dimension_names=dims, compressors=compressors(name), overwrite=overwrite)
+
+
 def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict) -> zarr.Group:
     """Create an empty store for n samples (overwriting whatever is at url); protocols come with
     write_protocols."""
     root = zarr.open_group(url, mode="w", zarr_format=3)
     for name, (shape, dtype, dims) in array_specs(size).items():
-        fill = np.nan if dtype == "float32" else 0
-        # Photos compress poorly and slowly with zstd-3 (the default). Plain zstd-1 writes 2x and reads
-        # 3x faster than bit-shuffled blosc-zstd-1 for ~18 % more bytes: stores are read every
-        # epoch, so reading speed wins. Labels, depth and regions are mostly flat: the default.
-        codecs = {"compressors": ZstdCodec(level=1)} if name == "image" else {}
-        root.create_array(name, shape=(n, *shape), chunks=(shard_size, *shape), dtype=dtype,
-                          fill_value=fill, dimension_names=dims, **codecs)
+        create_array(root, name, (n, *shape), (shard_size, *shape), dtype, dims)
     meta = root.create_group("meta")
     for col, dtype in {**META_COLUMNS, **{c: "str" for c in extra_columns}}.items():
-        meta.create_array(col, shape=(n,), chunks=(shard_size,), dtype=dtype,
-                          fill_value="" if dtype == "str" else 0, dimension_names=("sample",))
+        create_array(meta, col, (n,), (shard_size,), dtype, ("sample",))
     root.create_group("protocols")
+    write_channel_coordinates(root)
     root.attrs.update({
         "schema_version": SCHEMA_VERSION,
         "store_id": uuid.uuid4().hex,
@@ -103,6 +123,18 @@ def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str
         **attrs,
     })
     return root
+
+
+COORDINATES = ("channel", "pyramid/channel")
+
+
+def write_channel_coordinates(root: zarr.Group) -> None:
+    """`channel` (attack, live, background) beside `label` and beside the pyramid levels: xarray makes
+    an array named like a dimension that dimension's coordinate, so `.sel(channel="live")` works."""
+    for name in COORDINATES:
+        arr = create_array(root, name, (len(LABEL_CHANNELS),), (len(LABEL_CHANNELS),), "str", ("channel",),
+                           overwrite=True)
+        arr[:] = np.array(LABEL_CHANNELS, dtype=object)
 
 
 class _Writer:
@@ -125,7 +157,8 @@ class _Writer:
 
     def __getitem__(self, name: str) -> zarr.Array:
         if name not in self.arrays:
-            self.arrays[name] = self.root[name]
+            with zarr.config.set(WRITE_CONFIG):  # handles keep the config they were opened with
+                self.arrays[name] = self.root[name]
         return self.arrays[name]
 
     def write_all(self, selection: slice, values: dict[str, np.ndarray]) -> None:
@@ -176,7 +209,8 @@ def write_protocols(url: str, codes: dict[str, np.ndarray]) -> list[str]:
         if values.shape != (n,):
             raise ValueError(f"protocol {name}: expected {n} codes, got {values.shape}")
         arr = group.create_array(name, shape=(n,), chunks=(chunk,), dtype="int8", fill_value=-1,
-                                 dimension_names=("sample",), overwrite=True)
+                                 dimension_names=("sample",), compressors=compressors(name), overwrite=True,
+                                 config={"write_empty_chunks": True})
         arr[:] = values
     return sorted(set(protocol_names(root)) - set(codes))
 
@@ -264,8 +298,9 @@ def open_store(url: str, mode: str = "r") -> zarr.Group:
         raise AnnotatorError(f"{url} is not a label store (no zarr.json); create one with `annotate run`")
     root = zarr.open_group(url, mode=mode)
     version = root.attrs.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise AnnotatorError(f"{url} has schema_version {version!r}; this annotator reads {SCHEMA_VERSION}")
+    if version not in READABLE_SCHEMAS:
+        raise AnnotatorError(f"{url} has schema_version {version!r}; this annotator reads "
+                             f"{', '.join(map(str, READABLE_SCHEMAS))}")
     return root
 
 
@@ -283,71 +318,3 @@ def finalize(url: str) -> None:
         # zarr warns that consolidation is a v3 extension and that _shards/ is not a zarr node: both expected.
         warnings.simplefilter("ignore", category=UserWarning)
         zarr.consolidate_metadata(url)
-
-
-def verify(url: str) -> list[str]:
-    """Check the store contract; returns the problems found (empty when the store is valid)."""
-    problems: list[str] = []
-    try:
-        root = open_store(url)
-    except AnnotatorError as e:
-        return [str(e)]
-    try:
-        n = root["image"].shape[0]
-        size = root["image"].shape[1]
-    except KeyError:
-        return ["missing array 'image'"]
-    for name, (shape, dtype, dims) in array_specs(size).items():
-        if name not in root:
-            problems.append(f"missing array {name!r}")
-            continue
-        arr = root[name]
-        if arr.shape != (n, *shape):
-            problems.append(f"{name}: shape {arr.shape}, expected {(n, *shape)}")
-        if arr.dtype != np.dtype(dtype):
-            problems.append(f"{name}: dtype {arr.dtype}, expected {dtype}")
-        if tuple(arr.metadata.dimension_names or ()) != dims:
-            problems.append(f"{name}: dimension names {arr.metadata.dimension_names}, expected {dims}")
-    for col, dtype in META_COLUMNS.items():
-        key = f"meta/{col}"
-        if key not in root:
-            problems.append(f"missing meta column {col!r}")
-        elif root[key].shape != (n,):
-            problems.append(f"{key}: shape {root[key].shape}, expected ({n},)")
-        elif dtype != "str" and root[key].dtype != np.dtype(dtype):
-            problems.append(f"{key}: dtype {root[key].dtype}, expected {dtype}")
-    if "protocols" in root:
-        for name, arr in root["protocols"].arrays():
-            if arr.shape != (n,) or arr.dtype != np.int8:
-                problems.append(f"protocols/{name}: expected int8 ({n},), got {arr.dtype} {arr.shape}")
-    if problems:
-        return problems
-    shard_size = shard_size_of(root)
-    shards = plan_shards(n, shard_size)
-    done = committed(url)
-    missing = [s.id for s in shards if s.id not in done]
-    if missing:
-        problems.append(f"{len(missing)} of {len(shards)} shards not committed (first: {missing[:5]})")
-    status = root["meta/status"][:]
-    for s in shards:
-        if s.id not in done:
-            continue
-        sl = slice(s.start, s.stop)
-        label = root["label"][sl]
-        ok = status[sl] == 0
-        bg = np.where((label[:, 0] == 0) & (label[:, 1] == 0), 255, 0)
-        bad = np.nonzero((label[:, 2] != bg).any(axis=(1, 2)) & ok)[0]
-        if len(bad):
-            problems.append(f"rows {[int(s.start + b) for b in bad[:5]]}: background is not the complement of attack|live")
-        from .labels import pyramid
-
-        for k, level in pyramid(label).items():
-            stored = root[f"pyramid/{k}"][sl]
-            if np.abs(stored.astype(np.int16) - level).max(initial=0) > 1:
-                problems.append(f"shard {s.id}: pyramid/{k} is not the area mean of label")
-        lm = root["landmarks"][sl]
-        if ok.any() and not np.isfinite(lm[ok]).all():
-            problems.append(f"shard {s.id}: rows with status 0 have non-finite landmarks")
-        if (label[~ok] != 0).any():
-            problems.append(f"shard {s.id}: failed rows are not zero-filled")
-    return problems

@@ -9,7 +9,6 @@ import math
 import os
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -17,8 +16,9 @@ from annotator import __version__, places, store
 from annotator.config import AnnotateConfig
 from annotator.datasets import DATASETS
 from annotator.errors import AnnotatorError
+from annotator.failures import FailedRow, summary_lines
 from annotator.labels import ATTACK_TYPES, Policy
-from annotator.samples import SampleRef, Status
+from annotator.samples import SampleRef
 from annotator.segment import prepare_options
 
 from . import lock
@@ -34,32 +34,32 @@ class RunSummary:
     n_samples: int
     n_shards: int
     skipped_shards: int = 0
-    failed_samples: list = field(default_factory=list)  # [sample_id, status, error]
+    failed_samples: list = field(default_factory=list)  # [sample_id, status, error, source, frame_index]
     failed_shards: list = field(default_factory=list)  # [shard id, error]
     seconds: float = 0.0
     stage_seconds: dict = field(default_factory=dict)
     failed_rows: int = 0  # rows of failed shards (not written at all)
     notes: list = field(default_factory=list)  # what the adapter or the run wants the user to know
+    n_sources: int = 0  # source files (a video's frames share one)
 
     @property
     def failure_rate(self) -> float:
+        """Share of rows (frames) not annotated."""
         return (len(self.failed_samples) + self.failed_rows) / max(1, self.n_samples)
 
     @property
-    def by_status(self) -> Counter:
-        return Counter(Status(s).name.lower() for _, s, _ in self.failed_samples)
+    def failed(self) -> list[FailedRow]:
+        # markers written before sources were recorded hold [sample_id, status, error]: the id stands in
+        return [FailedRow(f[3] if len(f) > 3 else f[0], f[4] if len(f) > 4 else -1, f[1], f[2], f[0])
+                for f in self.failed_samples]
 
     def report(self) -> str:
         done = self.n_samples - len(self.failed_samples)
         lines = [f"note: {n}" for n in self.notes]
         lines += [f"{self.n_samples} samples in {self.n_shards} shards ({self.skipped_shards} already committed); "
                  f"{done} annotated, {len(self.failed_samples)} failed, {self.seconds:.1f} s"]
-        if self.failed_samples:
-            lines.append("failures by status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_status.items())))
-            for sid, s, err in self.failed_samples[:10]:
-                lines.append(f"  {sid}: {Status(s).name.lower()}: {err}")
-            if len(self.failed_samples) > 10:
-                lines.append(f"  ... and {len(self.failed_samples) - 10} more (see meta/status and meta/error)")
+        lines += summary_lines(self.failed, self.n_sources or self.n_samples, self.n_samples,
+                               more=" (`annotate inspect STORE --failures` lists every failed row)")
         for sid, err in self.failed_shards:
             lines.append(f"shard {sid} FAILED after retries: {err}")
         if self.failed_shards:
@@ -210,7 +210,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     failed_before = store.failed(out)
     todo = [s for s in shards if s.id not in done and (not resume_failed or s.id in failed_before)]
     summary = RunSummary(len(refs), len(shards), skipped_shards=len(shards) - len(todo),
-                         notes=adapter.findings.notes + notes)
+                         notes=adapter.findings.notes + notes, n_sources=len({r.source for r in refs}))
     for marker in done.values():
         summary.failed_samples += marker.get("failed", [])
     if resume_failed:  # the shards not retried keep their failure in the summary

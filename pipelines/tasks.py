@@ -12,9 +12,11 @@ from annotator.store import Shard, write_shard
 
 def run_shard(url: str, store_id: str, shard: Shard, refs: list[SampleRef], cfg: dict) -> dict:
     """Annotate refs (the rows of `shard`) and commit them. Returns the shard's summary:
-    {"shard", "n", "failed": [[sample_id, status, error], ...], "seconds": {stage: s}}."""
+    {"shard", "n", "failed": [[sample_id, status, error, source, frame_index], ...], "seconds": {stage: s}}."""
     result = annotate_shard(refs, AnnotateConfig.from_dict(cfg))
-    failed = [[m, s, e] for m, s, e in zip(result.meta["sample_id"], result.meta["status"], result.meta["error"]) if s]
+    m = result.meta
+    failed = [[sid, s, e, src, f] for sid, s, e, src, f in
+              zip(m["sample_id"], m["status"], m["error"], m["source"], m["frame_index"]) if s]
     summary = {"shard": shard.id, "n": len(refs), "failed": failed}
     t = time.perf_counter()
     write_shard(url, shard, result.arrays, result.meta, summary, store_id=store_id)

@@ -84,3 +84,10 @@ def tiny_sam(img_size: int = 256, seed: int = 0):
         if "rel_pos" in name:
             torch.nn.init.normal_(p, std=0.5)  # zero-initialised in SAM; random here so the term matters
     return sam.eval()
+
+
+def problems(url: str, level: str = "full") -> list[str]:
+    """`annotate verify`'s problem lines for the store at url."""
+    from annotator.verify import verify
+
+    return [str(p) for p in verify(url, level).problems]

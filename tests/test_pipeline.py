@@ -4,7 +4,7 @@ import zarr
 
 from annotator.errors import AnnotatorError
 from annotator.face.regions import FACE_REGIONS, REGION_IDS
-from conftest import sync_config
+from conftest import sync_config, problems
 
 
 def _rows_by_type(root):
@@ -18,7 +18,7 @@ def test_sample_run_is_complete_and_valid(sample_store):
 
     url, summary = sample_store
     assert summary.n_samples == 15 and summary.failed_samples == [] and summary.failed_shards == []
-    assert store.verify(url) == []
+    assert problems(url) == []
     root = zarr.open_group(url, mode="r")
     assert (root["meta/status"][:] == 0).all()
     assert root["meta/frame_index"][:].tolist().count(-1) == 5  # 5 images, 10 video frames

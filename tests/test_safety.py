@@ -1,8 +1,11 @@
 """No command destroys what it did not write; output places are checked before any work; a local
 file:// URL behaves like its path."""
 
+import contextlib
 import hashlib
+import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -70,7 +73,7 @@ def test_augment_refuses_an_input_that_fails_verify(sample_store, tmp_path):
     shutil.copytree(sample_store[0], src)
     shutil.rmtree(src / "_shards")
     res = invoke("augment", src, "--out", tmp_path / "aug.zarr")
-    assert_one_line_error(res, "fails `annotate verify`", "not committed")
+    assert_one_line_error(res, "fails `annotate verify --quick`", "not committed")
     assert not (tmp_path / "aug.zarr").exists()
 
 
@@ -93,3 +96,45 @@ def test_file_url_writes_the_same_store_as_the_path(sample_store, tmp_path):
         assert np.array_equal(a[name][:], b[name][:]), name
     assert invoke("verify", url).exit_code == 0
     assert "15 samples" in invoke("inspect", url).output
+
+
+@contextlib.contextmanager
+def read_only(*folders):
+    """Folders nobody may create or delete entries in: mode bits, or for root (who ignores them) the
+    immutable attribute, which binds root too; skip only when neither can be set."""
+    if os.geteuid() != 0:
+        for f in folders:
+            f.chmod(0o555)
+        try:
+            yield
+        finally:
+            for f in folders:
+                f.chmod(0o755)
+        return
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", *map(str, folders)],
+                                                    capture_output=True).returncode:
+        pytest.skip("running as root on a filesystem without the immutable attribute: cannot make a folder read-only")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, folders)], check=True)
+
+
+def test_read_only_places_are_one_line_errors(sample_store, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    store_copy = locked / "s.zarr"
+    shutil.copytree(sample_store[0], store_copy)
+    (store_copy / "image" / "c" / "1" / "0" / "0" / "0").unlink()  # something for --repair to do
+    before = tree_digest(tmp_path)
+    with read_only(locked, store_copy):
+        assert_one_line_error(invoke("run", "--dataset", "sample", "--out", locked / "new.zarr", "--cluster", "none"),
+                              "cannot write in", "choose a writable place")
+        assert_one_line_error(invoke("run", "--dataset", "sample", "--out", store_copy, "--cluster", "none"),
+                              "cannot write in", str(store_copy))
+        assert_one_line_error(invoke("augment", sample_store[0], "--out", locked / "aug.zarr"), "cannot write in")
+        assert_one_line_error(invoke("preview", sample_store[0], "--out", locked / "p.png"), "cannot write in")
+        r = invoke("verify", store_copy, "--repair")
+        assert r.exit_code == 1 and "Traceback" not in r.output
+        assert r.output.splitlines()[-1].startswith("Error: --repair: the store")
+    assert tree_digest(tmp_path) == before

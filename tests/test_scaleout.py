@@ -17,7 +17,7 @@ import zarr
 
 from annotator import store
 from annotator.errors import AnnotatorError
-from conftest import REPO, sync_config
+from conftest import REPO, sync_config, problems
 from pipelines import lock
 from pipelines.run import run
 
@@ -31,7 +31,7 @@ def assert_same_store(a_url, b_url):
         np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
     for col in COLUMNS:
         assert a[f"meta/{col}"][:].tolist() == b[f"meta/{col}"][:].tolist(), col
-    assert store.verify(b_url) == []
+    assert problems(b_url) == []
 
 
 def sample_cfg(**kw):
@@ -86,7 +86,7 @@ def test_failed_write_is_not_committed_and_a_rerun_repairs_it(sample_store, tmp_
     assert [s for s, _ in summary.failed_shards] == [1] and "Read-only" in summary.failed_shards[0][1]
     assert 1 not in store.committed(out) and list(store.failed(out)) == [1]
     assert summary.failure_rate == pytest.approx(5 / 15)  # shard 1 holds the 5 images
-    assert any("not committed" in p for p in store.verify(out))
+    assert any("not committed" in p for p in problems(out))
     monkeypatch.setattr(tasks, "write_shard", real)
     summary = run(sample_cfg(), out, cluster="none", progress=False, resume_failed=True)
     assert summary.skipped_shards == summary.n_shards - 1 and summary.failed_shards == []
@@ -111,14 +111,14 @@ def test_retries_absorb_transient_errors(tmp_path, monkeypatch):
     out = str(tmp_path / "r.zarr")
     summary = run(sample_cfg(limit=4), out, cluster="none", progress=False)
     assert summary.failed_shards == [] and all(v == 2 for v in seen.values())
-    assert store.verify(out) == []
+    assert problems(out) == []
 
 
 def test_memory_url_store(sample_store):
     url, _ = sample_store
     out = "memory://stores/sample.zarr"
     summary = run(sample_cfg(), out, cluster="none", progress=False)
-    assert summary.failed_shards == [] and store.verify(out) == []
+    assert summary.failed_shards == [] and problems(out) == []
     a, b = zarr.open_group(url, mode="r"), zarr.open_group(out, mode="r")
     np.testing.assert_array_equal(a["label"][:], b["label"][:])
 

@@ -6,6 +6,7 @@ import zarr
 from annotator import store
 from annotator.labels import pyramid
 from annotator.shard import empty_rows
+from conftest import problems
 
 
 def _rows(n, size, seed):
@@ -21,7 +22,7 @@ def _rows(n, size, seed):
         arrays[f"pyramid/{k}"] = v
     meta = {c: [f"{c}-{seed}-{i}" for i in range(n)] for c, t in store.META_COLUMNS.items() if t == "str"}
     meta.update(frame_index=list(range(n)), is_attack=[i % 2 == 0 for i in range(n)], status=[0] * n,
-                n_faces=[1] * n, face_score=[0.9] * n, sample_id=[f"s{seed}-{i}-ü" for i in range(n)])
+                n_faces=[1] * n, face_score=[0.9] * n, rotation=[0] * n, sample_id=[f"s{seed}-{i}-ü" for i in range(n)])
     return arrays, meta
 
 
@@ -44,7 +45,7 @@ def written(tmp_path):
 def test_round_trip_plain_zarr(written):
     url, rows = written
     root = zarr.open_group(url, mode="r")
-    assert root.attrs["schema_version"] == 1
+    assert root.attrs["schema_version"] == 2
     assert root["image"].shape == (7, 32, 32, 3) and root["image"].chunks[0] == 3
     assert (root["image"][3:6] == rows[1][0]["image"]).all()
     assert (root["landmarks"][6:7] == rows[2][0]["landmarks"]).all()
@@ -53,7 +54,7 @@ def test_round_trip_plain_zarr(written):
     assert root["protocols/grandtest"][:].tolist() == [0, 0, 0, 1, 1, 1, 2]
     assert root["meta/camera"][:].tolist() == ["cam"] * 7
     assert sorted(store.committed(url)) == [0, 1, 2]
-    assert store.verify(url) == []
+    assert problems(url) == []
 
 
 def test_xarray_reads_it(written):
@@ -76,11 +77,11 @@ def test_verify_finds_broken_stores(written, tmp_path):
     import os
 
     os.remove(os.path.join(url, "_shards", "000002.json"))
-    problems = store.verify(url)
-    assert any("complement" in p for p in problems)
-    assert any("pyramid/4" in p for p in problems)
-    assert any("not committed" in p for p in problems)
-    assert store.verify(str(tmp_path / "none.zarr"))[0].endswith("create one with `annotate run`")
+    found = problems(url)
+    assert any("complement" in p for p in found)
+    assert any("pyramid/4" in p for p in found)
+    assert any("not committed" in p for p in found)
+    assert problems(str(tmp_path / "none.zarr"))[0].endswith("create one with `annotate run`")
 
 
 def test_write_shard_checks_row_count(tmp_path):

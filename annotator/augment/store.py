@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import zarr
 
 from .. import places, store
 from ..errors import AnnotatorError
 from ..labels import pyramid
+from ..verify import require_sound
 from .mcrea import check_args, mcrea
 
 ARRAYS = ("image", "label", "depth", "region", "landmarks")
@@ -32,14 +34,8 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
         raise AnnotatorError(f"--copies must be at least 1, got {copies}")
     src_url, out_url = places.normalize(src_url), places.normalize(out_url)
     places.refuse_overlap(out_url, src_url, "the input store")
+    require_sound(src_url, "quick", "repair it (`annotate verify --repair`, then rerun) before augmenting")
     src = store.open_store(src_url)
-    missing = [a for a in ARRAYS if a not in src]
-    if missing:
-        raise AnnotatorError(f"{src_url} has no {', '.join(missing)} array(s); MCREA needs regions and landmarks")
-    problems = store.verify(src_url)
-    if problems:
-        raise AnnotatorError(f"{src_url} fails `annotate verify` ({len(problems)} problem(s), first: {problems[0]}); "
-                             "repair or rewrite it before augmenting")
     places.require_writable(out_url)
     if store.exists(out_url):
         if not store.is_store(out_url):
@@ -51,14 +47,27 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
     n, size = src["image"].shape[0], src["image"].shape[1]
     shard_size = store.shard_size_of(src)
     meta = store.read_meta(src)
+    for col, dtype in store.META_COLUMNS.items():  # a schema-1 source may lack a column the output has
+        if col not in meta:
+            meta[col] = np.full(n, "", object) if dtype == "str" else np.zeros(n, dtype)
     extra = [c for c in meta if c not in store.META_COLUMNS] + ["mcrea_donors", "mcrea_regions"]
     attrs = {k: src.attrs[k] for k in ("config", "attack_types", "policy") if k in src.attrs}
     attrs["provenance"] = {**src.attrs.get("provenance", {}), "mcrea": {
         "source": src_url, "gamma": gamma, "rho": rho, "scheme": scheme, "copies": copies, "seed": seed}}
     out = store.create(out_url, n * copies, size, shard_size, extra, attrs)
     store.write_protocols(out_url, {p: np.tile(src[f"protocols/{p}"][:], copies) for p in store.protocol_names(src)})
-    out.create_array("mcrea_mask", shape=(n * copies, size, size), chunks=(shard_size, size, size), dtype="bool",
-                     fill_value=False, dimension_names=("sample", "y", "x"))
+    store.create_array(out, "mcrea_mask", (n * copies, size, size), (shard_size, size, size), "bool", ("sample", "y", "x"))
+    with zarr.config.set(store.WRITE_CONFIG):
+        augmented, exchanges = _write_copies(src, out, meta, n, shard_size, gamma, rho, scheme, copies, seed)
+    for shard in store.plan_shards(n * copies, shard_size):  # single writer: commit once all rows are in
+        store.commit(out_url, shard, {"failed": []})
+    store.finalize(out_url)
+    return {"rows": n * copies, "augmented": augmented, "exchanges": exchanges}
+
+
+def _write_copies(src, out, meta: dict, n: int, shard_size: int, gamma: float, rho: int, scheme: str,
+                  copies: int, seed: int) -> tuple[int, int]:
+    """Every copy's rows, shard by shard; returns (augmented rows, exchanges)."""
     gen = torch.Generator().manual_seed(seed)
     shards = store.plan_shards(n, shard_size)
     augmented = exchanges = 0
@@ -91,7 +100,4 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
             for col, values in cols.items():
                 arr = out[f"meta/{col}"]
                 arr[rows] = store.column(values, arr.dtype)
-    for shard in store.plan_shards(n * copies, shard_size):  # single writer: commit once all rows are in
-        store.commit(out_url, shard, {"failed": []})
-    store.finalize(out_url)
-    return {"rows": n * copies, "augmented": augmented, "exchanges": exchanges}
+    return augmented, exchanges

@@ -25,8 +25,7 @@ def test_vit_b_end_to_end_on_sample(vit_b, tmp_path, monkeypatch, sample_root):
     import zarr
 
     import annotator.shard as shard
-    from annotator.store import verify
-    from conftest import sync_config
+    from conftest import sync_config, problems
     from pipelines.run import run
 
     seg = SamSegmenter(sam=vit_b, device="cuda", batch=8)
@@ -34,7 +33,7 @@ def test_vit_b_end_to_end_on_sample(vit_b, tmp_path, monkeypatch, sample_root):
     monkeypatch.setattr(shard, "models_for", lambda cfg: (*real(sync_config(dataset="sample", root=""))[:2], seg))
     out = str(tmp_path / "gpu.zarr")
     summary = run(sync_config(dataset="sample", root=""), out, cluster="none", progress=False)
-    assert summary.failed_samples == [] and verify(out) == []
+    assert summary.failed_samples == [] and problems(out) == []
     root = zarr.open_group(out, mode="r")
     assert all(h == "geometry" or h.startswith("sam") for h in root["meta/segmenter"][:])
 
