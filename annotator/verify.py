@@ -90,7 +90,10 @@ def verify(url: str, level: str = "full", workers: int | None = None, client=Non
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     url = normalize(url)
-    problems, layout = check_metadata(url)
+    try:
+        problems, layout = check_metadata(url)
+    except Exception as e:  # metadata this check did not foresee: still one line, never a traceback
+        return Report([Problem(f"cannot read the store's metadata: {describe_error(e)}", fix=RECREATE_FIX)], None, level)
     if layout is None or level == "metadata":
         return Report(problems, layout, level)
     readable = [name for name in layout.nodes if _chunked_by_shard(name)]
@@ -144,9 +147,12 @@ def _read_json(fs, path: str):
     except OSError as e:
         return None, f"unreadable ({e})"
     try:
-        return json.loads(raw), None
+        parsed = json.loads(raw)
     except ValueError as e:
         return None, f"not valid JSON ({e})"
+    if not isinstance(parsed, dict):
+        return None, f"not a JSON object (a {type(parsed).__name__})"
+    return parsed, None
 
 
 def _dtype_name(dtype: str) -> str:
@@ -249,10 +255,9 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
             if copy is not None and not _against_spec(copy, spec, version):
                 problems.append(Problem(f"{name}: zarr.json has {'; '.join(wrong)} (its consolidated copy is right)",
                                         action="restore", target=name))
-                node = copy
             else:
                 problems.append(Problem(f"{name}: {'; '.join(wrong)}", target=name, fix=RECREATE_FIX))
-                continue
+            continue  # its chunks are read once its metadata is mended
         elif consolidated is not None:
             if copy is None:
                 problems.append(Problem(f"{name}: absent from the consolidated metadata in the root zarr.json",
@@ -390,16 +395,17 @@ def check_shard(url: str, shard: store.Shard, names: list[str], version: int, n_
             bad(name, describe_error(e))
     status = values.get("meta/status")
     ok = None if status is None else status == 0
+    levels = pyramid(values["label"]) if "label" in values and any(n.startswith("pyramid/") for n in values) else {}
     for name, v in values.items():
-        for why in value_problems(name, v, ok, values.get("label"), n_regions, shard.start):
+        for why in value_problems(name, v, ok, levels, n_regions, shard.start):
             bad(name, why)
     return problems
 
 
-def value_problems(name: str, v: np.ndarray, ok: np.ndarray | None, label: np.ndarray | None,
+def value_problems(name: str, v: np.ndarray, ok: np.ndarray | None, levels: dict[int, np.ndarray],
                    n_regions: int, start: int = 0) -> list[str]:
     """What the layout says of the values of one array's rows (the store's rows from `start`);
-    ok: rows with status 0 (None: unknown)."""
+    ok: rows with status 0 (None: unknown); levels: labels.pyramid of the same rows' label ({}: unknown)."""
     out = []
 
     def rows(mask: np.ndarray) -> list[int]:  # the first few, as store rows
@@ -414,9 +420,8 @@ def value_problems(name: str, v: np.ndarray, ok: np.ndarray | None, label: np.nd
         bad = (v[:, 2] != bg).any(axis=(1, 2)) & ok
         if bad.any():
             out.append(f"rows {rows(bad)}: background is not the complement of attack|live")
-    elif name.startswith("pyramid/") and label is not None:
-        level = pyramid(label)[int(name.split("/")[1])]
-        if np.abs(v.astype(np.int16) - level).max(initial=0) > 1:
+    elif name.startswith("pyramid/") and levels:
+        if np.abs(v.astype(np.int16) - levels[int(name.split("/")[1])]).max(initial=0) > 1:
             out.append("not the area mean of label")
     elif name == "region" and n_regions and v.max(initial=0) >= n_regions:
         out.append(f"region id {int(v.max())} outside the {n_regions} region names")

@@ -25,42 +25,54 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def make_store(url: str, n: int, size: int = 256, shard: int = 32) -> None:
-    from PIL import Image
-
+def synthetic_shard(rng, photo: np.ndarray, start: int, stop: int, size: int = 256) -> tuple[dict, dict]:
+    """(arrays, meta) of rows [start, stop) of a synthetic store that keeps the store contract."""
     from annotator import store
     from annotator.labels import pyramid
 
-    photo = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "sample_data/bonafide/astronaut.jpg"))
-    rng = np.random.default_rng(0)
-    store.create(url, n, size, shard, [], {"config": {}})
+    k = stop - start
     yy, xx = np.mgrid[0:size, 0:size]
+    image = np.empty((k, size, size, 3), np.uint8)
+    region = np.zeros((k, size, size), np.uint8)
+    depth = np.zeros((k, size, size), np.uint8)
+    for j in range(k):
+        y0, x0 = rng.integers(0, photo.shape[0] - size, 2)
+        # sensor noise as in video frames: no two rows share long byte runs (zstd would find them)
+        noisy = photo[y0:y0 + size, x0:x0 + size] + rng.normal(0, 2.0, (size, size, 3))
+        image[j] = noisy.clip(0, 255).astype(np.uint8)
+        cy, cx, ry, rx = 128 + rng.integers(-10, 10), 128 + rng.integers(-10, 10), 100, 80
+        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
+        region[j][inside] = 1
+        region[j][inside & (np.abs(yy - cy + 20) < 8)] = 3
+        depth[j] = np.where(inside, 255 - np.hypot(yy - cy, xx - cx), 0).clip(0, 255).astype(np.uint8)
+    attack = (np.arange(start, stop) % 2 == 1)
+    label = np.zeros((k, 3, size, size), np.uint8)
+    label[:, 0] = np.where(attack[:, None, None], depth, 0)
+    label[:, 1] = np.where(~attack[:, None, None], depth, 0)
+    label[:, 2] = np.where((label[:, 0] == 0) & (label[:, 1] == 0), 255, 0)
+    arrays = {"image": image, "label": label, "depth": depth, "region": region,
+              "landmarks": rng.random((k, 478, 3), dtype=np.float32) * size,
+              **{f"pyramid/{s}": v for s, v in pyramid(label).items()}}
+    meta = {c: [""] * k if t == "str" else [0] * k for c, t in store.META_COLUMNS.items()}
+    meta.update({"sample_id": [f"s{i}" for i in range(start, stop)], "is_attack": attack.tolist(),
+                 "attack_type": ["print" if a else "bonafide" for a in attack], "face_score": [0.9] * k,
+                 "video_id": [f"v{i // 10}" for i in range(start, stop)], "source": [f"v{i // 10}.mp4" for i in range(start, stop)]})
+    return arrays, meta
+
+
+def sample_photo() -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(Path(__file__).resolve().parents[1] / "sample_data/bonafide/astronaut.jpg"))
+
+
+def make_store(url: str, n: int, size: int = 256, shard: int = 32) -> None:
+    from annotator import store
+
+    photo, rng = sample_photo(), np.random.default_rng(0)
+    store.create(url, n, size, shard, [], {"config": {}})
     for sh in store.plan_shards(n, shard):
-        k = sh.stop - sh.start
-        image = np.empty((k, size, size, 3), np.uint8)
-        region = np.zeros((k, size, size), np.uint8)
-        depth = np.zeros((k, size, size), np.uint8)
-        for j in range(k):
-            y0, x0 = rng.integers(0, photo.shape[0] - size, 2)
-            # sensor noise as in video frames: no two rows share long byte runs (zstd would find them)
-            noisy = photo[y0:y0 + size, x0:x0 + size] + rng.normal(0, 2.0, (size, size, 3))
-            image[j] = noisy.clip(0, 255).astype(np.uint8)
-            cy, cx, ry, rx = 128 + rng.integers(-10, 10), 128 + rng.integers(-10, 10), 100, 80
-            inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
-            region[j][inside] = 1
-            region[j][inside & (np.abs(yy - cy + 20) < 8)] = 3
-            depth[j] = np.where(inside, 255 - np.hypot(yy - cy, xx - cx), 0).clip(0, 255).astype(np.uint8)
-        attack = (np.arange(sh.start, sh.stop) % 2 == 1)
-        label = np.zeros((k, 3, size, size), np.uint8)
-        label[:, 0] = np.where(attack[:, None, None], depth, 0)
-        label[:, 1] = np.where(~attack[:, None, None], depth, 0)
-        label[:, 2] = np.where((label[:, 0] == 0) & (label[:, 1] == 0), 255, 0)
-        arrays = {"image": image, "label": label, "depth": depth, "region": region,
-                  "landmarks": rng.random((k, 478, 3), dtype=np.float32) * size,
-                  **{f"pyramid/{s}": v for s, v in pyramid(label).items()}}
-        meta = {"sample_id": [f"s{i}" for i in range(sh.start, sh.stop)], "is_attack": attack.tolist(),
-                "attack_type": ["print" if a else "bonafide" for a in attack], "status": [0] * k,
-                "video_id": [f"v{i // 10}" for i in range(sh.start, sh.stop)]}
+        arrays, meta = synthetic_shard(rng, photo, sh.start, sh.stop, size)
         store.write_shard(url, sh, arrays, meta)
     store.write_protocols(url, {"p": np.zeros(n, np.int8)})
     store.finalize(url)

@@ -200,3 +200,30 @@ def test_channel_coordinate_reaches_xarray(sample_store):
     assert np.array_equal(ds["label"].sel(channel="live").values, raw[:, 1])
     pyr = xr.open_zarr(url, group="pyramid")
     assert np.array_equal(pyr["32"].sel(channel="background").values, zarr.open_group(url)["pyramid/32"][:, 2])
+
+
+def test_dask_reads_numeric_and_text_arrays(sample_store):
+    import dask.array as da
+
+    url = sample_store[0]
+    root = zarr.open_group(url, mode="r")
+    images = da.from_zarr(url, component="image")
+    assert images.chunks[0] == (10, 5)  # one dask chunk per shard
+    assert int(images.sum().compute()) == int(root["image"][:].astype(np.int64).sum())
+    assert da.from_zarr(url, component="meta/sample_id").compute().tolist() == root["meta/sample_id"][:].tolist()
+
+
+def test_inspect_names_a_damaged_column_in_one_line(damaged):
+    (damaged / "meta" / "status" / CHUNKS["meta/status"]).write_bytes(b"\x00" * 16)
+    r = CliRunner().invoke(cli, ["inspect", str(damaged)])
+    lines = [l for l in r.output.splitlines() if l.strip()]
+    assert r.exit_code == 1 and len(lines) == 1, r.output
+    assert lines[0].startswith("Error: ") and "meta/status cannot be read (crc32c checksum mismatch" in lines[0]
+
+
+def test_a_node_that_is_not_an_object_is_one_line(damaged):
+    (damaged / "landmarks" / "zarr.json").write_text("[1, 2, 3]")
+    code, found, _ = verify_cli(damaged)
+    assert code == 1 and found == ["landmarks: zarr.json not a JSON object (a list)"]
+    verify_cli(damaged, "--repair")  # restored from the consolidated copy
+    assert verify_cli(damaged)[:2] == (0, [])
