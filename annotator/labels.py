@@ -67,7 +67,7 @@ class Rule:
 
 @dataclass(frozen=True)
 class Policy:
-    """Per canonical attack type: which regions are attack and which are live (DESIGN.md section 5)."""
+    """Per canonical attack type: which regions are attack and which are live (docs/labels.md)."""
 
     attack: dict[str, Rule]
     live: dict[str, Rule]

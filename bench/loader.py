@@ -7,7 +7,7 @@ train group with 2 DataLoader workers, the fields dccdn3 trains on (image, label
       into shared-memory slots allocated once (only slot numbers cross the process boundary);
   (b) baseline in the same run: a map-style Dataset reading one row per __getitem__ (zarr slice)
       with the default collate.
-Prints samples/s of each (one warm-up epoch first). Target (issue 7): (a) >= 1,500 samples/s here.
+Prints samples/s of each (one warm-up epoch first). Target: (a) >= 1,500 samples/s here.
 
     .venv/bin/python bench/loader.py [--rows 3000] [--workers 2] [--batch 64]
 """

@@ -5,7 +5,7 @@ samples/s (all 64 samples of a batch count, as a trainer sees them) on the CPU a
 present, on the GPU; the baseline in the same run is a plain copy of the batch (the floor).
 
     .venv/bin/python bench/mcrea.py [--batches 20]
-Target (issue 6): at least 500 samples/s on the CPU here.
+Target: at least 500 samples/s on the CPU here.
 """
 
 from __future__ import annotations

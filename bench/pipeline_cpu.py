@@ -7,7 +7,7 @@ clock starts; the start-up time is printed apart). Baselines in the same run: th
 one process (no Dask), and decoding every frame of a video versus decoding only the sampled ones.
 
     .venv/bin/python bench/pipeline_cpu.py [--videos 32] [--workers 2]
-Target (issue 2): at least 40 sampled frames/s on a 2-core machine.
+Target: at least 40 sampled frames/s on a 2-core machine.
 """
 
 from __future__ import annotations

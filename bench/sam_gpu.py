@@ -9,7 +9,7 @@ Random weights: the cost equals trained weights. Also prints the encoder's achie
 a bf16 matmul peak measured in the same run.
 
     python bench/sam_gpu.py [--model vit_h] [--frames 64] [--batch 16] [--compile]
-Targets (issue 3): vit_h >= 60 frames/s, vit_b >= 250 frames/s, and >= 8x the naive loop.
+Targets: vit_h >= 60 frames/s, vit_b >= 250 frames/s, and >= 8x the naive loop.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ The stub replaces the per-frame work with a fixed amount of numpy work per sampl
 the figures measure the pipeline itself: enumeration, the bounded task window, commits, resume.
 
     .venv/bin/python bench/scaling.py [--samples 2000] [--ms-per-frame 20] [--listing-videos 100000]
-Targets (issue 5): parallel efficiency >= 0.8 at 2 workers; client memory < 1 GB.
+Targets: parallel efficiency >= 0.8 at 2 workers; client memory < 1 GB.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training steps/s of dccdn3 (paper 001's three-channel DC-CDN) at batch 64, 256x256.
+"""Training steps/s of dccdn3 (the three-channel DC-CDN of Fine-grained annotation) at batch 64, 256x256.
 
 One step = to_inputs (uint8 store layout -> float, crop and colour augmentation) + forward + the
 eq. 3 loss + backward + Adam, as `fas-train train` runs it (bf16 autocast on CUDA, fp32 on CPU).

@@ -1,6 +1,7 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import numpy as np
@@ -9,7 +10,7 @@ import zarr
 from click.testing import CliRunner
 from PIL import Image
 
-from annotator.cli import cli
+from commands.annotate import cli
 from annotator.samples import Status
 
 
@@ -127,7 +128,7 @@ def test_manifest_layout(tmp_path, sample_root):
 
 def test_inspect_preview_verify_console_script(sample_store, tmp_path):
     url, _ = sample_store
-    exe = [sys.executable, "-m", "annotator"]
+    exe = [str(Path(sys.executable).with_name("annotate"))]  # the installed console script
     r = subprocess.run(exe + ["inspect", url], capture_output=True, text=True, check=True)
     assert "15 samples" in r.stdout and "bonafide 12" in r.stdout and "ok 15" in r.stdout
     assert '"segmenter": "geometry"' in r.stdout

@@ -12,7 +12,7 @@ import xarray as xr
 import zarr
 from click.testing import CliRunner
 
-from annotator.cli import cli
+from commands.annotate import cli
 from conftest import REPO, sync_config
 
 SCHEMA_1 = REPO / "tests" / "data" / "schema1.zarr"

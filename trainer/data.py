@@ -1,6 +1,6 @@
 """Training data from label stores: row selection by protocol, and a chunk-reading batch stream.
 
-A store is chunked by shard along the sample axis (DESIGN.md section 4), so the stream's unit of
+A store is chunked by shard along the sample axis (docs/store.md), so the stream's unit of
 work is one chunk: a DataLoader worker reads whole chunks of the arrays a model needs (one decode
 per array and chunk), keeps the selected rows, shuffles them in a buffer of several chunks and
 emits ready batches (DataLoader batch_size=None), in the store's uint8 layouts. Turning them into

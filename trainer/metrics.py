@@ -95,7 +95,7 @@ def threshold_at_apcer(s: Scores, target: float) -> float:
 
 
 def choose_threshold(s: Scores, rule: str | float) -> float:
-    """A threshold from a rule on a (dev) set: "eer", "bpcer1" (BPCER = 1 %, paper 001 on WMCA), or a number."""
+    """A threshold from a rule on a (dev) set: "eer", "bpcer1" (BPCER = 1 %, as Fine-grained annotation on WMCA), or a number."""
     if isinstance(rule, (int, float)) and not isinstance(rule, bool):
         return float(rule)
     if rule == "eer":

@@ -33,7 +33,7 @@ class TrainConfig:
     test: list[str] = field(default_factory=list)  # stores of the test group (default: the train stores)
     epochs: int = 10
     batch: int = 32
-    lr: float = 2e-3  # paper 001: Adam, 0.002, halved every 200 epochs
+    lr: float = 2e-3  # Fine-grained annotation: Adam, 0.002, halved every 200 epochs
     lr_step: int = 200
     weight_decay: float = 5e-5
     size: int | None = None  # input side; None: the store's crop size

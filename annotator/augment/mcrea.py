@@ -1,4 +1,4 @@
-"""MCREA batch transform (paper 001, Algorithm 1), in torch.
+"""MCREA batch transform (docs/papers.md: Fine-grained annotation, Algorithm 1), in torch.
 
 For a batch of N samples, the first floor(gamma * N) samples i (loaders shuffle, so these are a
 random share, as in the paper) each get rho exchange steps. A step picks a random face region

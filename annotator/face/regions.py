@@ -1,4 +1,4 @@
-"""The region taxonomy (DESIGN.md section 5) and the FaceMesh landmark polygons that define it.
+"""The region taxonomy (docs/labels.md) and the FaceMesh landmark polygons that define it.
 
 Polygons are index loops into the 478 FaceMesh landmarks; consecutive indices are edges of
 MediaPipe's own connection sets (checked in tests/face/test_regions.py).

@@ -9,7 +9,7 @@ import zarr
 from click.testing import CliRunner
 
 from annotator.check import check_dataset
-from annotator.cli import cli
+from commands.annotate import cli
 from annotator.datasets import DATASETS
 from conftest import sync_config
 from test_public_adapters import oulu_tree, siwmv2_tree, touch

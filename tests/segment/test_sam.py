@@ -203,7 +203,7 @@ def test_cli_sam_run_records_the_checkpoint(vit_b_checkpoint, tmp_path):
     """The real path: checkpoint validated, segmenter built by name in the run, sha256 in provenance."""
     from click.testing import CliRunner
 
-    from annotator.cli import cli
+    from commands.annotate import cli
 
     path, _ = vit_b_checkpoint
     out = tmp_path / "sam.zarr"
@@ -228,7 +228,7 @@ def test_cli_sam_run_records_the_checkpoint(vit_b_checkpoint, tmp_path):
 def test_cli_sam_errors_are_one_line(tmp_path, args, fragment):
     from click.testing import CliRunner
 
-    from annotator.cli import cli
+    from commands.annotate import cli
 
     r = CliRunner().invoke(cli, ["run", "--dataset", "sample", "--out", str(tmp_path / "x.zarr"), *args])
     lines = [l for l in r.output.splitlines() if l.strip() and not l.startswith("note:")]

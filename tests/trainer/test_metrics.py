@@ -104,7 +104,7 @@ def test_video_scores_are_frame_means():
 def test_csv_round_trip_and_cli(tmp_path):
     from click.testing import CliRunner
 
-    from trainer.cli import cli
+    from commands.train import cli
 
     s, d = _scores(8), _scores(9)
     write_scores(str(tmp_path / "t.csv"), s)
@@ -125,7 +125,7 @@ def test_csv_round_trip_and_cli(tmp_path):
 def test_bad_scores_files_are_one_line_errors(tmp_path):
     from click.testing import CliRunner
 
-    from trainer.cli import cli
+    from commands.train import cli
 
     (tmp_path / "a.csv").write_text("score,label\n0.1,1\n")
     (tmp_path / "b.csv").write_text("score,is_attack,attack_type\nx,1,print\n")

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from synthetic import make_store
 
 from annotator.errors import AnnotatorError
-from trainer.cli import cli
+from commands.train import cli
 from trainer.data import select
 from trainer.evaluate import evaluate_run
 from trainer.metrics import read_scores

@@ -1,7 +1,7 @@
 """Central difference convolutions (CDCN, Yu et al. 2020) and the dual-cross kernels of DC-CDN (2021).
 
 y = conv(x, W) - theta * conv(x, sum of W over its window) — the second term is a 1x1 conv with the
-summed kernel (REFERENCE.md). Kernels are assembled from the weights at call time, so they live on
+summed kernel (CDCN, docs/papers.md). Kernels are assembled from the weights at call time, so they live on
 the weights' (and the input's) device and dtype.
 """
 

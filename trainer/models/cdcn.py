@@ -1,6 +1,6 @@
 """CDCN and CDCN++ (Yu et al. 2020): central difference networks regressing a 32x32 map.
 
-CDCN (REFERENCE.md): conv 64; three blocks 128-196-128, each followed by a max-pool; the three block
+CDCN (docs/papers.md): conv 64; three blocks 128-196-128, each followed by a max-pool; the three block
 outputs resized to 32x32 and concatenated (384); head 384 -> 128 -> 64 -> 1 with ReLU; theta 0.7.
 CDCN++ here is CDCN with the paper's multiscale spatial attention (kernels 7, 5, 3 on the
 channel-mean and channel-max maps) on the three block outputs; the NAS-searched block widths of

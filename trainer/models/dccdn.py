@@ -1,4 +1,4 @@
-"""DC-CDN (Yu et al. 2021) with three output channels at the input resolution: paper 001's model.
+"""DC-CDN (Yu et al. 2021) with three output channels at the input resolution: the model of Fine-grained annotation (docs/papers.md).
 
 Two streams of the same layout, one of "+" (horizontal-vertical) and one of "x" (diagonal) 5-weight
 central difference kernels (theta 0.8): stem 80; block 1: 160, 256, 160; block 2: 192, 160, 224,
@@ -6,11 +6,11 @@ central difference kernels (theta 0.8): stem 80; block 1: 160, 256, 160; block 2
 Interaction Module mixes the streams, x1 <- g * x1 + (1 - g) * x2 and x2 <- h * x2 + (1 - h) * x1,
 with learnable gates g = sigmoid(a), h = sigmoid(b) initialised at 0.5. Each stream concatenates
 its three block outputs resized to 32x32 and reduces them to 160; the two heads are concatenated
-and reduced to the map (160, then `channels` with ReLU). Paper 001 asks for 3 channels and an output
+and reduced to the map (160, then `channels` with ReLU). Fine-grained annotation asks for 3 channels and an output
 as large as the input; the paper does not say how, so the 32x32 map is resized bilinearly to the
 input size (choice, stated here). `width` scales every channel count (1.0 = the paper).
 
-Loss (paper 001, eq. 3): L = alpha * MSE + beta * CD on the three-channel label (values / 255);
+Loss (Fine-grained annotation, eq. 3): L = alpha * MSE + beta * CD on the three-channel label (values / 255);
 the paper does not give alpha and beta: both default to 1.
 Score (eq. 4-6): F_attack = mean of the attack channel over the face area A_face (regions 1-5),
 F_real = mean of the live channel over the key regions A_key (eyes, nose, mouth: 3-5), taken from
@@ -98,7 +98,7 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def decision_score(maps: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """Paper 001 eq. 4-5 as a score: F_attack - F_real. maps (B, >=2, S, S) channels attack, live;
+    """Fine-grained annotation eq. 4-5 as a score: F_attack - F_real. maps (B, >=2, S, S) channels attack, live;
     region (B, S, S) region ids at the same size. Returns (B,) float."""
     face = torch.isin(region, torch.tensor(FACE_REGIONS, device=region.device))
     key = torch.isin(region, torch.tensor(KEY_REGIONS, device=region.device))

@@ -1,4 +1,4 @@
-"""Segmenter `sam`: Segment Anything prompted with face landmarks (paper 001).
+"""Segmenter `sam`: Segment Anything prompted with face landmarks (docs/papers.md: Fine-grained annotation).
 
 checkpoint.py  validation and loading of official checkpoints
 prompts.py     the mapping F from landmarks to point prompts, per region and attack instrument

@@ -1,4 +1,4 @@
-"""The mapping F from landmarks to SAM point prompts (paper 001, section 3.1).
+"""The mapping F from landmarks to SAM point prompts (Fine-grained annotation, section 3.1; docs/papers.md).
 
 Each region gets positive points on its own landmarks and negative points on landmarks of the
 neighbouring regions; regions without landmarks inside them (hair, ears, neck) take positive

@@ -6,8 +6,9 @@ import json
 
 import click
 
-from annotator.cli import OneLineErrors
 from annotator.errors import AnnotatorError
+
+from .errors import OneLineErrors
 
 
 def _stores(value: str | None) -> list[str]:
@@ -49,8 +50,8 @@ def cli():
 def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
           mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
     """Train a model on the train group of a protocol (resumes a run directory)."""
-    from .train import TrainConfig
-    from .train import train as run_training
+    from trainer.train import TrainConfig
+    from trainer.train import train as run_training
 
     if bool(store) == bool(train_stores):
         raise AnnotatorError("give either --store S[,S...] or --train S[,S...] (with --test T[,T...])")
@@ -72,7 +73,7 @@ def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, 
 @click.option("--test", "test_stores", type=str, default=None, help="Test store(s) [the run's --test, else --store].")
 @click.option("--protocol", type=str, default=None, help="Protocol [the run's].")
 @click.option("--threshold", type=str, default="eer", show_default=True,
-              help="Threshold chosen on dev: eer, bpcer1 (BPCER = 1 %, paper 001 on WMCA) or a number.")
+              help="Threshold chosen on dev: eer, bpcer1 (BPCER = 1 %, as Fine-grained annotation on WMCA) or a number.")
 @click.option("--checkpoint", type=str, default=None, help="Checkpoint file [RUN/last.pt].")
 @click.option("--device", type=str, default=None)
 @click.option("--workers", type=int, default=None, help="DataLoader workers [the run's].")
@@ -83,8 +84,8 @@ def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, 
     Scores: higher = more likely an attack."""
     from pathlib import Path
 
-    from .evaluate import evaluate_run
-    from .train import run_config
+    from trainer.evaluate import evaluate_run
+    from trainer.train import run_config
 
     cfg = run_config(run_dir)
     stores = _stores(store) or cfg.train
@@ -111,7 +112,7 @@ def metrics(scores, dev, threshold, video):
 
     Scores: higher = more likely an attack; a sample is an attack when score >= threshold.
     Without --dev the threshold comes from SCORES itself (reported as optimistic)."""
-    from .metrics import evaluate, read_scores
+    from trainer.metrics import evaluate, read_scores
 
     test = read_scores(scores)
     test.check_both_classes(scores)
@@ -122,7 +123,7 @@ def metrics(scores, dev, threshold, video):
 @cli.command()
 def models():
     """List the registered models and the store arrays each reads."""
-    from .models import MODELS, create
+    from trainer.models import MODELS, create
 
     for name in MODELS.names():
         m = create(name, width=0.1)

@@ -1,4 +1,4 @@
-"""The `annotate` command: parse, validate, call. Every user error is one line (click's 'Error: ...')."""
+"""The `annotate` command: parse, validate, call the libraries. Every user error is one line (click's 'Error: ...')."""
 
 from __future__ import annotations
 
@@ -9,18 +9,10 @@ import sys
 
 import click
 
-from .errors import AnnotatorError
-from .samples import Status
+from annotator.errors import AnnotatorError
+from annotator.samples import Status
 
-
-class OneLineErrors(click.Group):
-    """A click group that turns AnnotatorError into click's one-line 'Error: ...' (also fas-train's)."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except AnnotatorError as e:
-            raise click.ClickException(str(e)) from None
+from .errors import OneLineErrors
 
 
 @click.group(cls=OneLineErrors)
@@ -238,7 +230,7 @@ def _repair(report) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same store).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out store.")
 def augment(store_url, out, gamma, rho, scheme, copies, seed, overwrite):
-    """MCREA (paper 001): exchange aligned face regions between samples into a new store."""
+    """MCREA (Fine-grained annotation, Algorithm 1): exchange aligned face regions between samples into a new store."""
     from annotator.augment.store import augment_store
 
     res = augment_store(store_url, out, gamma, rho, scheme, copies, seed, overwrite)
