@@ -11,8 +11,6 @@ from PIL import Image, UnidentifiedImageError
 VIDEO_EXTENSIONS = frozenset({".avi", ".mov", ".mp4", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
-# FFmpeg decoding threads (0 = FFmpeg's choice); pipelines sets 1 in worker processes of one core each.
-DECODE_THREADS = 0
 # Below this many frames ahead, decoding forward is cheaper than a seek (which restarts at a keyframe).
 _SEEK_GAP = 24
 
@@ -79,7 +77,7 @@ def count_frames(path: str) -> int:
         container.close()
 
 
-def read_video_frames(path: str, n_slots: int) -> tuple[np.ndarray, list[np.ndarray | DecodeError], int]:
+def read_video_frames(path: str, n_slots: int, threads: int = 0) -> tuple[np.ndarray, list[np.ndarray | DecodeError], int]:
     """Decode the n_slots frames sampled evenly over the video at `path`.
 
     Returns (frame indices (n_slots,) int64, one HWC uint8 RGB frame or a DecodeError per slot, the
@@ -88,7 +86,8 @@ def read_video_frames(path: str, n_slots: int) -> tuple[np.ndarray, list[np.ndar
     Only what the sampling needs is decoded: when the next sampled frame is far ahead the demuxer
     seeks to the keyframe before it, and while catching up to a sampled frame the decoder skips
     non-reference frames (nothing else depends on them), so a 250-frame video sampled at 10
-    decodes a fraction of its frames. Frames are identified by their timestamps.
+    decodes a fraction of its frames. Frames are identified by their timestamps. threads: FFmpeg
+    slice threads (0 = FFmpeg's choice; a worker process given one core passes 1).
     """
     from .samples import even_frame_indices
 
@@ -105,7 +104,7 @@ def read_video_frames(path: str, n_slots: int) -> tuple[np.ndarray, list[np.ndar
         stream = container.streams.video[0]
         # Slice threads only: frame threading makes every seek and skipped frame cost a pipeline flush.
         stream.thread_type = "SLICE"
-        stream.thread_count = DECODE_THREADS
+        stream.thread_count = threads
         rate = stream.average_rate or stream.guessed_rate
         if rate is None or stream.time_base is None:
             found = _decode_sequential(container, stream, set(targets), seen)

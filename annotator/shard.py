@@ -6,11 +6,10 @@ a non-zero status and an error text; only programming errors escape.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -20,15 +19,16 @@ from .config import AnnotateConfig
 from .decode import DecodeError, read_image, read_video_frames, rotate
 from .decode_hdf5 import read_hdf5_frames, sensor_depth
 from .depth import render_depth
-from .face import DETECTORS, LANDMARKERS, N_LANDMARKS
+from .face import DETECTORS, LANDMARKERS
 from .face.detect import FaceBox
 from .face.landmarks import square_crop_matrix, warp_crop
 from .face.track import TRACK_CONTEXT, box_from_landmarks, follows
 from .face.annotations import box_for_frame
 from .face.regions import CHIN, FACE_REGIONS, FOREHEAD_TOP
-from .labels import PYRAMID_SIZES, Policy, depth_to_uint8, pyramid
+from .labels import Policy, depth_to_uint8, pyramid
 from .samples import SampleRef, Status
-from .segment import SEGMENTERS, FaceItem
+from .schema import empty_meta, empty_rows
+from .segment import SEGMENTERS, FaceItem, Segmenter
 
 log = logging.getLogger(__name__)
 
@@ -49,38 +49,27 @@ class ShardResult:
         return np.asarray(self.meta["status"], dtype=np.int8)
 
 
-@functools.lru_cache(maxsize=4)
-def _models(detector: str, landmarker: str, segmenter: str, segmenter_kwargs: str):
-    # Loaded once per process and reused by every shard that process runs.
-    return (DETECTORS.create(detector), LANDMARKERS.create(landmarker),
-            SEGMENTERS.create(segmenter, **json.loads(segmenter_kwargs)))
+@dataclass(frozen=True)
+class Models:
+    """What a shard is annotated with. Built by the caller (once per worker process: models load in
+    seconds, shards take less) and passed in; the core looks nothing up."""
+
+    detector: Callable
+    landmarker: Callable
+    segmenter: Segmenter
+    policy: Policy
+    decode_threads: int = 0  # FFmpeg slice threads per video (0 = FFmpeg's choice)
 
 
-def models_for(cfg: AnnotateConfig):
-    """(detector, landmarker, segmenter) of a config, cached per process."""
-    kwargs = {**cfg.segmenter_options, **cfg.runtime}
-    return _models(cfg.detector, cfg.landmarker, cfg.segmenter, json.dumps(kwargs, sort_keys=True))
+def build_models(cfg: AnnotateConfig, decode_threads: int = 0) -> Models:
+    """The config's detector, landmarker, segmenter (from their registries) and policy."""
+    options = {**cfg.segmenter_options, **cfg.runtime}
+    return Models(DETECTORS.create(cfg.detector), LANDMARKERS.create(cfg.landmarker),
+                  SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads)
 
 
-@functools.lru_cache(maxsize=4)
-def _policy(table_key: str) -> Policy:
-    return Policy.from_table(json.loads(table_key))
-
-
-def empty_rows(n: int, size: int) -> dict[str, np.ndarray]:
-    arrays = {
-        "image": np.zeros((n, size, size, 3), np.uint8),
-        "label": np.zeros((n, 3, size, size), np.uint8),
-        "depth": np.zeros((n, size, size), np.uint8),
-        "region": np.zeros((n, size, size), np.uint8),
-        "landmarks": np.full((n, N_LANDMARKS, 3), np.nan, np.float32),
-    }
-    for k in PYRAMID_SIZES:
-        arrays[f"pyramid/{k}"] = np.zeros((n, 3, k, k), np.uint8)
-    return arrays
-
-
-def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeError, np.ndarray | None, int]]:
+def load_frames(refs: list[SampleRef], decode_threads: int = 0
+                ) -> list[tuple[int, np.ndarray | DecodeError, np.ndarray | None, int]]:
     """(frame index, HWC uint8 RGB frame or DecodeError, sensor depth (H, W) or None, the container's
     clockwise display rotation) per ref; frames as stored (not rotated).
 
@@ -103,7 +92,7 @@ def load_frames(refs: list[SampleRef]) -> list[tuple[int, np.ndarray | DecodeErr
                 indices, frames, depths = read_hdf5_frames(path, n_slots, media)
                 rotation = 0
             else:
-                indices, frames, rotation = read_video_frames(path, n_slots)
+                indices, frames, rotation = read_video_frames(path, n_slots, decode_threads)
                 depths = [None] * len(frames)
         except DecodeError as e:
             for i in rows:
@@ -234,110 +223,120 @@ def settle_rotation(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: An
     return 0, frame, found
 
 
-def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig) -> ShardResult:
-    n, size = len(refs), cfg.size
-    detector, landmarker, segmenter = models_for(cfg)
-    policy = _policy(json.dumps(cfg.policy, sort_keys=True))
-    arrays = empty_rows(n, size)
-    meta = {
-        "sample_id": [r.sample_id for r in refs],
-        "video_id": [r.video_id for r in refs],
-        "frame_index": [-1] * n,
-        "subject": [r.subject for r in refs],
-        "is_attack": [bool(r.is_attack) for r in refs],
-        "attack_type": [r.attack_type for r in refs],
-        "pai": [r.pai for r in refs],
-        "dataset": [r.dataset for r in refs],
-        "split": [r.split for r in refs],
-        "status": [int(Status.OK)] * n,
-        "error": [""] * n,
-        "segmenter": [""] * n,
-        "source": [r.source for r in refs],
-        "n_faces": [0] * n,
-        "face_score": [0.0] * n,
-        "depth_source": [""] * n,
-        "face_source": [""] * n,
-        "rotation": [0] * n,
-    }
+@dataclass
+class _Rows:
+    """The shard being built: its arrays and meta columns, stage timings, and the faces to segment."""
+
+    refs: list[SampleRef]
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, list]
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    items: list[FaceItem] = field(default_factory=list)  # faces to segment, one per row in `faced`
+    faced: list[int] = field(default_factory=list)
+    sensor: dict[int, np.ndarray] = field(default_factory=dict)  # row -> sensor depth cropped like the image
+
+    def fail(self, i: int, status: Status, error: str) -> None:
+        self.meta["status"][i] = int(status)
+        self.meta["error"][i] = error
+        log.info("%s: %s (%s)", self.refs[i].sample_id, status.name.lower(), error)
+
+
+def new_meta(refs: list[SampleRef]) -> dict[str, list]:
+    """The meta columns of the refs' rows before any processing: what the adapter knows."""
+    meta = empty_meta(len(refs))
+    for col in ("sample_id", "video_id", "subject", "attack_type", "pai", "dataset", "split", "source"):
+        meta[col] = [getattr(r, col) for r in refs]
+    meta["is_attack"] = [bool(r.is_attack) for r in refs]
+    meta["frame_index"] = [-1] * len(refs)
     for key in sorted({k for r in refs for k in r.extra}):
         meta[key] = [r.extra.get(key, "") for r in refs]
-    seconds = dict.fromkeys(STAGES, 0.0)
+    return meta
 
-    def fail(i: int, status: Status, error: str) -> None:
-        meta["status"][i] = int(status)
-        meta["error"][i] = error
-        log.info("%s: %s (%s)", refs[i].sample_id, status.name.lower(), error)
 
+def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> ShardResult:
+    """The store rows of refs: decode, then per frame locate and crop the face, then segment all faces
+    of the shard at once, then depth, labels and the pyramid."""
+    rows = _Rows(refs, empty_rows(len(refs), cfg.size), new_meta(refs))
     t = time.perf_counter()
-    frames = load_frames(refs)
-    seconds["decode"] += time.perf_counter() - t
-
-    items: list[FaceItem] = []
-    rows: list[int] = []
-    sensor: dict[int, np.ndarray] = {}  # row -> sensor depth cropped like the image
+    frames = load_frames(refs, models.decode_threads)
+    rows.seconds["decode"] += time.perf_counter() - t
     tracks: dict[str, Located] = {}  # video id -> its face in the latest sampled frame of the shard
     rotations: dict[str, int] = {}  # video id -> clockwise degrees its frames are turned by
     for i, (frame_index, frame, depth_frame, container_rotation) in enumerate(frames):
-        meta["frame_index"][i] = frame_index
+        rows.meta["frame_index"][i] = frame_index
         if isinstance(frame, DecodeError):
-            fail(i, Status.UNREADABLE, str(frame))
-            continue
-        if min(frame.shape[:2]) < MIN_IMAGE_SIDE:
-            fail(i, Status.TOO_SMALL, f"image is {frame.shape[1]}x{frame.shape[0]}, smaller than {MIN_IMAGE_SIDE} px")
-            continue
-        try:
-            vid = refs[i].video_id
-            rot = rotations.get(vid, container_rotation)
-            turned = rotate(frame, rot)
-            located = locate(turned, refs[i], frame_index, cfg, detector, landmarker, tracks.get(vid), seconds, rot)
-            if vid not in rotations:  # the first frame of its video: settle the video's rotation once
-                if cfg.auto_rotate and container_rotation == 0:
-                    rot, turned, located = settle_rotation(frame, refs[i], frame_index, cfg, detector, landmarker,
-                                                           seconds, located)
-                rotations[vid] = rot
-            frame, depth_frame = turned, rotate(depth_frame, rot)
-            meta["rotation"][i] = rot
-            meta["n_faces"][i], meta["face_source"][i] = located.n_faces, located.source
-            if located.status != Status.OK:
-                fail(i, located.status, located.error)
-                continue
-            lm = located.landmarks
-            meta["face_score"][i] = located.face.score
-            if refs[i].is_video:
-                tracks[refs[i].video_id] = located
-            m = output_crop(lm, cfg.box_scale, size)
-            crop_lm = lm.copy()
-            crop_lm[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
-            crop_lm[:, 2] = lm[:, 2] * m[0, 0]
-            arrays["image"][i] = warp_crop(frame, m, size)
-            if depth_frame is not None:
-                sensor[i] = warp_crop(depth_frame, m, size, interpolation=cv2.INTER_NEAREST)
-            arrays["landmarks"][i] = crop_lm
-            items.append(FaceItem(frame, m, size, crop_lm, refs[i].attack_type))
-            rows.append(i)
-        except Exception as e:  # a model failing on one odd frame must not sink the shard
-            log.debug("sample %s failed", refs[i].sample_id, exc_info=True)
-            fail(i, Status.FAILED, f"{type(e).__name__}: {e}")
+            rows.fail(i, Status.UNREADABLE, str(frame))
+        elif min(frame.shape[:2]) < MIN_IMAGE_SIDE:
+            rows.fail(i, Status.TOO_SMALL, f"image is {frame.shape[1]}x{frame.shape[0]}, smaller than {MIN_IMAGE_SIDE} px")
+        else:
+            try:
+                _crop_face(rows, i, frame, depth_frame, container_rotation, cfg, models, tracks, rotations)
+            except Exception as e:  # a model failing on one odd frame must not sink the shard
+                log.debug("sample %s failed", refs[i].sample_id, exc_info=True)
+                rows.fail(i, Status.FAILED, f"{type(e).__name__}: {e}")
+    _segment_and_fuse(rows, cfg, models)
+    return ShardResult(rows.arrays, rows.meta, rows.seconds)
 
+
+def _crop_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray | None, container_rotation: int,
+               cfg: AnnotateConfig, models: Models, tracks: dict[str, Located], rotations: dict[str, int]) -> None:
+    """Row i: turn the frame upright, find its face (following the video's previous frame), and write
+    the crop and its landmarks; or record why not."""
+    ref, meta, frame_index = rows.refs[i], rows.meta, rows.meta["frame_index"][i]
+    vid = ref.video_id
+    rot = rotations.get(vid, container_rotation)
+    turned = rotate(frame, rot)
+    located = locate(turned, ref, frame_index, cfg, models.detector, models.landmarker, tracks.get(vid),
+                     rows.seconds, rot)
+    if vid not in rotations:  # the first frame of its video: settle the video's rotation once
+        if cfg.auto_rotate and container_rotation == 0:
+            rot, turned, located = settle_rotation(frame, ref, frame_index, cfg, models.detector, models.landmarker,
+                                                   rows.seconds, located)
+        rotations[vid] = rot
+    frame, depth_frame = turned, rotate(depth_frame, rot)
+    meta["rotation"][i] = rot
+    meta["n_faces"][i], meta["face_source"][i] = located.n_faces, located.source
+    if located.status != Status.OK:
+        rows.fail(i, located.status, located.error)
+        return
+    lm = located.landmarks
+    meta["face_score"][i] = located.face.score
+    if ref.is_video:
+        tracks[vid] = located
+    size = cfg.size
+    m = output_crop(lm, cfg.box_scale, size)
+    crop_lm = lm.copy()
+    crop_lm[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
+    crop_lm[:, 2] = lm[:, 2] * m[0, 0]
+    rows.arrays["image"][i] = warp_crop(frame, m, size)
+    if depth_frame is not None:
+        rows.sensor[i] = warp_crop(depth_frame, m, size, interpolation=cv2.INTER_NEAREST)
+    rows.arrays["landmarks"][i] = crop_lm
+    rows.items.append(FaceItem(frame, m, size, crop_lm, ref.attack_type))
+    rows.faced.append(i)
+
+
+def _segment_and_fuse(rows: _Rows, cfg: AnnotateConfig, models: Models) -> None:
+    """Regions of every cropped face (one segmenter call), their depth (sensor or rendered), the
+    three-channel label by the policy, and the pyramid of all rows."""
     t = time.perf_counter()
-    segmented = segmenter.segment(items) if items else []
-    seconds["segment"] += time.perf_counter() - t
-    for i, it, (region, how) in zip(rows, items, segmented):
+    segmented = models.segmenter.segment(rows.items) if rows.items else []
+    rows.seconds["segment"] += time.perf_counter() - t
+    for i, it, (region, how) in zip(rows.faced, rows.items, segmented):
         t = time.perf_counter()
-        depth = sensor_depth(sensor[i], np.isin(region, FACE_REGIONS)) if i in sensor else None
-        meta["depth_source"][i] = "sensor" if depth is not None else "pseudo"
+        depth = sensor_depth(rows.sensor[i], np.isin(region, FACE_REGIONS)) if i in rows.sensor else None
+        rows.meta["depth_source"][i] = "sensor" if depth is not None else "pseudo"
         if depth is None:
-            depth = render_depth(it.landmarks, size)
+            depth = render_depth(it.landmarks, cfg.size)
         t2 = time.perf_counter()
-        seconds["depth"] += t2 - t
+        rows.seconds["depth"] += t2 - t
         d8 = depth_to_uint8(depth)
-        arrays["region"][i] = region
-        arrays["depth"][i] = d8
-        arrays["label"][i] = policy.fuse(region, d8, it.attack_type, it.landmarks)
-        meta["segmenter"][i] = how
-        seconds["fuse"] += time.perf_counter() - t2
+        rows.arrays["region"][i] = region
+        rows.arrays["depth"][i] = d8
+        rows.arrays["label"][i] = models.policy.fuse(region, d8, it.attack_type, it.landmarks)
+        rows.meta["segmenter"][i] = how
+        rows.seconds["fuse"] += time.perf_counter() - t2
     t = time.perf_counter()
-    for k, level in pyramid(arrays["label"]).items():
-        arrays[f"pyramid/{k}"] = level
-    seconds["fuse"] += time.perf_counter() - t
-    return ShardResult(arrays, meta, seconds)
+    for k, level in pyramid(rows.arrays["label"]).items():
+        rows.arrays[f"pyramid/{k}"] = level
+    rows.seconds["fuse"] += time.perf_counter() - t

@@ -22,40 +22,18 @@ import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from .errors import AnnotatorError
-from .face.landmarks import N_LANDMARKS
 from .face.regions import REGION_NAMES
-from .labels import LABEL_CHANNELS, PYRAMID_SIZES
+from .labels import LABEL_CHANNELS
 from .samples import STATUS_CODES
+from .schema import META_COLUMNS, OPTIONAL_IN_SCHEMA_1, array_specs, fill_value  # noqa: F401  (the layout)
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
 SHARDS_DIR = "_shards"
 
-# meta column -> numpy dtype ("str" = Zarr variable-length UTF-8)
-META_COLUMNS = {
-    "sample_id": "str", "video_id": "str", "frame_index": "int32", "subject": "str", "is_attack": "bool",
-    "attack_type": "str", "pai": "str", "dataset": "str", "split": "str", "status": "int8", "error": "str",
-    "segmenter": "str", "source": "str", "n_faces": "int16", "face_score": "float32", "depth_source": "str",
-    "face_source": "str", "rotation": "int16",
-}
-OPTIONAL_IN_SCHEMA_1 = ("rotation",)
 # Written with every chunk present (zarr skips chunks equal to the fill value by default), so that a
 # missing chunk file always means damage.
 WRITE_CONFIG = {"array.write_empty_chunks": True}
-
-
-def array_specs(size: int) -> dict[str, tuple[tuple[int, ...], str, tuple[str, ...]]]:
-    """Store path -> (shape after the sample axis, dtype, dimension names)."""
-    specs = {
-        "image": ((size, size, 3), "uint8", ("sample", "y", "x", "rgb")),
-        "label": ((3, size, size), "uint8", ("sample", "channel", "y", "x")),
-        "depth": ((size, size), "uint8", ("sample", "y", "x")),
-        "region": ((size, size), "uint8", ("sample", "y", "x")),
-        "landmarks": ((N_LANDMARKS, 3), "float32", ("sample", "point", "xyz")),
-    }
-    for k in PYRAMID_SIZES:
-        specs[f"pyramid/{k}"] = ((3, k, k), "uint8", ("sample", "channel", f"y{k}", f"x{k}"))
-    return specs
 
 
 @dataclass(frozen=True)
@@ -97,8 +75,7 @@ def compressors(name: str) -> list:
 def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str,
                  dims: tuple[str, ...], overwrite: bool = False) -> zarr.Array:
     """One array of the store as the current schema writes it (fill: NaN for floats, "" for text, else 0)."""
-    fill = np.nan if dtype == "float32" else "" if dtype == "str" else False if dtype == "bool" else 0
-    return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+    return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill_value(dtype),
                               dimension_names=dims, compressors=compressors(name), overwrite=overwrite)
 
 

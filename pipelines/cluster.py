@@ -25,10 +25,10 @@ def limit_threads(n: int) -> None:
     """Cap the threads of the native libraries of the per-frame stages in this process."""
     import cv2
 
-    from annotator import decode
+    from .tasks import THREADS
 
     cv2.setNumThreads(n)
-    decode.DECODE_THREADS = n
+    THREADS["decode"] = n
 
 
 def _quiet() -> None:

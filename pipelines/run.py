@@ -186,7 +186,7 @@ def resolve(cfg: AnnotateConfig):
 def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str = "local",
         workers: int | None = None, scheduler: str | None = None, cluster_config: str | None = None,
         client=None, retries: int = 2, resume_failed: bool = False, progress: bool = True,
-        command: str = "") -> RunSummary:
+        command: str = "", models=None) -> RunSummary:
     """Annotate the dataset of cfg into the store at `out` (a path or fsspec URL).
 
     Where shards run: a given Dask `client`; else a `scheduler` address to join; else `cluster`:
@@ -194,10 +194,14 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     "slurm" (dask-jobqueue from `cluster_config`), or "none" (in this process: tests, debugging).
     Committed shards are skipped; a shard that raises is retried `retries` times, then recorded as
     failed (`resume_failed` reruns only those). One run per store at a time (pipelines/lock.py).
+    models: an annotator.shard.Models to annotate with instead of the config's (cluster "none" only:
+    tests pass fakes or small models this way).
     """
     t0 = time.perf_counter()
     if retries < 0:
         raise AnnotatorError(f"--retries must be at least 0, got {retries}")
+    if models is not None and (client is not None or scheduler is not None or cluster != "none"):
+        raise ValueError("models can only be passed in with cluster='none' (in this process)")
     out = places.normalize(out)
     cfg, refs, adapter = resolve(cfg)
     if cfg.root:
@@ -244,7 +248,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
             for a in args:
                 for attempt in range(retries + 1):
                     try:
-                        result = run_shard(*a)
+                        result = run_shard(*a, models=models)
                     except Exception as e:
                         if attempt == retries:
                             collect(a[2].id, None, e)

@@ -5,7 +5,7 @@ import zarr
 
 from annotator import store
 from annotator.labels import pyramid
-from annotator.shard import empty_rows
+from annotator.schema import empty_rows
 from conftest import problems
 
 

@@ -21,18 +21,19 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max(1, (a | b).sum()))
 
 
-def test_vit_b_end_to_end_on_sample(vit_b, tmp_path, monkeypatch, sample_root):
+def test_vit_b_end_to_end_on_sample(vit_b, tmp_path, sample_root):
     import zarr
 
-    import annotator.shard as shard
+    import dataclasses
+
+    from annotator.shard import build_models
     from conftest import sync_config, problems
     from pipelines.run import run
 
-    seg = SamSegmenter(sam=vit_b, device="cuda", batch=8)
-    real = shard.models_for
-    monkeypatch.setattr(shard, "models_for", lambda cfg: (*real(sync_config(dataset="sample", root=""))[:2], seg))
+    cfg = sync_config(dataset="sample", root="")
+    models = dataclasses.replace(build_models(cfg), segmenter=SamSegmenter(sam=vit_b, device="cuda", batch=8))
     out = str(tmp_path / "gpu.zarr")
-    summary = run(sync_config(dataset="sample", root=""), out, cluster="none", progress=False)
+    summary = run(cfg, out, cluster="none", progress=False, models=models)
     assert summary.failed_samples == [] and problems(out) == []
     root = zarr.open_group(out, mode="r")
     assert all(h == "geometry" or h.startswith("sam") for h in root["meta/segmenter"][:])

@@ -169,16 +169,17 @@ def test_segment_returns_region_maps(face_item):
     assert np.isin(region, FACE_REGIONS).sum() > 0.2 * 128 * 128
 
 
-def test_random_sam_keeps_label_semantics(monkeypatch, tmp_path, sample_store):
+def test_random_sam_keeps_label_semantics(tmp_path, sample_store):
     """With random weights SAM agrees with nothing, so the fallback must reproduce the geometry labels."""
-    import annotator.shard as shard
+    import dataclasses
+
+    from annotator.shard import build_models
     from pipelines.run import run
 
-    real = shard.models_for
-    tiny = SamSegmenter(sam=tiny_sam(), device="cpu")
-    monkeypatch.setattr(shard, "models_for", lambda cfg: (*real(sync_config(dataset="sample", root=""))[:2], tiny))
+    cfg = sync_config(dataset="sample", root="")
+    models = dataclasses.replace(build_models(cfg), segmenter=SamSegmenter(sam=tiny_sam(), device="cpu"))
     out = str(tmp_path / "sam.zarr")
-    summary = run(sync_config(dataset="sample", root=""), out, cluster="none", progress=False)
+    summary = run(cfg, out, cluster="none", progress=False, models=models)
     assert summary.failed_samples == []
 
     assert problems(out) == []

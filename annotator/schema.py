@@ -1,0 +1,51 @@
+"""The store's rows, declared once (docs/store.md): the arrays (shape after the sample axis, dtype,
+dimension names) and the meta columns. store.py creates a store from this, verify.py checks one
+against it, shard.py fills rows of it. Plain numpy: workers import it without zarr."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .face.landmarks import N_LANDMARKS
+from .labels import PYRAMID_SIZES
+
+# meta column -> numpy dtype ("str" = Zarr variable-length UTF-8)
+META_COLUMNS = {
+    "sample_id": "str", "video_id": "str", "frame_index": "int32", "subject": "str", "is_attack": "bool",
+    "attack_type": "str", "pai": "str", "dataset": "str", "split": "str", "status": "int8", "error": "str",
+    "segmenter": "str", "source": "str", "n_faces": "int16", "face_score": "float32", "depth_source": "str",
+    "face_source": "str", "rotation": "int16",
+}
+OPTIONAL_IN_SCHEMA_1 = ("rotation",)  # added late in schema 1: older stores lack it
+
+
+def array_specs(size: int) -> dict[str, tuple[tuple[int, ...], str, tuple[str, ...]]]:
+    """Store path -> (shape after the sample axis, dtype, dimension names) for crops of side `size`."""
+    specs = {
+        "image": ((size, size, 3), "uint8", ("sample", "y", "x", "rgb")),
+        "label": ((3, size, size), "uint8", ("sample", "channel", "y", "x")),
+        "depth": ((size, size), "uint8", ("sample", "y", "x")),
+        "region": ((size, size), "uint8", ("sample", "y", "x")),
+        "landmarks": ((N_LANDMARKS, 3), "float32", ("sample", "point", "xyz")),
+    }
+    for k in PYRAMID_SIZES:
+        specs[f"pyramid/{k}"] = ((3, k, k), "uint8", ("sample", "channel", f"y{k}", f"x{k}"))
+    return specs
+
+
+def fill_value(dtype: str):
+    """What an unwritten or failed row holds: NaN for floats, "" for text, False for bool, else 0."""
+    return np.nan if dtype == "float32" else "" if dtype == "str" else False if dtype == "bool" else 0
+
+
+def empty_rows(n: int, size: int) -> dict[str, np.ndarray]:
+    """n rows of every array, each at its fill value (what a failed row keeps)."""
+    return {name: np.full((n, *shape), fill_value(dtype), dtype) for name, (shape, dtype, _) in array_specs(size).items()}
+
+
+def empty_meta(n: int) -> dict[str, list]:
+    """n rows of every meta column, each at its fill value (face_score 0 rather than NaN: a row without
+    a face has score 0)."""
+    meta = {col: [fill_value(dtype)] * n for col, dtype in META_COLUMNS.items()}
+    meta["face_score"] = [0.0] * n
+    return meta
