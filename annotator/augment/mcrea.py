@@ -37,11 +37,11 @@ from ..face import regions as R
 SCHEMES = ("integrated", "overlay", "clipping")
 # Exchangeable regions: region id and the landmarks that align it.
 EXCHANGE_REGIONS: dict[str, tuple[int, tuple[int, ...]]] = {
-    "eyes": (3, tuple(R.LEFT_EYE + R.RIGHT_EYE) + (468, 473)),
-    "brows": (2, tuple(R.LEFT_BROW + R.RIGHT_BROW)),
-    "nose": (4, tuple(R.NOSE_POINTS)),
-    "mouth": (5, tuple(R.LIPS_OUTER)),
-    "skin": (1, tuple(R.FACE_OVAL)),
+    "eyes": (R.Region.EYES, tuple(R.LEFT_EYE + R.RIGHT_EYE) + R.EYE_CENTERS),
+    "brows": (R.Region.BROWS, tuple(R.LEFT_BROW + R.RIGHT_BROW)),
+    "nose": (R.Region.NOSE, tuple(R.NOSE_POINTS)),
+    "mouth": (R.Region.MOUTH, tuple(R.LIPS_OUTER)),
+    "skin": (R.Region.SKIN, tuple(R.FACE_OVAL)),
 }
 
 
@@ -135,6 +135,26 @@ def check_args(gamma: float, rho: int, scheme: str, flags: tuple[str, str, str] 
         raise ValueError(f"unknown {k} {scheme!r}; choose one of {', '.join(SCHEMES)}")
 
 
+class _Donors:
+    """What the batch as given holds: which sample has which region (and where), which has landmarks.
+    Donor data is always read from the batch given, never from samples changed in this call."""
+
+    def __init__(self, batch: dict[str, torch.Tensor], names: list[str]):
+        self.region, self.lm = batch["region"], batch["landmarks"]
+        counts = torch.stack([torch.bincount(r.flatten(), minlength=256) for r in self.region])  # region sizes
+        self.holds = {r: (counts[:, EXCHANGE_REGIONS[r][0]] > 0).tolist() for r in names}
+        self.finite = torch.isfinite(self.lm).flatten(1).all(1).tolist()
+        self._boxes: dict[tuple[int, str], tuple[int, int, int, int] | None] = {}
+
+    def box(self, j: int, name: str):
+        if (j, name) not in self._boxes:
+            self._boxes[(j, name)] = _bbox(self.region[j] == EXCHANGE_REGIONS[name][0])
+        return self._boxes[(j, name)]
+
+    def candidates(self, name: str, i: int) -> list[int]:
+        return [j for j in range(len(self.finite)) if j != i and self.holds[name][j] and self.finite[j]]
+
+
 def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, scheme: str = "integrated",
           generator: torch.Generator | None = None, regions: tuple[str, ...] = tuple(EXCHANGE_REGIONS),
           ) -> tuple[dict[str, torch.Tensor], list[Exchange]]:
@@ -146,87 +166,84 @@ def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, sche
     """
     check_args(gamma, rho, scheme)
     out = {k: v.clone() for k, v in batch.items()}
-    image, label, depth, region, lm = (out[k] for k in ("image", "label", "depth", "region", "landmarks"))
-    n, size = image.shape[0], image.shape[1]
+    n = out["image"].shape[0]
     log: list[Exchange] = []
     names = [r for r in regions if r in EXCHANGE_REGIONS]
-    exchanged = torch.zeros(region.shape, dtype=torch.bool, device=region.device)
+    out["exchanged"] = torch.zeros(out["region"].shape, dtype=torch.bool, device=out["region"].device)
+    donors = _Donors(batch, names)
+    changed: set[int] = set()
 
     def rand(k: int) -> int:
         return int(torch.randint(k, (1,), generator=generator))
 
-    # Which sample holds which region, and which samples have landmarks: one pass over the batch.
-    src_region, src_lm = batch["region"], batch["landmarks"]
-    counts = torch.stack([torch.bincount(r.flatten(), minlength=256) for r in src_region])  # region sizes
-    holds = {r: (counts[:, EXCHANGE_REGIONS[r][0]] > 0).tolist() for r in names}
-    finite = torch.isfinite(src_lm).flatten(1).all(1).tolist()
-    boxes: dict[tuple[int, str], tuple[int, int, int, int] | None] = {}
-    changed: set[int] = set()
-
-    def box_of(j: int, name: str):
-        if (j, name) not in boxes:
-            boxes[(j, name)] = _bbox(src_region[j] == EXCHANGE_REGIONS[name][0])
-        return boxes[(j, name)]
-
     for i in range(int(gamma * n)):
         for _ in range(rho):
             if i in changed:  # its own earlier steps may have brought or removed regions
-                present = [r for r in names if finite[i] and bool((region[i] == EXCHANGE_REGIONS[r][0]).any())]
+                present = [r for r in names if donors.finite[i]
+                           and bool((out["region"][i] == EXCHANGE_REGIONS[r][0]).any())]
             else:
-                present = [r for r in names if finite[i] and holds[r][i]]
+                present = [r for r in names if donors.finite[i] and donors.holds[r][i]]
             if not present or n < 2:
                 continue
             name = present[rand(len(present))]
-            rid, idx = EXCHANGE_REGIONS[name]
-            # Donor data as it is in the batch given (a sample already changed this call is not a donor source).
-            donors = [j for j in range(n) if j != i and holds[name][j] and finite[j]]
-            if not donors:
+            candidates = donors.candidates(name, i)
+            if not candidates:
                 continue
-            j = donors[rand(len(donors))]
-            idx_t = torch.tensor(idx, device=lm.device)
-            m = similarity(src_lm[j][idx_t, :2], lm[i][idx_t, :2])
-            own = region[i] == rid
-            # Work only inside the destination box that the donor region (and i's own region) can reach.
-            bx = _box_after(m, box_of(j, name), size)
-            own_box = _bbox(own)
-            if scheme == "overlay" and own_box is not None:
-                bx = (min(bx[0], own_box[0]), min(bx[1], own_box[1]), max(bx[2], own_box[2]), max(bx[3], own_box[3]))
-            x0, y0, x1, y1 = bx
-            if x1 <= x0 or y1 <= y0:
-                continue
-            # Only the donor's region box (2 px margin, for bilinear taps) is read and converted.
-            sx0, sy0, sx1, sy1 = box_of(j, name)
-            sx0, sy0, sx1, sy1 = max(sx0 - 2, 0), max(sy0 - 2, 0), min(sx1 + 2, size), min(sy1 + 2, size)
-            crop = (slice(sy0, sy1), slice(sx0, sx1))
-            mc = m.clone()
-            mc[:, 2] += m[:, :2] @ torch.tensor([float(sx0), float(sy0)], dtype=m.dtype, device=m.device)  # crop offset
-            reg_j = src_region[j][crop]
-            planes = torch.cat([batch["label"][j][:, sy0:sy1, sx0:sx1].float(), batch["depth"][j][crop][None].float(),
-                                reg_j[None].float(), (reg_j == rid)[None].float()])
-            grid = _box_grid(mc, bx, sy1 - sy0, sx1 - sx0, planes.device)
-            near = _sample(planes, grid, "nearest")
-            img_j = _sample(batch["image"][j][crop].permute(2, 0, 1), grid, "bilinear")
-            donor_mask = near[5] > 0.5
-            own_b = own[y0:y1, x0:x1]
-            mask = {"integrated": donor_mask, "overlay": donor_mask | own_b, "clipping": donor_mask & own_b}[scheme]
-            if not bool(mask.any()):
-                continue
-            # torch.where on the box: cheaper than boolean-mask indexing, which materializes indices.
-            sub = image[i, y0:y1, x0:x1]
-            sub.copy_(torch.where(mask[..., None], img_j.permute(1, 2, 0).round().clamp(0, 255).to(image.dtype), sub))
-            lab = label[i, :, y0:y1, x0:x1]
-            new_lab = near[:3].round().to(lab.dtype)
-            new_lab[2] = torch.where((new_lab[0] == 0) & (new_lab[1] == 0), 255, 0).to(lab.dtype)
-            lab.copy_(torch.where(mask[None], new_lab, lab))
-            d = depth[i, y0:y1, x0:x1]
-            d.copy_(torch.where(mask, near[3].round().to(depth.dtype), d))
-            rg = region[i, y0:y1, x0:x1]
-            rg.copy_(torch.where(mask, near[4].round().to(region.dtype), rg))
-            src = src_lm[j][idx_t].double()
-            lm[i][idx_t, :2] = (src[:, :2] @ m[:, :2].T + m[:, 2]).to(lm.dtype)
-            lm[i][idx_t, 2] = (src[:, 2] * float(np.hypot(*m[:, 0].tolist()))).to(lm.dtype)  # z scales like x, y
-            exchanged[i, y0:y1, x0:x1] |= mask
-            changed.add(i)
-            log.append(Exchange(i, j, name))
-    out["exchanged"] = exchanged
+            j = candidates[rand(len(candidates))]
+            if _exchange(out, batch, donors, i, j, name, scheme):
+                changed.add(i)
+                log.append(Exchange(i, j, name))
     return out, log
+
+
+def _exchange(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], donors: _Donors, i: int, j: int,
+              name: str, scheme: str) -> bool:
+    """Recipient i takes region `name` from donor j in place (out's image, label, depth, region,
+    landmarks and exchanged); False when the warped region lands outside the crop or is empty."""
+    image, label, depth, region, lm = (out[k] for k in ("image", "label", "depth", "region", "landmarks"))
+    size = image.shape[1]
+    rid, idx = EXCHANGE_REGIONS[name]
+    idx_t = torch.tensor(idx, device=lm.device)
+    m = similarity(donors.lm[j][idx_t, :2], lm[i][idx_t, :2])
+    own = region[i] == rid
+    # Work only inside the destination box that the donor region (and i's own region) can reach.
+    bx = _box_after(m, donors.box(j, name), size)
+    own_box = _bbox(own)
+    if scheme == "overlay" and own_box is not None:
+        bx = (min(bx[0], own_box[0]), min(bx[1], own_box[1]), max(bx[2], own_box[2]), max(bx[3], own_box[3]))
+    x0, y0, x1, y1 = bx
+    if x1 <= x0 or y1 <= y0:
+        return False
+    # Only the donor's region box (2 px margin, for bilinear taps) is read and converted.
+    sx0, sy0, sx1, sy1 = donors.box(j, name)
+    sx0, sy0, sx1, sy1 = max(sx0 - 2, 0), max(sy0 - 2, 0), min(sx1 + 2, size), min(sy1 + 2, size)
+    crop = (slice(sy0, sy1), slice(sx0, sx1))
+    mc = m.clone()
+    mc[:, 2] += m[:, :2] @ torch.tensor([float(sx0), float(sy0)], dtype=m.dtype, device=m.device)  # crop offset
+    reg_j = donors.region[j][crop]
+    planes = torch.cat([batch["label"][j][:, sy0:sy1, sx0:sx1].float(), batch["depth"][j][crop][None].float(),
+                        reg_j[None].float(), (reg_j == rid)[None].float()])
+    grid = _box_grid(mc, bx, sy1 - sy0, sx1 - sx0, planes.device)
+    near = _sample(planes, grid, "nearest")
+    img_j = _sample(batch["image"][j][crop].permute(2, 0, 1), grid, "bilinear")
+    donor_mask = near[5] > 0.5
+    own_b = own[y0:y1, x0:x1]
+    mask = {"integrated": donor_mask, "overlay": donor_mask | own_b, "clipping": donor_mask & own_b}[scheme]
+    if not bool(mask.any()):
+        return False
+    # torch.where on the box: cheaper than boolean-mask indexing, which materializes indices.
+    sub = image[i, y0:y1, x0:x1]
+    sub.copy_(torch.where(mask[..., None], img_j.permute(1, 2, 0).round().clamp(0, 255).to(image.dtype), sub))
+    lab = label[i, :, y0:y1, x0:x1]
+    new_lab = near[:3].round().to(lab.dtype)
+    new_lab[2] = torch.where((new_lab[0] == 0) & (new_lab[1] == 0), 255, 0).to(lab.dtype)
+    lab.copy_(torch.where(mask[None], new_lab, lab))
+    d = depth[i, y0:y1, x0:x1]
+    d.copy_(torch.where(mask, near[3].round().to(depth.dtype), d))
+    rg = region[i, y0:y1, x0:x1]
+    rg.copy_(torch.where(mask, near[4].round().to(region.dtype), rg))
+    src = donors.lm[j][idx_t].double()
+    lm[i][idx_t, :2] = (src[:, :2] @ m[:, :2].T + m[:, 2]).to(lm.dtype)
+    lm[i][idx_t, 2] = (src[:, 2] * float(np.hypot(*m[:, 0].tolist()))).to(lm.dtype)  # z scales like x, y
+    out["exchanged"][i, y0:y1, x0:x1] |= mask
+    return True

@@ -12,13 +12,12 @@ import functools
 
 import numpy as np
 
+from .regions import LEFT_EYE, RIGHT_EYE
 
-# Hole contours (FaceMesh indices, in order): eye openings and the inner lip line.
-HOLES = (
-    (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
-    (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466),
-    (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191),
-)
+# Hole contours (FaceMesh indices, in order): the eye openings (the eye region's contours) and the
+# inner lip line.
+LIPS_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
+HOLES = (tuple(RIGHT_EYE), tuple(LEFT_EYE), LIPS_INNER)
 
 
 @functools.lru_cache(maxsize=1)

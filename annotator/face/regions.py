@@ -6,15 +6,31 @@ MediaPipe's own connection sets (checked in tests/face/test_regions.py).
 
 from __future__ import annotations
 
+import enum
+
 import cv2
 import numpy as np
 
-REGION_NAMES = [
-    "background", "skin", "brows", "eyes", "nose", "mouth", "hair", "ears", "neck", "occluder", "pai_surface",
-]
-REGION_IDS = {name: i for i, name in enumerate(REGION_NAMES)}
-FACE_REGIONS = (1, 2, 3, 4, 5)
-KEY_REGIONS = (3, 4, 5)
+class Region(enum.IntEnum):
+    """Region ids of `region` (the store's `region_names` lists their names in this order)."""
+
+    BACKGROUND = 0
+    SKIN = 1
+    BROWS = 2
+    EYES = 3
+    NOSE = 4
+    MOUTH = 5
+    HAIR = 6
+    EARS = 7
+    NECK = 8
+    OCCLUDER = 9  # glasses, a patch or printed eyes over the eyes
+    PAI_SURFACE = 10  # the attack instrument around the face: paper, screen, mask surface
+
+
+REGION_NAMES = [r.name.lower() for r in Region]
+REGION_IDS = {r.name.lower(): int(r) for r in Region}
+FACE_REGIONS = (Region.SKIN, Region.BROWS, Region.EYES, Region.NOSE, Region.MOUTH)
+KEY_REGIONS = (Region.EYES, Region.NOSE, Region.MOUTH)
 
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
              152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
@@ -37,7 +53,8 @@ JAW_RIGHT = 397
 EYE_CENTERS = (468, 473)  # iris centres (refined landmarks)
 
 # Paint order: later regions win where priors overlap (inner features over skin over outer regions).
-PAINT_ORDER = (8, 7, 6, 1, 4, 2, 3, 5)
+PAINT_ORDER = (Region.NECK, Region.EARS, Region.HAIR, Region.SKIN, Region.NOSE, Region.BROWS, Region.EYES,
+               Region.MOUTH)
 
 
 def _poly(lm: np.ndarray, idx) -> np.ndarray:
@@ -80,19 +97,19 @@ def region_priors(lm: np.ndarray, size: int) -> dict[int, np.ndarray]:
     centre, down, width, height = face_axes(lm)
     right = np.array([-down[1], down[0]])  # image-right when the face is upright
     priors = {
-        1: _fill(size, [oval]),
-        2: _fill(size, [_poly(lm, LEFT_BROW), _poly(lm, RIGHT_BROW)]),
-        3: _fill(size, [_poly(lm, LEFT_EYE), _poly(lm, RIGHT_EYE)]),
-        4: _fill(size, [cv2.convexHull(_poly(lm, NOSE_POINTS))[:, 0, :]]),
-        5: _fill(size, [_poly(lm, LIPS_OUTER)]),
+        Region.SKIN: _fill(size, [oval]),
+        Region.BROWS: _fill(size, [_poly(lm, LEFT_BROW), _poly(lm, RIGHT_BROW)]),
+        Region.EYES: _fill(size, [_poly(lm, LEFT_EYE), _poly(lm, RIGHT_EYE)]),
+        Region.NOSE: _fill(size, [cv2.convexHull(_poly(lm, NOSE_POINTS))[:, 0, :]]),
+        Region.MOUTH: _fill(size, [_poly(lm, LIPS_OUTER)]),
     }
     # Hair: the upper half of the oval pushed outwards and upwards.
     upper = np.array([p for p in oval if np.dot(p - centre, down) < 0.05 * height], dtype=np.float32)
     if len(upper) >= 3:
         outer = centre + (upper - centre) * 1.25 - down * 0.12 * height
-        priors[6] = _fill(size, [np.concatenate([upper, outer[::-1]])]) & ~priors[1]
+        priors[Region.HAIR] = _fill(size, [np.concatenate([upper, outer[::-1]])]) & ~priors[Region.SKIN]
     else:
-        priors[6] = np.zeros((size, size), bool)
+        priors[Region.HAIR] = np.zeros((size, size), bool)
     # Ears: ellipses centred just outside the oval's widest points.
     ears = np.zeros((size, size), np.uint8)
     angle = float(np.degrees(np.arctan2(down[1], down[0]))) - 90.0
@@ -100,21 +117,21 @@ def region_priors(lm: np.ndarray, size: int) -> dict[int, np.ndarray]:
         c = lm[idx, :2] + sign * right * 0.05 * width
         axes = (max(1, int(round(0.07 * width))), max(1, int(round(0.16 * height))))
         cv2.ellipse(ears, (int(round(c[0])), int(round(c[1]))), axes, angle, 0, 360, 1, -1)
-    priors[7] = ears.astype(bool) & ~priors[1]
+    priors[Region.EARS] = ears.astype(bool) & ~priors[Region.SKIN]
     # Neck: from the jaw corners down, slightly narrower than the jaw.
     jl, jr = lm[JAW_LEFT, :2], lm[JAW_RIGHT, :2]
     inset = (jr - jl) * 0.1
     neck = np.array([jl, jr, jr - inset + down * 0.7 * height, jl + inset + down * 0.7 * height], np.float32)
-    priors[8] = _fill(size, [neck]) & ~priors[1]
+    priors[Region.NECK] = _fill(size, [neck]) & ~priors[Region.SKIN]
     return priors
 
 
 def compose(priors: dict[int, np.ndarray], size: int) -> np.ndarray:
     """Resolve overlapping priors into one region-id map (size, size) uint8 using PAINT_ORDER.
 
-    Ids not in PAINT_ORDER (occluder 9, PAI surface 10) are painted first, under the face.
+    Ids not in PAINT_ORDER (OCCLUDER, PAI_SURFACE) are painted first, under the face.
     """
     out = np.zeros((size, size), np.uint8)
     for rid in sorted(set(priors) - set(PAINT_ORDER)) + [r for r in PAINT_ORDER if r in priors]:
-        out[priors[rid]] = rid
+        out[priors[rid]] = int(rid)
     return out

@@ -3,8 +3,8 @@
 Each region gets positive points on its own landmarks and negative points on landmarks of the
 neighbouring regions; regions without landmarks inside them (hair, ears, neck) take positive
 points at the most interior pixels of their geometric prior. Attack types whose instrument is
-visible get one more prompt for the instrument surface: paper, screen or mask -> region 10
-(pai_surface), glasses or a patch over the eyes -> region 9 (occluder).
+visible get one more prompt for the instrument surface: paper, screen or mask -> PAI_SURFACE,
+glasses or a patch over the eyes -> OCCLUDER.
 
 All prompts of a frame have the same number of points (padding label -1, which SAM ignores) so
 that they go through the decoder in one call.
@@ -15,22 +15,24 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ...face.regions import Region
+
 # region id -> (positive landmark indices, negative landmark indices); "prior" positives come
 # from the region's geometric prior instead.
-REGION_PROMPTS: dict[int, tuple[tuple[int, ...] | str, tuple[int, ...]]] = {
-    1: ((50, 280, 151, 199), (468, 473, 13)),  # skin: cheeks, forehead, chin | irises, inner lip
-    2: ((105, 334, 66, 296), (468, 473, 151)),  # brows | irises, forehead
-    3: ((468, 473, 159, 386), (105, 334, 50, 280)),  # eyes | brows, cheeks
-    4: ((1, 4, 195, 5), (50, 280, 13)),  # nose | cheeks, mouth
-    5: ((13, 14, 0, 17), (1, 152, 50)),  # mouth | nose tip, chin, cheek
-    6: ("prior", (151, 9, 1)),  # hair | forehead, nose
-    7: ("prior", (50, 280, 1)),  # ears | cheeks, nose
-    8: ("prior", (152, 1, 13)),  # neck | chin, nose, mouth
+REGION_PROMPTS: dict[Region, tuple[tuple[int, ...] | str, tuple[int, ...]]] = {
+    Region.SKIN: ((50, 280, 151, 199), (468, 473, 13)),  # cheeks, forehead, chin | irises, inner lip
+    Region.BROWS: ((105, 334, 66, 296), (468, 473, 151)),  # brows | irises, forehead
+    Region.EYES: ((468, 473, 159, 386), (105, 334, 50, 280)),  # eyes | brows, cheeks
+    Region.NOSE: ((1, 4, 195, 5), (50, 280, 13)),  # nose | cheeks, mouth
+    Region.MOUTH: ((13, 14, 0, 17), (1, 152, 50)),  # mouth | nose tip, chin, cheek
+    Region.HAIR: ("prior", (151, 9, 1)),  # hair | forehead, nose
+    Region.EARS: ("prior", (50, 280, 1)),  # ears | cheeks, nose
+    Region.NECK: ("prior", (152, 1, 13)),  # neck | chin, nose, mouth
 }
 # Instrument prompts: (region id, positive landmarks, negative landmarks).
 INSTRUMENT_PROMPTS = {
-    "pai_surface": (10, (151, 1, 152, 234, 454), ()),
-    "occluder": (9, (468, 473, 168), (1, 152)),
+    "pai_surface": (Region.PAI_SURFACE, (151, 1, 152, 234, 454), ()),
+    "occluder": (Region.OCCLUDER, (468, 473, 168), (1, 152)),
 }
 INSTRUMENTS = {
     "print": "pai_surface", "cut_print": "pai_surface", "replay": "pai_surface", "paper_mask": "pai_surface", "rigid_mask": "pai_surface",

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ...face.regions import PAINT_ORDER
-
-PAI_SURFACE, OCCLUDER, SKIN, EYES = 10, 9, 1, 3
+from ...face.regions import PAINT_ORDER, Region
 # An occluder bigger than this many times the eyes+brows prior is not glasses but a failed mask.
 MAX_OCCLUDER_RATIO = 4.0
 
@@ -45,17 +43,17 @@ def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list
     empty = torch.zeros((size, size), dtype=torch.bool, device=masks.device)
     for r, rid in enumerate(region_ids):
         m = masks[r]
-        if rid == PAI_SURFACE:
-            ref = priors.get(SKIN, empty)
+        if rid == Region.PAI_SURFACE:
+            ref = priors.get(Region.SKIN, empty)
             inter, _ = _overlap(m, ref)
             agree = inter / ref.sum().clamp(min=1)
             ok_shape = torch.ones_like(agree, dtype=torch.bool)
             threshold = min_cover
-        elif rid == OCCLUDER:
-            ref = priors.get(EYES, empty)
+        elif rid == Region.OCCLUDER:
+            ref = priors.get(Region.EYES, empty)
             inter, _ = _overlap(m, ref)
             agree = inter / ref.sum().clamp(min=1)
-            band = ref | priors.get(2, empty)
+            band = ref | priors.get(Region.BROWS, empty)
             ok_shape = m.flatten(-2).sum(-1) <= MAX_OCCLUDER_RATIO * band.sum()
             threshold = min_cover
         else:
@@ -71,13 +69,13 @@ def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list
             from_sam.append(rid)
         else:
             fell_back.append(rid)
-            if rid in priors and rid not in (PAI_SURFACE, OCCLUDER):
+            if rid in priors and rid not in (Region.PAI_SURFACE, Region.OCCLUDER):
                 chosen[rid] = priors[rid]
     for rid, prior in priors.items():  # regions SAM was not asked about keep their prior
         if rid not in chosen and rid not in region_ids:
             chosen[rid] = prior
     out = torch.zeros((size, size), dtype=torch.uint8, device=masks.device)
-    order = [PAI_SURFACE] + [r for r in PAINT_ORDER] + [OCCLUDER]
+    order = [Region.PAI_SURFACE, *PAINT_ORDER, Region.OCCLUDER]
     for rid in order:
         if rid in chosen:
             out[chosen[rid]] = rid
