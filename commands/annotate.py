@@ -72,6 +72,10 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_ch
         retries, max_failure_rate, resume_failed, overwrite, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
+    if verbose < 2:  # MediaPipe's native log lines would land in the progress bar, from every worker
+        from .quiet import filter_native_stderr
+
+        filter_native_stderr()
     from annotator.config import AnnotateConfig
     from annotator.labels import Policy
     from pipelines.run import run as run_pipeline
