@@ -31,6 +31,8 @@ class AnnotateConfig:
     segmenter_options: dict = field(default_factory=dict)
     # How it runs (device, batch, compile): results agree across these, so a resume may change them.
     runtime: dict = field(default_factory=dict)
+    # The output-changing constants of the code that made the store (annotator/tuning.py).
+    tuning: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.frames_per_video < 1:
@@ -58,3 +60,8 @@ class AnnotateConfig:
         Protocols do not change labels and are rewritten whole on every run, so protocol_dir may."""
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in ("runtime", "protocol_dir") and a[k] != b.get(k)]
+
+    def tuning_differences(self, other: "AnnotateConfig") -> list[str]:
+        """The tuning constants whose values differ (all of them when one side recorded none)."""
+        a, b = self.tuning, other.tuning
+        return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))

@@ -28,11 +28,12 @@ from .face.regions import CHIN, FACE_REGIONS, FOREHEAD_TOP
 from .labels import Policy, depth_to_uint8, pyramid
 from .samples import SampleRef, Status
 from .schema import empty_meta, empty_rows
+from .tuning import TUNING
 from .segment import SEGMENTERS, FaceItem, Segmenter
 
 log = logging.getLogger(__name__)
 
-MIN_IMAGE_SIDE = 32
+MIN_IMAGE_SIDE = TUNING.min_image_side
 STAGES = ("decode", "detect", "landmarks", "segment", "depth", "fuse")
 
 

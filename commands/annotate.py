@@ -66,10 +66,13 @@ def _setup_logging(verbose: int) -> None:
               help="Exit non-zero when more than this share of samples failed.")
 @click.option("--resume-failed", is_flag=True, help="Retry only the shards recorded as failed.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
+@click.option("--allow-code-change", is_flag=True,
+              help="Resume a store started by another version of the annotator or other tuning constants "
+                   "(recorded in its provenance).")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
         sam_batch, compile_, use_dataset_faces, track, auto_rotate, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, workers,
-        retries, max_failure_rate, resume_failed, overwrite, verbose):
+        retries, max_failure_rate, resume_failed, overwrite, allow_code_change, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
     if verbose < 2:  # MediaPipe's native log lines would land in the progress bar, from every worker
@@ -104,7 +107,8 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_ch
         raise AnnotatorError(f"--max-failure-rate must be in [0, 1], got {max_failure_rate}")
     summary = run_pipeline(cfg, out, overwrite=overwrite, cluster=cluster, workers=workers,
                            scheduler=scheduler_address, cluster_config=cluster_config, retries=retries,
-                           resume_failed=resume_failed, progress=True, command=command)
+                           resume_failed=resume_failed, progress=True, command=command,
+                           allow_code_change=allow_code_change)
     click.echo(summary.report())
     click.echo(f"store: {out}")
     if summary.failure_rate > max_failure_rate:

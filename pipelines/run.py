@@ -20,6 +20,7 @@ from annotator.failures import FailedRow, summary_lines
 from annotator.labels import ATTACK_TYPES, Policy
 from annotator.samples import SampleRef
 from annotator.segment import prepare_options
+from annotator.tuning import TUNING
 
 from . import lock
 from .tasks import run_shard
@@ -104,6 +105,28 @@ def enumerate_samples(cfg: AnnotateConfig):
     return refs, adapter
 
 
+def code_identity() -> dict:
+    """The annotating code: the installed distribution's version, plus the git commit of the checkout
+    it runs from when there is one (an editable install)."""
+    import importlib.metadata as md
+    import subprocess
+    from pathlib import Path
+
+    try:
+        version = md.version("fas-annotator")
+    except md.PackageNotFoundError:
+        version = __version__
+    commit = None
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True,
+                                    text=True, timeout=10).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+    return {"version": version, "commit": commit}
+
+
 def provenance(cfg: AnnotateConfig, command: str) -> dict:
     import importlib.metadata as md
 
@@ -115,6 +138,7 @@ def provenance(cfg: AnnotateConfig, command: str) -> dict:
             pass
     return {
         "annotator_version": __version__,
+        "code": code_identity(),
         "packages": versions,
         "segmenter": cfg.segmenter,
         "checkpoint_sha256": cfg.segmenter_options.get("sha256"),
@@ -132,20 +156,48 @@ def protocol_codes(rows: list[dict[str, int]], names: list[str]):
 
 
 def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol_names: list[str],
-                  overwrite: bool, command: str) -> tuple[str, list[str]]:
+                  overwrite: bool, command: str, allow_code_change: bool = False) -> tuple[str, list[str]]:
     """Create the store, or check that an existing one was made by the same settings (resume), then
     write its protocols (whole: a resume picks up corrected or newly arrived lists).
 
     Returns the store's id (attrs store_id) and the notes for the user."""
-    store_id, notes = _create_or_check(cfg, out, refs, overwrite, command)
+    store_id, notes = _create_or_check(cfg, out, refs, overwrite, command, allow_code_change)
     kept = store.write_protocols(out, protocol_codes([r.protocols for r in refs], protocol_names))
     if kept:
         notes.append(f"the store keeps protocol(s) {', '.join(kept)} that the dataset's lists no longer give")
     return store_id, notes
 
 
+def _check_code(root, old: AnnotateConfig, cfg: AnnotateConfig, out: str, allow: bool) -> list[str]:
+    """Refuse to finish a store with code whose outputs may differ from the code that started it,
+    unless allowed; an allowed change is recorded in the store's provenance. Returns notes."""
+    prov = dict(root.attrs.get("provenance", {}))
+    then = prov.get("code") or {"version": prov.get("annotator_version"), "commit": None}
+    now = code_identity()
+    changes = []
+    tuned = old.tuning_differences(cfg)
+    if tuned:
+        changes.append(f"tuning constants {', '.join(tuned[:6])}{' ...' if len(tuned) > 6 else ''} differ"
+                       if old.tuning else "the store records no tuning constants")
+    if then != now:
+        changes.append(f"the code was {then.get('version')} (commit {str(then.get('commit'))[:10]}), is "
+                       f"{now['version']} (commit {str(now['commit'])[:10]})")
+    if not changes:
+        return []
+    if not allow:
+        raise AnnotatorError(f"{out} was started by other code ({'; '.join(changes)}): finishing it now could mix "
+                             "the outputs of both; pass --allow-code-change to resume anyway (recorded in the "
+                             "store's provenance), or --overwrite to start over")
+    from datetime import datetime, timezone
+
+    prov["resumed_with_code_change"] = prov.get("resumed_with_code_change", []) + [
+        {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "code": now, "changes": changes}]
+    store.open_store(out, mode="r+").attrs["provenance"] = prov
+    return [f"resumed with other code, as --allow-code-change asked ({'; '.join(changes)}); recorded in provenance"]
+
+
 def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], overwrite: bool,
-                     command: str) -> tuple[str, list[str]]:
+                     command: str, allow_code_change: bool = False) -> tuple[str, list[str]]:
     if store.exists(out):
         if not store.is_store(out):
             raise AnnotatorError(f"{out} exists and is not a label store; --overwrite replaces only label stores: "
@@ -155,14 +207,14 @@ def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], overw
         else:
             root = store.open_store(out)
             old = AnnotateConfig.from_dict(root.attrs.get("config", {}))
-            diff = old.differences(cfg)
+            diff = [d for d in old.differences(cfg) if d != "tuning"]
             if diff:
                 raise AnnotatorError(f"{out} was written with different settings ({', '.join(diff)}); "
                                      "pass --overwrite to start over, or choose another --out")
             if root["image"].shape[0] != len(refs):
                 raise AnnotatorError(f"{out} holds {root['image'].shape[0]} samples but the dataset now lists "
                                      f"{len(refs)}; pass --overwrite to start over")
-            return root.attrs["store_id"], []
+            return root.attrs["store_id"], _check_code(root, old, cfg, out, allow_code_change)
     extra = sorted({k for r in refs for k in r.extra})
     root = store.create(out, len(refs), cfg.size, cfg.shard_size, extra,
                  {"config": cfg.to_dict(), "provenance": provenance(cfg, command), "attack_types": ATTACK_TYPES,
@@ -174,6 +226,7 @@ def resolve(cfg: AnnotateConfig):
     """Validate the config before any work and fill in what depends on the dataset."""
     cfg.validate()
     Policy.from_table(cfg.policy)
+    cfg = dataclasses.replace(cfg, tuning=TUNING.to_dict())
     cfg = dataclasses.replace(cfg, segmenter_options=prepare_options(cfg.segmenter, cfg.segmenter_options))
     refs, adapter = enumerate_samples(cfg)
     refs = videos_first(refs)
@@ -186,7 +239,7 @@ def resolve(cfg: AnnotateConfig):
 def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str = "local",
         workers: int | None = None, scheduler: str | None = None, cluster_config: str | None = None,
         client=None, retries: int = 2, resume_failed: bool = False, progress: bool = True,
-        command: str = "", models=None) -> RunSummary:
+        command: str = "", models=None, allow_code_change: bool = False) -> RunSummary:
     """Annotate the dataset of cfg into the store at `out` (a path or fsspec URL).
 
     Where shards run: a given Dask `client`; else a `scheduler` address to join; else `cluster`:
@@ -208,7 +261,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
         places.refuse_overlap(out, cfg.root, "the dataset root")
     places.require_writable(out)
     lock.check_free(out)  # before --overwrite may delete anything
-    store_id, notes = prepare_store(cfg, out, refs, adapter.protocol_names(), overwrite, command)
+    store_id, notes = prepare_store(cfg, out, refs, adapter.protocol_names(), overwrite, command, allow_code_change)
     shards = store.plan_shards(len(refs), cfg.shard_size)
     done = store.committed(out)
     failed_before = store.failed(out)

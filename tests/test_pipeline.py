@@ -100,3 +100,30 @@ def test_rerun_resumes_and_config_change_is_refused(sample_store, tmp_path):
     summary = run(sync_config(dataset="sample", root=""), copy, cluster="none", progress=False)
     assert summary.skipped_shards == summary.n_shards - 1
     np.testing.assert_array_equal(zarr.open_group(copy)["label"][:], zarr.open_group(url)["label"][:])
+
+
+def test_resume_refuses_other_code_unless_allowed(sample_store, tmp_path):
+    import shutil
+
+    from pipelines.run import run
+
+    url = tmp_path / "c.zarr"
+    shutil.copytree(sample_store[0], url)
+    (url / "_shards" / "000001.json").unlink()  # something left to resume
+    root = zarr.open_group(str(url), mode="r+")
+    config = dict(root.attrs["config"])
+    assert config["tuning"]["track_context"] == 3.4  # the run recorded the constants it used
+    config["tuning"] = {**config["tuning"], "track_context": 2.0}  # as if the code had other constants
+    root.attrs["config"] = config
+    cfg = sync_config(dataset="sample", root="")
+    with pytest.raises(AnnotatorError, match=r"started by other code \(tuning constants track_context differ\)"):
+        run(cfg, str(url), cluster="none", progress=False)
+    prov = dict(root.attrs["provenance"])
+    prov["code"] = {"version": "0.0.1", "commit": "0123456789abcdef"}
+    root.attrs["provenance"] = prov
+    with pytest.raises(AnnotatorError, match=r"the code was 0\.0\.1 \(commit 0123456789\).*--allow-code-change"):
+        run(cfg, str(url), cluster="none", progress=False)
+    summary = run(cfg, str(url), cluster="none", progress=False, allow_code_change=True)
+    assert summary.skipped_shards == 1 and any("allow-code-change" in n for n in summary.notes)
+    record = zarr.open_group(str(url), mode="r").attrs["provenance"]["resumed_with_code_change"]
+    assert len(record) == 1 and len(record[0]["changes"]) == 2

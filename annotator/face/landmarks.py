@@ -6,13 +6,14 @@ import cv2
 import numpy as np
 
 from ..registry import Registry
+from ..tuning import TUNING
 from .detect import FaceBox
 
 N_LANDMARKS = 478
 LANDMARKERS: Registry = Registry("landmarker")
 
 # FaceMesh expects the face to fill about 60 % of its input; BlazeFace boxes are tight.
-MESH_CONTEXT = 1.7
+MESH_CONTEXT = TUNING.mesh_context
 _MESH_INPUT = 256
 
 

@@ -11,6 +11,8 @@ import enum
 import cv2
 import numpy as np
 
+from ..tuning import TUNING as T
+
 class Region(enum.IntEnum):
     """Region ids of `region` (the store's `region_names` lists their names in this order)."""
 
@@ -104,9 +106,9 @@ def region_priors(lm: np.ndarray, size: int) -> dict[int, np.ndarray]:
         Region.MOUTH: _fill(size, [_poly(lm, LIPS_OUTER)]),
     }
     # Hair: the upper half of the oval pushed outwards and upwards.
-    upper = np.array([p for p in oval if np.dot(p - centre, down) < 0.05 * height], dtype=np.float32)
+    upper = np.array([p for p in oval if np.dot(p - centre, down) < T.hair_cut * height], dtype=np.float32)
     if len(upper) >= 3:
-        outer = centre + (upper - centre) * 1.25 - down * 0.12 * height
+        outer = centre + (upper - centre) * T.hair_outset - down * T.hair_lift * height
         priors[Region.HAIR] = _fill(size, [np.concatenate([upper, outer[::-1]])]) & ~priors[Region.SKIN]
     else:
         priors[Region.HAIR] = np.zeros((size, size), bool)
@@ -114,14 +116,15 @@ def region_priors(lm: np.ndarray, size: int) -> dict[int, np.ndarray]:
     ears = np.zeros((size, size), np.uint8)
     angle = float(np.degrees(np.arctan2(down[1], down[0]))) - 90.0
     for idx, sign in ((FACE_LEFT_EDGE, -1.0), (FACE_RIGHT_EDGE, 1.0)):
-        c = lm[idx, :2] + sign * right * 0.05 * width
-        axes = (max(1, int(round(0.07 * width))), max(1, int(round(0.16 * height))))
+        c = lm[idx, :2] + sign * right * T.ear_offset * width
+        axes = (max(1, int(round(T.ear_half_width * width))), max(1, int(round(T.ear_half_height * height))))
         cv2.ellipse(ears, (int(round(c[0])), int(round(c[1]))), axes, angle, 0, 360, 1, -1)
     priors[Region.EARS] = ears.astype(bool) & ~priors[Region.SKIN]
     # Neck: from the jaw corners down, slightly narrower than the jaw.
     jl, jr = lm[JAW_LEFT, :2], lm[JAW_RIGHT, :2]
-    inset = (jr - jl) * 0.1
-    neck = np.array([jl, jr, jr - inset + down * 0.7 * height, jl + inset + down * 0.7 * height], np.float32)
+    inset = (jr - jl) * T.neck_inset
+    reach = down * T.neck_length * height
+    neck = np.array([jl, jr, jr - inset + reach, jl + inset + reach], np.float32)
     priors[Region.NECK] = _fill(size, [neck]) & ~priors[Region.SKIN]
     return priors
 

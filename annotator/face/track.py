@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tuning import TUNING
 from .detect import FaceBox
 
-# Side of the landmarks' extent over the side of BlazeFace's box for the same face (measured on
-# the sample faces and the benchmark videos: 0.98-1.19, mean 1.07).
-_EXTENT_OVER_BOX = 1.07
-# FaceMesh looks for a followed face in this many box sides around the previous position (its own
-# detector finds the face inside), and the face found must lie this far inside that square.
-TRACK_CONTEXT = 3.4
-_INSIDE = 0.1
-_MAX_SCALE = 1.35
+# The tuning's track_extent_over_box was measured on the sample faces and the benchmark videos
+# (0.98-1.19, mean 1.07). FaceMesh looks for a followed face in TRACK_CONTEXT box sides around the
+# previous position (its own detector finds the face inside).
+TRACK_CONTEXT = TUNING.track_context
 
 
 def _extent(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
@@ -27,7 +24,7 @@ def _extent(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
 def box_from_landmarks(landmarks: np.ndarray, score: float) -> FaceBox:
     """The detector-like square XYXY box (frame pixels) of a face whose (478, 3) landmarks are known."""
     (cx, cy), side = _extent(landmarks)
-    half = side / _EXTENT_OVER_BOX / 2
+    half = side / TUNING.track_extent_over_box / 2
     return FaceBox((cx - half, cy - half, cx + half, cy + half), score)
 
 
@@ -38,5 +35,6 @@ def follows(landmarks: np.ndarray, box: FaceBox) -> bool:
     side = max(x1 - x0, y1 - y0)
     lo, hi = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
     reach = float(np.abs(np.concatenate([lo, hi]) - np.tile(((x0 + x1) / 2, (y0 + y1) / 2), 2)).max())
-    ratio = float(max(hi - lo)) / (side * _EXTENT_OVER_BOX)
-    return reach <= (TRACK_CONTEXT / 2 - _INSIDE) * side and 1 / _MAX_SCALE <= ratio <= _MAX_SCALE
+    ratio = float(max(hi - lo)) / (side * TUNING.track_extent_over_box)
+    limit = TUNING.track_max_scale
+    return reach <= (TRACK_CONTEXT / 2 - TUNING.track_inside) * side and 1 / limit <= ratio <= limit

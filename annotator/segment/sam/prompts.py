@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ...face.regions import Region
+from ...tuning import TUNING
 
 # region id -> (positive landmark indices, negative landmark indices); "prior" positives come
 # from the region's geometric prior instead.
@@ -39,7 +40,7 @@ INSTRUMENTS = {
     "flexible_mask": "pai_surface", "transparent_mask": "pai_surface", "fake_head": "pai_surface",
     "glasses": "occluder", "partial_eye": "occluder",
 }
-N_PRIOR_POINTS = 3
+N_PRIOR_POINTS = TUNING.sam_prior_points
 POINTS_PER_PROMPT = 9
 
 

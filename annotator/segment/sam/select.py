@@ -17,8 +17,10 @@ from __future__ import annotations
 import torch
 
 from ...face.regions import PAINT_ORDER, Region
-# An occluder bigger than this many times the eyes+brows prior is not glasses but a failed mask.
-MAX_OCCLUDER_RATIO = 4.0
+from ...tuning import TUNING
+
+# An occluder bigger than TUNING.sam_max_occluder_ratio times the eyes+brows prior is not glasses
+# but a failed mask.
 
 
 def _overlap(masks: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,7 +32,7 @@ def _overlap(masks: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torc
 
 def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list[int],
                    priors: dict[int, torch.Tensor], min_agreement: float = 0.5,
-                   min_cover: float = 0.8) -> tuple[torch.Tensor, list[int], list[int]]:
+                   min_cover: float = TUNING.sam_min_cover) -> tuple[torch.Tensor, list[int], list[int]]:
     """Compose one region-id map from SAM's proposals.
 
     masks: bool (R, M, S, S) proposals in crop pixels; iou_pred: (R, M) SAM's predicted IoU;
@@ -54,7 +56,7 @@ def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list
             inter, _ = _overlap(m, ref)
             agree = inter / ref.sum().clamp(min=1)
             band = ref | priors.get(Region.BROWS, empty)
-            ok_shape = m.flatten(-2).sum(-1) <= MAX_OCCLUDER_RATIO * band.sum()
+            ok_shape = m.flatten(-2).sum(-1) <= TUNING.sam_max_occluder_ratio * band.sum()
             threshold = min_cover
         else:
             ref = priors.get(rid, empty)
