@@ -1,24 +1,16 @@
-import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from annotator.decode import DecodeError, count_frames, read_image, read_video_frames
 from annotator.samples import even_frame_indices
+from helpers import write_video
 
 
 def write_numbered_video(path, n=100, gop=10, size=(96, 64)):
     """Frame i is a flat grey of value 2*i, so a decoded frame tells its own index."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        s.options = {"g": str(gop), "crf": "10"}
-        for i in range(n):
-            f = np.full((size[1], size[0], 3), 2 * i, np.uint8)
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    write_video(path, (np.full((size[1], size[0], 3), 2 * i, np.uint8) for i in range(n)),
+                options={"g": str(gop), "crf": "10"})
 
 
 def test_even_indices():

@@ -4,7 +4,7 @@ import zarr
 
 from annotator.errors import AnnotatorError
 from annotator.face.regions import FACE_REGIONS, REGION_IDS
-from conftest import sync_config, problems
+from helpers import sync_config, problems
 
 
 def _rows_by_type(root):

@@ -1,7 +1,6 @@
 """Sideways recordings: container rotation metadata is honoured, and without it a sample's first
 frame is turned until its face is upright; meta/rotation records the clockwise turn."""
 
-import av
 import numpy as np
 import pytest
 import zarr
@@ -11,7 +10,7 @@ from annotator.decode import clockwise, read_video_frames, rotate
 from annotator.face.detect import FaceBox
 from annotator.samples import Status
 from annotator.shard import rotate_box, upright_turn
-from conftest import sync_config
+from helpers import sync_config, write_video
 from pipelines.run import run
 
 
@@ -65,15 +64,8 @@ def test_container_rotation_is_honoured(tmp_path, face_image):
     (root / "bonafide").mkdir(parents=True)
     stored = np.ascontiguousarray(np.rot90(face_image, -1))  # the sensor's pixels: upright turned clockwise
     path = root / "bonafide" / "phone.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
-        s.set_display_rotation(90)  # the player turns it 90 degrees anticlockwise to show it upright
-        for _ in range(4):
-            for p in s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    # rotation 90: the player turns it 90 degrees anticlockwise to show it upright
+    write_video(path, [stored] * 4, rate=10, rotation=90)
     _, frames, rotation = read_video_frames(str(path), 2)
     assert rotation == 270 and frames[0].shape == stored.shape
     out = str(tmp_path / "p.zarr")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import sync_config
+from helpers import sync_config
 from test_cli import assert_one_line_error, invoke
 
 

@@ -17,7 +17,7 @@ import zarr
 
 from annotator import store
 from annotator.errors import AnnotatorError
-from conftest import REPO, sync_config, problems
+from helpers import REPO, sync_config, problems
 from pipelines import lock
 from pipelines.run import run
 

@@ -6,7 +6,7 @@ import zarr
 from annotator import store
 from annotator.labels import pyramid
 from annotator.schema import empty_rows
-from conftest import problems
+from helpers import problems
 
 
 def _rows(n, size, seed):

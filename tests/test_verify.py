@@ -13,7 +13,7 @@ import zarr
 from click.testing import CliRunner
 
 from commands.annotate import cli
-from conftest import REPO, sync_config
+from helpers import REPO, sync_config
 
 SCHEMA_1 = REPO / "tests" / "data" / "schema1.zarr"
 ROWS = "shard 1, rows 10-14"  # the sample store: shard 0 = the video's 10 frames, shard 1 = 5 images

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from annotator.check import check_dataset
 from commands.annotate import cli
 from annotator.datasets import DATASETS
-from conftest import sync_config
+from helpers import sync_config
 from test_public_adapters import oulu_tree, siwmv2_tree, touch
 
 

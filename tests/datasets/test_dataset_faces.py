@@ -9,7 +9,7 @@ from annotator.face.annotations import box_for_frame, read_face_file
 from annotator.face.detect import BlazeFaceDetector
 from annotator.face.landmarks import FaceMeshLandmarker
 from annotator.samples import Status
-from conftest import sync_config
+from helpers import sync_config
 
 
 @pytest.fixture(scope="module")

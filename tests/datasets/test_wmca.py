@@ -101,7 +101,7 @@ def test_errors(wmca_root, face_image, tmp_path):
 
 
 def test_run_uses_the_sensor_depth(wmca_root, tmp_path):
-    from conftest import sync_config
+    from helpers import sync_config
     from pipelines.run import run
 
     out = str(tmp_path / "wmca.zarr")

@@ -27,7 +27,7 @@ def test_vit_b_end_to_end_on_sample(vit_b, tmp_path, sample_root):
     import dataclasses
 
     from annotator.shard import build_models
-    from conftest import sync_config, problems
+    from helpers import sync_config, problems
     from pipelines.run import run
 
     cfg = sync_config(dataset="sample", root="")

@@ -1,0 +1,72 @@
+"""Helpers the tests share: config builders, the video writer, a tiny SAM, verify's problem lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data"
+
+
+def sync_config(**kw):
+    from annotator.config import AnnotateConfig
+    from annotator.labels import Policy
+
+    kw.setdefault("policy", Policy.default().table)
+    return AnnotateConfig(**kw)
+
+
+def write_video(path, frames, rate: int = 25, rotation: int | None = None, options: dict | None = None) -> None:
+    """Encode HWC uint8 RGB frames (an iterable, all one size) as H.264 at `path`; `rotation`: the
+    display matrix's rotation (degrees anticlockwise, as PyAV's set_display_rotation takes it)."""
+    import av
+
+    frames = iter(frames)
+    first = next(frames)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=rate)
+        s.width, s.height, s.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+        if options:
+            s.options = options
+        if rotation is not None:
+            s.set_display_rotation(rotation)
+        for f in (first, *frames):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def tiny_sam(img_size: int = 256, seed: int = 0):
+    """A small segment-anything model with random weights: the real modules at toy width."""
+    from functools import partial
+
+    import torch
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    torch.manual_seed(seed)
+    dim, emb = 32, img_size // 16
+    sam = Sam(
+        image_encoder=ImageEncoderViT(img_size=img_size, patch_size=16, embed_dim=48, depth=2, num_heads=2,
+                                      mlp_ratio=2, out_chans=dim, qkv_bias=True, use_rel_pos=True,
+                                      rel_pos_zero_init=False, window_size=4, global_attn_indexes=(1,),
+                                      norm_layer=partial(torch.nn.LayerNorm, eps=1e-6)),
+        prompt_encoder=PromptEncoder(embed_dim=dim, image_embedding_size=(emb, emb),
+                                     input_image_size=(img_size, img_size), mask_in_chans=4),
+        mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer_dim=dim, iou_head_depth=2,
+                                 iou_head_hidden_dim=32,
+                                 transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2)),
+    )
+    for name, p in sam.named_parameters():
+        if "rel_pos" in name:
+            torch.nn.init.normal_(p, std=0.5)  # zero-initialised in SAM; random here so the term matters
+    return sam.eval()
+
+
+def problems(url: str, level: str = "full") -> list[str]:
+    """`annotate verify`'s problem lines for the store at url."""
+    from annotator.verify import verify
+
+    return [str(p) for p in verify(url, level).problems]
