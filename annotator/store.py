@@ -256,8 +256,33 @@ def failed(url: str) -> dict[int, str]:
 
 
 def committed(url: str) -> dict[int, dict]:
-    """Commit markers present: shard id -> marker content."""
+    """Commit markers present: shard id -> marker content (reads every marker)."""
     return _markers(url, SHARDS_DIR)
+
+
+def committed_ids(url: str) -> set[int]:
+    """The ids of the committed shards, from the marker names alone (one listing, no reads: what a
+    resume of a store with tens of thousands of shards needs)."""
+    fs, path = _fs(url)
+    base = f"{path}/{SHARDS_DIR}"
+    if not fs.exists(base):
+        return set()
+    names = (f.rstrip("/").rsplit("/", 1)[-1] for f in fs.ls(base, detail=False))
+    return {int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()}
+
+
+def failed_rows(root: zarr.Group, rows: np.ndarray) -> list[list]:
+    """[sample_id, status, error, source, frame_index] of the given rows whose status is not 0.
+    Only the chunks holding those rows are read (others may be uncommitted, or reopened by a repair)."""
+    if not len(rows):
+        return []
+    status = root["meta/status"].oindex[rows]
+    bad = rows[status != 0]
+    if not len(bad):
+        return []
+    cols = {c: root[f"meta/{c}"].oindex[bad] for c in ("sample_id", "error", "source", "frame_index")}
+    return [[str(cols["sample_id"][k]), int(s), str(cols["error"][k]), str(cols["source"][k]),
+             int(cols["frame_index"][k])] for k, s in enumerate(status[status != 0])]
 
 
 def remove(url: str) -> None:

@@ -44,8 +44,8 @@ def rewrite_protocols(url: str, dataset: str, root: str | None, protocol_dir: st
         raise AnnotatorError(f"{url} holds dataset {cfg.dataset!r}, not {dataset!r}; pass --dataset {cfg.dataset}")
     n = handle["image"].shape[0]
     shards = store.plan_shards(n, store.shard_size_of(handle))
-    if len(store.committed(url)) < len(shards):
-        raise AnnotatorError(f"{url} is not finished ({len(store.committed(url))} of {len(shards)} shards "
+    if len(store.committed_ids(url)) < len(shards):
+        raise AnnotatorError(f"{url} is not finished ({len(store.committed_ids(url))} of {len(shards)} shards "
                              "committed); finish it by rerunning its `annotate run` command, which writes protocols too")
     lock.check_free(url)
     cfg = dataclasses.replace(cfg, root=root or cfg.root, protocol_dir=protocol_dir or "")

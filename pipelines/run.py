@@ -263,13 +263,16 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     lock.check_free(out)  # before --overwrite may delete anything
     store_id, notes = prepare_store(cfg, out, refs, adapter.protocol_names(), overwrite, command, allow_code_change)
     shards = store.plan_shards(len(refs), cfg.shard_size)
-    done = store.committed(out)
+    done = store.committed_ids(out)
     failed_before = store.failed(out)
     todo = [s for s in shards if s.id not in done and (not resume_failed or s.id in failed_before)]
     summary = RunSummary(len(refs), len(shards), skipped_shards=len(shards) - len(todo),
                          notes=adapter.findings.notes + notes, n_sources=len({r.source for r in refs}))
-    for marker in done.values():
-        summary.failed_samples += marker.get("failed", [])
+    if done:  # the failures of shards committed before, from the store's columns (not every marker)
+        import numpy as np
+
+        rows = np.concatenate([np.arange(s.start, s.stop) for s in shards if s.id in done])
+        summary.failed_samples += store.failed_rows(store.open_store(out), rows)
     if resume_failed:  # the shards not retried keep their failure in the summary
         summary.failed_shards += [[i, e] for i, e in failed_before.items() if i not in {s.id for s in todo}]
     cfg_dict = cfg.to_dict()
@@ -321,7 +324,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
                 run_bounded(c, run_shard, args, keys=[s.id for s, _ in jobs], on_done=collect,
                             retries=retries, resources=resources)
         bar.close()
-        if len(store.committed(out)) == len(shards):
+        if len(store.committed_ids(out)) == len(shards):
             store.finalize(out)
     summary.failed_rows = sum(sizes[i] for i, _ in summary.failed_shards)
     summary.seconds = time.perf_counter() - t0

@@ -58,18 +58,19 @@ def protocol_names(url: str) -> list[str]:
     return store_protocols(open_store(url))
 
 
-def select_rows(url: str, protocol: str, group: str) -> Part:
-    """Rows of `url` in `group` (train/dev/test) of `protocol`, annotated without error (status 0)."""
+def select_rows(url: str, protocol: str, group: str, root=None) -> Part:
+    """Rows of `url` in `group` (train/dev/test) of `protocol`, annotated without error (status 0).
+    root: the store already opened (else it is opened here)."""
     if group not in GROUPS:
         raise AnnotatorError(f"unknown group {group!r}; use one of {', '.join(GROUPS)}")
-    root = open_store(url)
+    root = open_store(url) if root is None else root
     status = root["meta/status"][:]
     if protocol == "all":
         chosen = np.ones(len(status), bool)
     elif protocol == "split":
         chosen = root["meta/split"][:].astype(str) == group
     else:
-        names = protocol_names(url)
+        names = store_protocols(root)
         if protocol not in names:
             raise AnnotatorError(f"{url} has no protocol {protocol!r}; it has: "
                                  f"{', '.join(list(PSEUDO_PROTOCOLS) + names)}")
@@ -79,24 +80,25 @@ def select_rows(url: str, protocol: str, group: str) -> Part:
 
 
 def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] = ()) -> Selection:
-    """The rows of `group` of `protocol` over several stores; one-line errors when a store lacks an
-    array in `needs` or the selection is empty."""
+    """The rows of `group` of `protocol` over several stores (each opened once); one-line errors
+    when a store lacks an array in `needs` or the selection is empty."""
     if not stores:
         raise AnnotatorError("no store given")
-    parts = []
+    parts, roots = [], []
     for url in stores:
         root = open_store(url)
         missing = [n for n in needs if n not in root]
         if missing:
             raise AnnotatorError(f"{url} lacks {', '.join(missing)}, which this model needs")
-        parts.append(select_rows(url, protocol, group))
+        parts.append(select_rows(url, protocol, group, root))
+        roots.append(root)
     sel = Selection(parts)
     if not len(sel):
         raise AnnotatorError(f"protocol {protocol!r} selects no annotated rows of group {group!r} in "
                              f"{', '.join(stores)}")
     cols = {c: [] for c in META}
-    for p in parts:
-        meta = open_store(p.url)["meta"]
+    for p, root in zip(parts, roots):
+        meta = root["meta"]
         for c in META:
             cols[c].append(meta[c][:][p.rows] if c in meta else np.full(len(p.rows), "", dtype=object))
     sel.meta = {c: np.concatenate(v) for c, v in cols.items()}
@@ -131,7 +133,8 @@ class StoreStream(IterableDataset):
         self.drop_last, self.buffer_chunks, self.mcrea, self.flip = drop_last, buffer_chunks, mcrea, flip
         need = set(fields) | (set(FIELDS) if mcrea else set())
         self.fields = tuple(f for f in FIELDS if f in need) + tuple(sorted(need - set(FIELDS)))
-        self.epoch = 0
+        # In shared memory: workers that persist across epochs (StoreLoader) see set_epoch().
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._units = self._plan()
         self.ring: BatchRing | None = None  # set by StoreLoader when batches travel through shared slots
 
@@ -149,7 +152,11 @@ class StoreStream(IterableDataset):
         return specs
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch[0] = epoch
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
 
     def __len__(self) -> int:
         n = len(self.sel)
@@ -213,7 +220,7 @@ class StoreStream(IterableDataset):
             batch = {}
             for f in self.fields:
                 first = blocks[take[0, 0]][f]
-                if slot is not None:
+                if slot is not None and not self.mcrea:
                     out = self.ring.buffers[f][slot, :n]
                 else:
                     out = torch.empty((n, *first.shape[1:]), dtype=torch.from_numpy(first[:0]).dtype)
@@ -227,7 +234,9 @@ class StoreStream(IterableDataset):
             if self.mcrea:
                 from annotator.augment.mcrea import mcrea
 
-                batch, _ = mcrea(batch, generator=gen, **self.mcrea)
+                # the gathered rows are the donors; the result goes straight into the slot (one copy)
+                into = {f: self.ring.buffers[f][slot, :n] for f in self.fields} if slot is not None else None
+                batch, _ = mcrea(batch, generator=gen, out=into, **self.mcrea)
                 batch.pop("exchanged", None)
             if self.flip:
                 batch = flip_batch(batch, torch.rand(n, generator=gen) < 0.5)
@@ -275,9 +284,11 @@ class StoreLoader:
         self.stream = stream
         if workers:
             stream.ring = BatchRing(stream.field_specs(), stream.batch_size, workers, prefetch)
+        # Workers persist across epochs (the stream's epoch is in shared memory): starting them and
+        # opening the stores again every epoch would cost seconds per epoch.
         self.loader = DataLoader(stream, batch_size=None, num_workers=workers,
                                  prefetch_factor=prefetch if workers else None,
-                                 worker_init_fn=worker_init if workers else None)
+                                 worker_init_fn=worker_init if workers else None, persistent_workers=workers > 0)
 
     def __len__(self) -> int:
         return len(self.stream)

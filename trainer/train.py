@@ -75,6 +75,9 @@ class TrainConfig:
         return create(self.model, width=self.width, **self.model_options)
 
 
+SYNC_EVERY = 10  # training steps between reads of the loss by the host
+
+
 def device_of(name: str | None) -> torch.device:
     if name:
         if name.startswith("cuda") and not torch.cuda.is_available():
@@ -179,14 +182,34 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     from .logs import RunLog
 
     losses = []
+    batches = loader(stream, cfg.workers)  # once per run: its workers persist across epochs
     with RunLog(run) as log:
         for epoch in range(start, cfg.epochs):
             stream.set_epoch(epoch)
             gen.manual_seed(cfg.seed * 1_000_003 + epoch)
             model.train()
-            total, count, t0 = 0.0, 0, time.perf_counter()
-            bar = tqdm(loader(stream, cfg.workers), total=len(stream), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       unit="batch", disable=not progress)
+            t0 = time.perf_counter()
+            pending: list[tuple[torch.Tensor, int, dict]] = []  # (loss, rows, parts) not yet read by the host
+            sums = [0.0, 0]  # loss x rows, rows
+
+            def flush() -> None:
+                """Read the pending losses from the device in one copy (not a stall at every step)."""
+                if not pending:
+                    return
+                names = sorted(pending[0][2])
+                table = torch.stack([torch.stack([v, *(p[n].float() for n in names)]).float()
+                                     for v, _, p in pending]).cpu().tolist()
+                first = step - len(pending) + 1
+                for k, (row, (_, rows, _)) in enumerate(zip(table, pending)):
+                    if not math.isfinite(row[0]):
+                        raise AnnotatorError(f"loss became {row[0]} at epoch {epoch + 1} step {first + k}; lower --lr")
+                    sums[0], sums[1] = sums[0] + row[0] * rows, sums[1] + rows
+                    log.step(epoch, first + k, row[0], dict(zip(names, row[1:])), opt.param_groups[0]["lr"])
+                bar.set_postfix(loss=f"{table[-1][0]:.4f}")
+                pending.clear()
+
+            bar = tqdm(batches, total=len(stream), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                       disable=not progress)
             for batch in bar:
                 x = to_inputs(batch, dev, cfg.size, augment, gen)
                 with _autocast(dev):
@@ -196,12 +219,11 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
                 loss.backward()
                 opt.step()
                 step += 1
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise AnnotatorError(f"loss became {value} at epoch {epoch + 1} step {step}; lower --lr")
-                total, count = total + value * len(x["image"]), count + len(x["image"])
-                bar.set_postfix(loss=f"{value:.4f}")
-                log.step(epoch, step, value, parts, opt.param_groups[0]["lr"])
+                pending.append((loss.detach(), len(x["image"]), parts))
+                if len(pending) == SYNC_EVERY:
+                    flush()
+            flush()
+            total, count = sums
             sched.step()
             mean = total / max(count, 1)
             losses.append(mean)

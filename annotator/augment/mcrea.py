@@ -157,15 +157,18 @@ class _Donors:
 
 def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, scheme: str = "integrated",
           generator: torch.Generator | None = None, regions: tuple[str, ...] = tuple(EXCHANGE_REGIONS),
-          ) -> tuple[dict[str, torch.Tensor], list[Exchange]]:
+          out: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], list[Exchange]]:
     """Apply MCREA to a batch; returns (new batch, the exchanges made, in order).
 
     batch: {"image", "label", "depth", "region", "landmarks"} in the store layouts (see module doc);
     other keys pass through. The new batch also holds "exchanged": bool (N, S, S), the pixels each
     sample took from donors. Deterministic for a given generator state; gamma = 0 is the identity.
+    out: tensors of the batch's shapes to write the new batch into (e.g. shared-memory slots) instead
+    of fresh copies; `batch` itself is never changed (it is the donors' source).
     """
     check_args(gamma, rho, scheme)
-    out = {k: v.clone() for k, v in batch.items()}
+    given = out or {}
+    out = {k: given[k].copy_(v) if k in given else v.clone() for k, v in batch.items()}
     n = out["image"].shape[0]
     log: list[Exchange] = []
     names = [r for r in regions if r in EXCHANGE_REGIONS]

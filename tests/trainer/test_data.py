@@ -147,3 +147,18 @@ def test_stores_of_different_sizes_do_not_mix(tmp_path):
     stream = StoreStream(select([a, b], "all", "train"), ("image",), batch_size=4)
     with pytest.raises(AnnotatorError, match=r"image has shape \(64, 64, 3\) in .* but \(32, 32, 3\)"):
         StoreLoader(stream, workers=1)
+
+
+def test_persistent_workers_follow_set_epoch(synthetic_store):
+    """One StoreLoader for the whole run: its workers outlive an epoch and still see set_epoch()."""
+    sel = select([synthetic_store], "all", "train")
+    stream = StoreStream(sel, ("image",), 4, shuffle=True, seed=3)
+    loader = StoreLoader(stream, workers=2)
+    orders = []
+    for epoch in (0, 1, 0):
+        stream.set_epoch(epoch)
+        orders.append(sorted(tuple(b["index"].tolist()) for b in loader))
+    fresh = StoreStream(sel, ("image",), 4, shuffle=True, seed=3)
+    fresh.set_epoch(1)
+    expected = sorted(tuple(b["index"].tolist()) for b in StoreLoader(fresh, workers=2))
+    assert orders[1] == expected and orders[0] == orders[2] and orders[0] != orders[1]

@@ -18,7 +18,8 @@ class FasModel(nn.Module):
     needs: tuple[str, ...] = ()
 
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """(scalar loss, its named parts as floats for the logs)."""
+        """(scalar loss, its named parts as detached 0-d tensors for the logs: the trainer reads them
+        from the device every few steps, not at each one)."""
         raise NotImplementedError
 
     def score(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:

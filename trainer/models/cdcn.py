@@ -73,7 +73,7 @@ class CDCN(FasModel):
         t = self.target(batch)
         mse = F.mse_loss(out, t)
         cd = contrastive_depth_loss(out, t)
-        return mse + cd, {"mse": float(mse.detach()), "cd": float(cd.detach())}
+        return mse + cd, {"mse": mse.detach(), "cd": cd.detach()}
 
     def score(self, out, batch):
         return 1.0 - out.flatten(1).mean(dim=1)

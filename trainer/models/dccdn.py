@@ -83,7 +83,7 @@ class DCCDN(FasModel):
         t = batch["label"]
         mse = F.mse_loss(out, t)
         cd = contrastive_depth_loss(out, t)
-        return self.alpha * mse + self.beta * cd, {"mse": float(mse.detach()), "cd": float(cd.detach())}
+        return self.alpha * mse + self.beta * cd, {"mse": mse.detach(), "cd": cd.detach()}
 
     def score(self, out, batch):
         return decision_score(out, batch["region"])
