@@ -71,6 +71,10 @@ class Layout:
     def shards(self) -> list[store.Shard]:
         return store.plan_shards(self.n, self.shard_size)
 
+    def all_shard_ids(self) -> list[int]:
+        """Every shard id: what recreating an array reopens."""
+        return [s.id for s in self.shards]
+
 
 @dataclass
 class Report:
@@ -232,45 +236,11 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
         node, why = _read_json(fs, f"{path}/{group}/zarr.json")
         if node is None:
             problems.append(Problem(f"group {group!r}: zarr.json {why}", action="recreate", target=group))
-    all_shards = tuple(s.id for s in layout.shards)
     for name in [*layout.expected, *sorted(extra_top)]:
-        node, why = _read_json(fs, f"{path}/{name}/zarr.json")
-        copy = (consolidated or {}).get(name)
-        spec = layout.expected.get(name)
-        if node is None:
-            if why == "missing":
-                if name.startswith("protocols/"):  # every run rewrites the protocols whole
-                    problems.append(Problem(f"missing array {name!r}", action="rerun", target=name,
-                                            fix="rerun the store's `annotate run` command, or `annotate protocols`"))
-                    continue
-                problems.append(Problem(f"missing array {name!r}", action="recreate" if spec else "",
-                                        shards=all_shards if spec else (), target=name,
-                                        fix="" if spec else RECREATE_FIX))
-            else:
-                problems.append(Problem(f"{name}: zarr.json {why}", action="restore" if copy else "recreate",
-                                        shards=() if copy else all_shards, target=name))
-            continue
-        wrong = _against_spec(node, spec, version) if spec else []
-        if wrong:
-            if copy is not None and not _against_spec(copy, spec, version):
-                problems.append(Problem(f"{name}: zarr.json has {'; '.join(wrong)} (its consolidated copy is right)",
-                                        action="restore", target=name))
-            else:
-                problems.append(Problem(f"{name}: {'; '.join(wrong)}", target=name, fix=RECREATE_FIX))
-            continue  # its chunks are read once its metadata is mended
-        elif consolidated is not None:
-            if copy is None:
-                problems.append(Problem(f"{name}: absent from the consolidated metadata in the root zarr.json",
-                                        action="reconsolidate", target=name))
-            else:
-                differ = [k for k, v in _summary(node).items() if _summary(copy)[k] != v]
-                if differ:
-                    mine, theirs = _summary(node), _summary(copy)
-                    problems.append(Problem(
-                        f"{name}: zarr.json and the consolidated copy in the root zarr.json disagree on "
-                        + ", ".join(f"{k} ({mine[k]} vs {theirs[k]})" for k in differ),
-                        action="reconsolidate", target=name))
-        layout.nodes[name] = node
+        node, found = _check_node(fs, path, name, layout, consolidated)
+        problems += found
+        if node is not None:
+            layout.nodes[name] = node
     if consolidated is not None:
         for name in sorted(listed - set(layout.expected) - set(extra_top)):
             if consolidated[name].get("node_type") == "array" and not _read_json(fs, f"{path}/{name}/zarr.json")[0]:
@@ -278,6 +248,42 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
                                         action="reconsolidate", target=name))
     problems += _check_markers(fs, path, layout)
     return problems, layout
+
+
+def _check_node(fs, path: str, name: str, layout: Layout, consolidated: dict | None
+                ) -> tuple[dict | None, list[Problem]]:
+    """(the node's own metadata when its chunks can be read, the problems of its metadata)."""
+    node, why = _read_json(fs, f"{path}/{name}/zarr.json")
+    copy = (consolidated or {}).get(name)
+    spec = layout.expected.get(name)
+    if node is None:
+        if why != "missing":
+            return None, [Problem(f"{name}: zarr.json {why}", action="restore" if copy else "recreate",
+                                  shards=() if copy else tuple(layout.all_shard_ids()), target=name)]
+        if name.startswith("protocols/"):  # every run rewrites the protocols whole
+            return None, [Problem(f"missing array {name!r}", action="rerun", target=name,
+                                  fix="rerun the store's `annotate run` command, or `annotate protocols`")]
+        return None, [Problem(f"missing array {name!r}", action="recreate" if spec else "",
+                              shards=tuple(layout.all_shard_ids()) if spec else (), target=name,
+                              fix="" if spec else RECREATE_FIX)]
+    wrong = _against_spec(node, spec, layout.version) if spec else []
+    if wrong:  # its chunks are read once its metadata is mended
+        if copy is not None and not _against_spec(copy, spec, layout.version):
+            return None, [Problem(f"{name}: zarr.json has {'; '.join(wrong)} (its consolidated copy is right)",
+                                  action="restore", target=name)]
+        return None, [Problem(f"{name}: {'; '.join(wrong)}", target=name, fix=RECREATE_FIX)]
+    if consolidated is None:
+        return node, []
+    if copy is None:
+        return node, [Problem(f"{name}: absent from the consolidated metadata in the root zarr.json",
+                              action="reconsolidate", target=name)]
+    mine, theirs = _summary(node), _summary(copy)
+    differ = [k for k, v in mine.items() if theirs[k] != v]
+    if not differ:
+        return node, []
+    return node, [Problem(f"{name}: zarr.json and the consolidated copy in the root zarr.json disagree on "
+                          + ", ".join(f"{k} ({mine[k]} vs {theirs[k]})" for k in differ),
+                          action="reconsolidate", target=name)]
 
 
 def _against_spec(node: dict, spec: tuple, version: int) -> list[str]:

@@ -236,6 +236,43 @@ def resolve(cfg: AnnotateConfig):
     return cfg, refs, adapter
 
 
+def _collector(out: str, summary: RunSummary, bar, held: lock.StoreLock):
+    """The callback that takes each shard's outcome into the summary, the store's failure markers
+    and the progress bar, refreshing the store's lock every 30 s."""
+    last_beat = [time.time()]
+
+    def collect(shard_id: int, result: dict | None, error: BaseException | None) -> None:
+        if time.time() - last_beat[0] > 30:
+            held.beat()
+            last_beat[0] = time.time()
+        if error is not None:
+            message = f"{type(error).__name__}: {error}"
+            summary.failed_shards.append([shard_id, message])
+            store.mark_failed(out, shard_id, message)
+            return
+        store.clear_failed(out, shard_id)
+        summary.failed_samples += result["failed"]
+        for k, v in result["seconds"].items():
+            summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + v
+        bar.update(result["n"])
+
+    return collect
+
+
+def _run_here(args: list[tuple], collect, retries: int, models) -> None:
+    """Every shard in this process, one after the other, each tried 1 + retries times."""
+    for a in args:
+        for attempt in range(retries + 1):
+            try:
+                result = run_shard(*a, models=models)
+            except Exception as e:
+                if attempt == retries:
+                    collect(a[2].id, None, e)
+                continue
+            collect(a[2].id, result, None)
+            break
+
+
 def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str = "local",
         workers: int | None = None, scheduler: str | None = None, cluster_config: str | None = None,
         client=None, retries: int = 2, resume_failed: bool = False, progress: bool = True,
@@ -282,35 +319,10 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     bar = tqdm(total=sum(len(r) for _, r in jobs), unit="frame", desc="annotate", disable=not progress)
     sizes = {s.id: s.stop - s.start for s in shards}
     with lock.StoreLock(out) as held:
-        last_beat = [time.time()]
-
-        def collect(shard_id: int, result: dict | None, error: BaseException | None) -> None:
-            if time.time() - last_beat[0] > 30:
-                held.beat()
-                last_beat[0] = time.time()
-            if error is not None:
-                message = f"{type(error).__name__}: {error}"
-                summary.failed_shards.append([shard_id, message])
-                store.mark_failed(out, shard_id, message)
-                return
-            store.clear_failed(out, shard_id)
-            summary.failed_samples += result["failed"]
-            for k, v in result["seconds"].items():
-                summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + v
-            bar.update(result["n"])
-
+        collect = _collector(out, summary, bar, held)
         args = [(out, store_id, s, r, cfg_dict) for s, r in jobs]
         if client is None and scheduler is None and cluster == "none":
-            for a in args:
-                for attempt in range(retries + 1):
-                    try:
-                        result = run_shard(*a, models=models)
-                    except Exception as e:
-                        if attempt == retries:
-                            collect(a[2].id, None, e)
-                        continue
-                    collect(a[2].id, result, None)
-                    break
+            _run_here(args, collect, retries, models)
         else:
             from .cluster import connect, has_resource, run_bounded
 

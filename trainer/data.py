@@ -20,12 +20,14 @@ from annotator.errors import AnnotatorError
 from annotator.samples import Status
 from annotator.store import open_store
 from annotator.store import protocol_names as store_protocols
+from annotator.schema import array_specs
 from annotator.store import shard_size_of
 
 GROUPS = {"train": 0, "dev": 1, "test": 2}
 # Pseudo-protocols: "split" uses meta/split (the dataset's own train/dev/test), "all" every row.
 PSEUDO_PROTOCOLS = ("split", "all")
-FIELDS = ("image", "label", "depth", "region", "landmarks")
+# Per-row arrays a batch may carry: the store's (annotator/schema.py), pyramid levels by name.
+FIELDS = tuple(name for name in array_specs(1 << 5) if not name.startswith("pyramid/"))
 META = ("sample_id", "video_id", "is_attack", "attack_type", "dataset")
 
 

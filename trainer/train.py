@@ -78,6 +78,35 @@ class TrainConfig:
 SYNC_EVERY = 10  # training steps between reads of the loss by the host
 
 
+class LossReader:
+    """Losses of the steps of one epoch, read from the device every SYNC_EVERY steps in one copy
+    (not a stall at every step), then checked, summed and logged."""
+
+    def __init__(self, log, epoch: int):
+        self.log, self.epoch = log, epoch
+        self.pending: list[tuple[int, torch.Tensor, int, dict, float]] = []  # step, loss, rows, parts, lr
+        self.total, self.rows = 0.0, 0
+
+    def add(self, step: int, loss: torch.Tensor, rows: int, parts: dict, lr: float, bar) -> None:
+        self.pending.append((step, loss.detach(), rows, parts, lr))
+        if len(self.pending) == SYNC_EVERY:
+            self.flush(bar)
+
+    def flush(self, bar) -> None:
+        if not self.pending:
+            return
+        names = sorted(self.pending[0][3])
+        table = torch.stack([torch.stack([v.float(), *(p[n].float() for n in names)])
+                             for _, v, _, p, _ in self.pending]).cpu().tolist()
+        for row, (step, _, rows, _, lr) in zip(table, self.pending):
+            if not math.isfinite(row[0]):
+                raise AnnotatorError(f"loss became {row[0]} at epoch {self.epoch + 1} step {step}; lower --lr")
+            self.total, self.rows = self.total + row[0] * rows, self.rows + rows
+            self.log.step(self.epoch, step, row[0], dict(zip(names, row[1:])), lr)
+        bar.set_postfix(loss=f"{table[-1][0]:.4f}")
+        self.pending.clear()
+
+
 def device_of(name: str | None) -> torch.device:
     if name:
         if name.startswith("cuda") and not torch.cuda.is_available():
@@ -189,25 +218,7 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
             gen.manual_seed(cfg.seed * 1_000_003 + epoch)
             model.train()
             t0 = time.perf_counter()
-            pending: list[tuple[torch.Tensor, int, dict]] = []  # (loss, rows, parts) not yet read by the host
-            sums = [0.0, 0]  # loss x rows, rows
-
-            def flush() -> None:
-                """Read the pending losses from the device in one copy (not a stall at every step)."""
-                if not pending:
-                    return
-                names = sorted(pending[0][2])
-                table = torch.stack([torch.stack([v, *(p[n].float() for n in names)]).float()
-                                     for v, _, p in pending]).cpu().tolist()
-                first = step - len(pending) + 1
-                for k, (row, (_, rows, _)) in enumerate(zip(table, pending)):
-                    if not math.isfinite(row[0]):
-                        raise AnnotatorError(f"loss became {row[0]} at epoch {epoch + 1} step {first + k}; lower --lr")
-                    sums[0], sums[1] = sums[0] + row[0] * rows, sums[1] + rows
-                    log.step(epoch, first + k, row[0], dict(zip(names, row[1:])), opt.param_groups[0]["lr"])
-                bar.set_postfix(loss=f"{table[-1][0]:.4f}")
-                pending.clear()
-
+            losses_read = LossReader(log, epoch)
             bar = tqdm(batches, total=len(stream), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                        disable=not progress)
             for batch in bar:
@@ -219,11 +230,9 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
                 loss.backward()
                 opt.step()
                 step += 1
-                pending.append((loss.detach(), len(x["image"]), parts))
-                if len(pending) == SYNC_EVERY:
-                    flush()
-            flush()
-            total, count = sums
+                losses_read.add(step, loss, len(x["image"]), parts, opt.param_groups[0]["lr"], bar)
+            losses_read.flush(bar)
+            total, count = losses_read.total, losses_read.rows
             sched.step()
             mean = total / max(count, 1)
             losses.append(mean)
