@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .errors import AnnotatorError
+from .errors import AnnotatorError, SettingError
 from .labels import PYRAMID_SIZES
 
 
@@ -36,16 +36,16 @@ class AnnotateConfig:
 
     def validate(self) -> None:
         if self.frames_per_video < 1:
-            raise AnnotatorError(f"--frames-per-video must be at least 1, got {self.frames_per_video}")
+            raise SettingError("frames_per_video", f"must be at least 1, got {self.frames_per_video}")
         top = max(PYRAMID_SIZES)
         if self.size < top or self.size % top:
-            raise AnnotatorError(f"--size must be a positive multiple of {top} (for the pyramid), got {self.size}")
+            raise SettingError("size", f"must be a positive multiple of {top} (for the pyramid), got {self.size}")
         if not 1.0 <= self.box_scale <= 4.0:
-            raise AnnotatorError(f"--box-scale must be in [1, 4], got {self.box_scale}")
+            raise SettingError("box_scale", f"must be in [1, 4], got {self.box_scale}")
         if self.limit is not None and self.limit < 1:
-            raise AnnotatorError(f"--limit must be at least 1, got {self.limit}")
+            raise SettingError("limit", f"must be at least 1, got {self.limit}")
         if self.shard_size is not None and self.shard_size < 1:
-            raise AnnotatorError(f"--shard-size must be at least 1, got {self.shard_size}")
+            raise SettingError("shard_size", f"must be at least 1, got {self.shard_size}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -9,7 +9,7 @@ import os
 import tomllib
 from typing import Callable, Iterator
 
-from annotator.errors import AnnotatorError
+from annotator.errors import AnnotatorError, SettingError
 
 CLUSTERS = ("local", "cuda", "slurm")
 SLURM_KEYS = {"queue": str, "walltime": str, "cores": int, "memory": str, "gpus_per_job": int, "jobs": int,
@@ -68,20 +68,20 @@ def read_slurm_config(path: str) -> dict:
     try:
         table = tomllib.loads(open(path).read())
     except FileNotFoundError:
-        raise AnnotatorError(f"--cluster-config {path} does not exist") from None
+        raise SettingError("cluster_config", f"{path} does not exist") from None
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise AnnotatorError(f"--cluster-config {path} is not valid TOML: {e}") from None
+        raise SettingError("cluster_config", f"{path} is not valid TOML: {e}") from None
     conf = table.get("slurm", table)
     unknown = sorted(set(conf) - set(SLURM_KEYS))
     if unknown:
-        raise AnnotatorError(f"--cluster-config {path}: unknown key(s) {', '.join(unknown)}; "
+        raise SettingError("cluster_config", f"{path}: unknown key(s) {', '.join(unknown)}; "
                              f"known: {', '.join(SLURM_KEYS)}")
     missing = [k for k in SLURM_REQUIRED if k not in conf]
     if missing:
-        raise AnnotatorError(f"--cluster-config {path}: missing {', '.join(missing)}")
+        raise SettingError("cluster_config", f"{path}: missing {', '.join(missing)}")
     for k, v in conf.items():
         if not isinstance(v, SLURM_KEYS[k]):
-            raise AnnotatorError(f"--cluster-config {path}: {k} must be a {SLURM_KEYS[k].__name__}, got {v!r}")
+            raise SettingError("cluster_config", f"{path}: {k} must be a {SLURM_KEYS[k].__name__}, got {v!r}")
     return conf
 
 
@@ -90,7 +90,7 @@ def slurm_cluster(conf: dict):
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError:
-        raise AnnotatorError("--cluster slurm needs dask-jobqueue: pip install dask-jobqueue") from None
+        raise SettingError("cluster", "slurm needs dask-jobqueue: pip install dask-jobqueue") from None
     gpus = conf.get("gpus_per_job", 0)
     processes = conf.get("processes", max(1, gpus) if gpus else 1)
     extra = list(conf.get("job_extra", []))
@@ -127,13 +127,13 @@ def connect(scheduler: str | None = None, cluster: str = "local", workers: int |
         try:
             from dask_cuda import LocalCUDACluster
         except ImportError:
-            raise AnnotatorError("--cluster cuda needs dask-cuda: pip install dask-cuda") from None
+            raise SettingError("cluster", "cuda needs dask-cuda: pip install dask-cuda") from None
         _quiet()
         with _dask_config(), LocalCUDACluster(threads_per_worker=1, resources={"GPU": 1}) as c, Client(c) as client:
             yield client
     elif cluster == "slurm":
         if not cluster_config:
-            raise AnnotatorError("--cluster slurm needs --cluster-config FILE (queue, walltime, cores, memory, jobs)")
+            raise SettingError("cluster", "slurm needs --cluster-config FILE (queue, walltime, cores, memory, jobs)")
         conf = read_slurm_config(cluster_config)
         _quiet()
         with _dask_config(), slurm_cluster(conf) as c:

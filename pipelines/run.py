@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from annotator import __version__, places, store
 from annotator.config import AnnotateConfig
 from annotator.datasets import DATASETS
-from annotator.errors import AnnotatorError
+from annotator.errors import AnnotatorError, SettingError
 from annotator.failures import FailedRow, summary_lines
 from annotator.labels import ATTACK_TYPES, Policy
 from annotator.samples import SampleRef
@@ -289,7 +289,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     """
     t0 = time.perf_counter()
     if retries < 0:
-        raise AnnotatorError(f"--retries must be at least 0, got {retries}")
+        raise SettingError("retries", f"must be at least 0, got {retries}")
     if models is not None and (client is not None or scheduler is not None or cluster != "none"):
         raise ValueError("models can only be passed in with cluster='none' (in this process)")
     out = places.normalize(out)

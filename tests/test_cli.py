@@ -157,3 +157,14 @@ def test_preview_shows_the_attack_channel(sample_store, tmp_path):
 def test_datasets_lists_adapters():
     r = invoke("datasets")
     assert r.exit_code == 0 and "folder" in r.output and "manifest.csv" in r.output and "sample" in r.output
+
+
+def test_a_bad_setting_is_named_by_its_field_in_the_library_and_by_its_flag_in_the_cli(tmp_path):
+    from annotator.errors import SettingError
+    from helpers import sync_config
+
+    with pytest.raises(SettingError, match=r"^frames_per_video must be at least 1, got 0$"):
+        sync_config(dataset="sample", root="", frames_per_video=0).validate()
+    r = invoke("run", "--dataset", "sample", "--out", tmp_path / "x.zarr", "--frames-per-video", 0)
+    assert_one_line_error(r, "Error: --frames-per-video must be at least 1, got 0")
+    assert not (tmp_path / "x.zarr").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from annotator.errors import AnnotatorError
+from annotator.errors import AnnotatorError, SettingError
 
 from .data import Selection, StoreLoader, StoreStream, select
 from .inputs import Augment, to_inputs
@@ -48,13 +48,13 @@ class TrainConfig:
 
     def validate(self) -> None:
         MODELS.get(self.model)
-        for name, v, lo in (("--epochs", self.epochs, 1), ("--batch", self.batch, 1), ("--workers", self.workers, 0)):
+        for name, v, lo in (("epochs", self.epochs, 1), ("batch", self.batch, 1), ("workers", self.workers, 0)):
             if v < lo:
-                raise AnnotatorError(f"{name} must be at least {lo}, got {v}")
+                raise SettingError(name, f"must be at least {lo}, got {v}")
         if not self.lr > 0:
-            raise AnnotatorError(f"--lr must be positive, got {self.lr}")
+            raise SettingError("lr", f"must be positive, got {self.lr}")
         if self.size is not None and self.size < 32:
-            raise AnnotatorError(f"--size must be at least 32, got {self.size}")
+            raise SettingError("size", f"must be at least 32, got {self.size}")
         if self.mcrea:
             from annotator.augment.mcrea import check_args
 
@@ -110,7 +110,7 @@ class LossReader:
 def device_of(name: str | None) -> torch.device:
     if name:
         if name.startswith("cuda") and not torch.cuda.is_available():
-            raise AnnotatorError(f"--device {name}: CUDA is not available here; use --device cpu")
+            raise SettingError("device", f"{name}: CUDA is not available here; use --device cpu")
         return torch.device(name)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -15,7 +15,7 @@ import torch
 import zarr
 
 from .. import places, store
-from ..errors import AnnotatorError
+from ..errors import AnnotatorError, SettingError
 from ..labels import pyramid
 from ..verify import require_sound
 from .mcrea import check_args, mcrea
@@ -31,7 +31,7 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
     except ValueError as e:
         raise AnnotatorError(str(e)) from None
     if copies < 1:
-        raise AnnotatorError(f"--copies must be at least 1, got {copies}")
+        raise SettingError("copies", f"must be at least 1, got {copies}")
     src_url, out_url = places.normalize(src_url), places.normalize(out_url)
     places.refuse_overlap(out_url, src_url, "the input store")
     require_sound(src_url, "quick", "repair it (`annotate verify --repair`, then rerun) before augmenting")

@@ -2,7 +2,7 @@
 
 import os
 
-from ..errors import AnnotatorError
+from ..errors import AnnotatorError, SettingError
 from .base import SEGMENTERS, FaceItem, Segmenter
 from . import geometry  # noqa: F401  (registers "geometry")
 
@@ -31,7 +31,7 @@ def prepare_options(name: str, options: dict) -> dict:
 
     checkpoint = options.get("checkpoint")
     if not checkpoint:
-        raise AnnotatorError("--segmenter sam needs --sam-checkpoint PATH (a segment-anything checkpoint)")
+        raise SettingError("segmenter", "sam needs --sam-checkpoint PATH (a segment-anything checkpoint)")
     model = options.get("model", "vit_h")
     load_state_dict(checkpoint, model)
     return {"checkpoint": os.path.abspath(checkpoint), "model": model, "sha256": sha256(checkpoint)}

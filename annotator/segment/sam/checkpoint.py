@@ -6,7 +6,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from ...errors import AnnotatorError
+from ...errors import AnnotatorError, SettingError
 
 # model type -> (image encoder embed dim, encoder depth); read off the official state dicts.
 MODEL_TYPES = {"vit_b": (768, 12), "vit_l": (1024, 24), "vit_h": (1280, 32)}
@@ -45,22 +45,22 @@ def load_state_dict(path: str | Path, model_type: str) -> dict:
         raise AnnotatorError(f"unknown --sam-model {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
     p = Path(path)
     if not p.is_file():
-        raise AnnotatorError(f"--sam-checkpoint {path} does not exist; download one: {CHECKPOINT_HELP}")
+        raise SettingError("sam_checkpoint", f"{path} does not exist; download one: {CHECKPOINT_HELP}")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except PermissionError:
-        raise AnnotatorError(f"--sam-checkpoint {path} is not readable (permission denied)") from None
+        raise SettingError("sam_checkpoint", f"{path} is not readable (permission denied)") from None
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AnnotatorError(f"--sam-checkpoint {path} is not a loadable PyTorch checkpoint ({first[:160]})") from None
+        raise SettingError("sam_checkpoint", f"{path} is not a loadable PyTorch checkpoint ({first[:160]})") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # some re-saved checkpoints nest the state dict
     if not isinstance(state, dict) or not any(str(k).startswith("image_encoder.") for k in state):
-        raise AnnotatorError(f"--sam-checkpoint {path} is not a SAM state dict (no image_encoder.* weights)")
+        raise SettingError("sam_checkpoint", f"{path} is not a SAM state dict (no image_encoder.* weights)")
     found = detect_model_type(state)
     if found != model_type:
         what = f"a {found} checkpoint" if found else "a SAM checkpoint of no known size"
-        raise AnnotatorError(f"--sam-checkpoint {path} is {what}, but --sam-model is {model_type}; "
+        raise SettingError("sam_checkpoint", f"{path} is {what}, but --sam-model is {model_type}; "
                              f"pass --sam-model {found}" if found else f"--sam-checkpoint {path} is {what}")
     _check_fits(state, model_type, path)
     return state
@@ -81,7 +81,7 @@ def _check_fits(state: dict, model_type: str, path) -> None:
                  f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
                  f"{len(wrong)} of wrong shape (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} "
                  f"instead of {expected[wrong[0]]})" if wrong else ""]
-        raise AnnotatorError(f"--sam-checkpoint {path} does not fit {model_type}: weights "
+        raise SettingError("sam_checkpoint", f"{path} does not fit {model_type}: weights "
                              + "; ".join(p for p in parts if p))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...errors import AnnotatorError
+from ...errors import AnnotatorError, SettingError
 from ...face.regions import region_priors
 from ..base import FaceItem
 from .attention import use_sdpa
@@ -34,7 +34,7 @@ def resolve_device(device: str | None) -> torch.device:
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise AnnotatorError("--device cuda was asked for but no CUDA device is visible; use --device cpu")
+        raise SettingError("device", "cuda was asked for but no CUDA device is visible; use --device cpu")
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise AnnotatorError(f"unknown --device {device!r}; use cuda, cuda:N or cpu")
     return torch.device(device)
@@ -60,10 +60,10 @@ class SamSegmenter:
                  sam: torch.nn.Module | None = None, sha256: str | None = None):
         if sam is None:
             if not checkpoint:
-                raise AnnotatorError("--segmenter sam needs --sam-checkpoint PATH (a segment-anything checkpoint)")
+                raise SettingError("segmenter", "sam needs --sam-checkpoint PATH (a segment-anything checkpoint)")
             sam = _load(checkpoint, model)
         if batch < 1:
-            raise AnnotatorError(f"--sam-batch must be at least 1, got {batch}")
+            raise SettingError("sam_batch", f"must be at least 1, got {batch}")
         self.device = resolve_device(device)
         self.model = sam.to(self.device).eval()
         if sdpa:
