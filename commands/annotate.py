@@ -60,6 +60,8 @@ def _setup_logging(verbose: int) -> None:
               help="Join an existing Dask scheduler at ADDRESS (e.g. tcp://10.0.0.5:8786) instead of --cluster.")
 @click.option("--cluster-config", type=str, default=None, help="TOML with [slurm] queue, walltime, cores, memory, "
                                                                  "gpus_per_job, jobs (--cluster slurm).")
+@click.option("--cluster-wait", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="Seconds to wait for the first SLURM worker job to start (--cluster slurm).")
 @click.option("--workers", type=int, default=None, help="Local worker processes (default: one per core).")
 @click.option("--retries", type=int, default=2, show_default=True, help="Retries of a shard that raises.")
 @click.option("--max-failure-rate", type=float, default=0.05, show_default=True,
@@ -71,7 +73,7 @@ def _setup_logging(verbose: int) -> None:
                    "(recorded in its provenance).")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
-        sam_batch, compile_, use_dataset_faces, track, auto_rotate, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, workers,
+        sam_batch, compile_, use_dataset_faces, track, auto_rotate, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, cluster_wait, workers,
         retries, max_failure_rate, resume_failed, overwrite, allow_code_change, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
@@ -108,7 +110,7 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_ch
     summary = run_pipeline(cfg, out, overwrite=overwrite, cluster=cluster, workers=workers,
                            scheduler=scheduler_address, cluster_config=cluster_config, retries=retries,
                            resume_failed=resume_failed, progress=True, command=command,
-                           allow_code_change=allow_code_change)
+                           allow_code_change=allow_code_change, cluster_wait=cluster_wait)
     click.echo(summary.report())
     click.echo(f"store: {out}")
     if summary.failure_rate > max_failure_rate:

@@ -9,6 +9,8 @@ import os
 import tomllib
 from typing import Callable, Iterator
 
+from distributed.diagnostics.plugin import SchedulerPlugin
+
 from annotator.errors import AnnotatorError, SettingError
 
 CLUSTERS = ("local", "cuda", "slurm")
@@ -107,7 +109,7 @@ def slurm_cluster(conf: dict):
 
 @contextlib.contextmanager
 def connect(scheduler: str | None = None, cluster: str = "local", workers: int | None = None,
-            cluster_config: str | None = None) -> Iterator["distributed.Client"]:
+            cluster_config: str | None = None, cluster_wait: float = 300.0) -> Iterator["distributed.Client"]:
     """A Client for the chosen cluster: an existing scheduler address, or one started here."""
     from distributed import Client
 
@@ -132,16 +134,83 @@ def connect(scheduler: str | None = None, cluster: str = "local", workers: int |
         with _dask_config(), LocalCUDACluster(threads_per_worker=1, resources={"GPU": 1}) as c, Client(c) as client:
             yield client
     elif cluster == "slurm":
-        if not cluster_config:
-            raise SettingError("cluster", "slurm needs --cluster-config FILE (queue, walltime, cores, memory, jobs)")
-        conf = read_slurm_config(cluster_config)
+        conf = check_slurm_config(cluster_config)
         _quiet()
         with _dask_config(), slurm_cluster(conf) as c:
-            c.scale(jobs=conf["jobs"])
+            # adapt, not scale: a job that dies (cancelled, preempted, past its walltime) is replaced
+            c.adapt(minimum_jobs=conf["jobs"], maximum_jobs=conf["jobs"])
             with Client(c) as client:
+                wait_for_slurm_workers(client, c, conf["queue"], cluster_wait)
                 yield client
     else:
         raise AnnotatorError(f"unknown --cluster {cluster!r}; choose one of {', '.join(CLUSTERS)}")
+
+
+def _slurm(*cmd: str) -> str:
+    import subprocess
+
+    try:
+        r = subprocess.run(list(cmd), capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SettingError("cluster", f"slurm: cannot run {cmd[0]} ({e}); is SLURM installed here?") from None
+    return r.stdout if r.returncode == 0 else ""
+
+
+def check_slurm_config(path: str | None) -> dict:
+    """The --cluster-config of a SLURM run, checked before any work: readable, complete, and naming a
+    partition this SLURM has."""
+    if not path:
+        raise SettingError("cluster", "slurm needs --cluster-config FILE (queue, walltime, cores, memory, jobs)")
+    conf = read_slurm_config(path)
+    check_partition(conf["queue"])
+    return conf
+
+
+def check_partition(queue: str) -> None:
+    """A one-line error, before any job is submitted, when SLURM has no partition `queue`."""
+    names = sorted({p.strip().rstrip("*") for p in _slurm("sinfo", "-h", "-o", "%P").split()})
+    if names and queue not in names:
+        raise SettingError("cluster_config", f"queue {queue!r} is not a SLURM partition here (sinfo lists: "
+                                             f"{', '.join(names)})")
+
+
+def wait_for_slurm_workers(client, cluster, queue: str, seconds: float) -> None:
+    """Wait up to `seconds` for the first worker job to start; a one-line error naming the partition
+    and squeue's reason when the jobs are still pending then (they are cancelled)."""
+    try:
+        client.wait_for_workers(1, timeout=seconds)
+        return
+    except TimeoutError:
+        pass
+    ids = [j.job_id for j in cluster.workers.values() if getattr(j, "job_id", None)]
+    reasons = sorted({line.split(None, 1)[1].strip() for line in
+                      _slurm("squeue", "-h", "-o", "%i %r", "-j", ",".join(ids)).splitlines() if " " in line}) if ids else []
+    raise AnnotatorError(f"no SLURM worker job started within --cluster-wait {seconds:.0f} s in partition "
+                         f"{queue!r} ({len(ids)} job(s) pending; squeue's reason: {', '.join(reasons) or 'none given'}); "
+                         "check `squeue` and `sinfo`, or wait longer with --cluster-wait")
+
+
+class LostWorkers(SchedulerPlugin):
+    """Scheduler plugin: the workers that left during the run (a job killed, cancelled or past its
+    walltime); Dask runs their tasks again elsewhere, and the run's summary says so."""
+
+    name = "fas-lost-workers"
+
+    def __init__(self):
+        self.lost: list[str] = []
+
+    def remove_worker(self, scheduler, worker: str, **kwargs) -> None:
+        self.lost.append(worker)
+
+
+def watch_lost_workers(client) -> None:
+    client.register_plugin(LostWorkers())
+
+
+def lost_workers(client) -> list[str]:
+    """The workers LostWorkers saw leave so far (call it before the cluster closes)."""
+    return client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins[LostWorkers.name].lost)
+                                   if LostWorkers.name in dask_scheduler.plugins else [])
 
 
 def has_resource(client, name: str) -> bool:

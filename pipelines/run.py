@@ -276,7 +276,8 @@ def _run_here(args: list[tuple], collect, retries: int, models) -> None:
 def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str = "local",
         workers: int | None = None, scheduler: str | None = None, cluster_config: str | None = None,
         client=None, retries: int = 2, resume_failed: bool = False, progress: bool = True,
-        command: str = "", models=None, allow_code_change: bool = False) -> RunSummary:
+        command: str = "", models=None, allow_code_change: bool = False,
+        cluster_wait: float = 300.0) -> RunSummary:
     """Annotate the dataset of cfg into the store at `out` (a path or fsspec URL).
 
     Where shards run: a given Dask `client`; else a `scheduler` address to join; else `cluster`:
@@ -285,7 +286,8 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     Committed shards are skipped; a shard that raises is retried `retries` times, then recorded as
     failed (`resume_failed` reruns only those). One run per store at a time (pipelines/lock.py).
     models: an annotator.shard.Models to annotate with instead of the config's (cluster "none" only:
-    tests pass fakes or small models this way).
+    tests pass fakes or small models this way). cluster_wait: seconds a SLURM run waits for its first
+    worker job to start before it stops with squeue's reason.
     """
     t0 = time.perf_counter()
     if retries < 0:
@@ -297,6 +299,10 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     if cfg.root:
         places.refuse_overlap(out, cfg.root, "the dataset root")
     places.require_writable(out)
+    if cluster == "slurm" and client is None and scheduler is None:
+        from .cluster import check_slurm_config
+
+        check_slurm_config(cluster_config)
     lock.check_free(out)  # before --overwrite may delete anything
     store_id, notes = prepare_store(cfg, out, refs, adapter.protocol_names(), overwrite, command, allow_code_change)
     shards = store.plan_shards(len(refs), cfg.shard_size)
@@ -318,24 +324,28 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
 
     bar = tqdm(total=sum(len(r) for _, r in jobs), unit="frame", desc="annotate", disable=not progress)
     sizes = {s.id: s.stop - s.start for s in shards}
-    with lock.StoreLock(out) as held:
+    with lock.StoreLock(out) as held, contextlib.closing(bar):  # an error starts on a line of its own
         collect = _collector(out, summary, bar, held)
         args = [(out, store_id, s, r, cfg_dict) for s, r in jobs]
         if client is None and scheduler is None and cluster == "none":
             _run_here(args, collect, retries, models)
         else:
-            from .cluster import connect, has_resource, run_bounded
+            from .cluster import connect, has_resource, lost_workers, run_bounded, watch_lost_workers
 
             ctx = contextlib.nullcontext(client) if client is not None else connect(scheduler, cluster, workers,
-                                                                                    cluster_config)
+                                                                                    cluster_config, cluster_wait)
             with ctx as c:
                 if getattr(c, "dashboard_link", None) and progress:
                     tqdm.write(f"Dask dashboard: {c.dashboard_link}")
+                watch_lost_workers(c)
                 wants_gpu = cfg.segmenter == "sam" and cfg.runtime.get("device", "cuda") != "cpu"
                 resources = {"GPU": 1} if wants_gpu and has_resource(c, "GPU") else None
                 run_bounded(c, run_shard, args, keys=[s.id for s, _ in jobs], on_done=collect,
                             retries=retries, resources=resources)
-        bar.close()
+                lost = lost_workers(c)
+                if lost:
+                    summary.notes.append(f"{len(lost)} Dask worker(s) were lost during the run ({', '.join(lost)}); "
+                                         "their shards were run again elsewhere")
         if len(store.committed_ids(out)) == len(shards):
             store.finalize(out)
     summary.failed_rows = sum(sizes[i] for i, _ in summary.failed_shards)

@@ -70,3 +70,16 @@ def problems(url: str, level: str = "full") -> list[str]:
     from annotator.verify import verify
 
     return [str(p) for p in verify(url, level).problems]
+
+
+def assert_same_store(a_url, b_url) -> None:
+    """Every array of two stores (arrays, meta columns, protocols, coordinates) equal, and b verifies."""
+    import zarr
+
+    a, b = zarr.open_group(str(a_url), mode="r"), zarr.open_group(str(b_url), mode="r")
+    names = sorted(k for k, v in a.members(max_depth=None) if isinstance(v, zarr.Array))
+    assert names == sorted(k for k, v in b.members(max_depth=None) if isinstance(v, zarr.Array))
+    for k in names:
+        x, y = a[k][:], b[k][:]
+        assert x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), k
+    assert problems(str(b_url)) == []

@@ -17,21 +17,10 @@ import zarr
 
 from annotator import store
 from annotator.errors import AnnotatorError
-from helpers import REPO, sync_config, problems
+from helpers import REPO, assert_same_store, problems, sync_config
 from pipelines import lock
 from pipelines.run import run
 
-ARRAYS = ("image", "label", "depth", "region", "landmarks", "pyramid/32", "pyramid/1")
-COLUMNS = ("sample_id", "status", "frame_index", "attack_type", "source", "error", "segmenter", "depth_source")
-
-
-def assert_same_store(a_url, b_url):
-    a, b = zarr.open_group(a_url, mode="r"), zarr.open_group(b_url, mode="r")
-    for name in ARRAYS:
-        np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
-    for col in COLUMNS:
-        assert a[f"meta/{col}"][:].tolist() == b[f"meta/{col}"][:].tolist(), col
-    assert problems(b_url) == []
 
 
 def sample_cfg(**kw):
@@ -220,6 +209,7 @@ def test_join_a_cli_scheduler_and_survive_a_killed_worker(cli_cluster, one_row_s
     os.kill(victim, signal.SIGKILL)
     output = r.communicate(timeout=300)[0].decode()
     assert r.returncode == 0, output
+    assert "1 Dask worker(s) were lost during the run" in output, output
     assert_same_store(url, out)
 
 

@@ -13,7 +13,7 @@ import zarr
 from click.testing import CliRunner
 
 from commands.annotate import cli
-from helpers import REPO, sync_config
+from helpers import REPO, assert_same_store, sync_config
 
 SCHEMA_1 = REPO / "tests" / "data" / "schema1.zarr"
 ROWS = "shard 1, rows 10-14"  # the sample store: shard 0 = the video's 10 frames, shard 1 = 5 images
@@ -26,18 +26,6 @@ def verify_cli(*args):
     assert r.exit_code in (0, 1) and (r.exception is None or isinstance(r.exception, SystemExit)), r.output
     lines = r.output.splitlines()
     return r.exit_code, [l[len("problem: "):] for l in lines if l.startswith("problem: ")], r.output
-
-
-def arrays_of(url):
-    root = zarr.open_group(str(url), mode="r")
-    return {k: v[:] for k, v in root.members(max_depth=None) if isinstance(v, zarr.Array)}
-
-
-def assert_same_store(a, b):
-    x, y = arrays_of(a), arrays_of(b)
-    assert sorted(x) == sorted(y)
-    for k in x:
-        assert x[k].shape == y[k].shape and np.array_equal(x[k], y[k], equal_nan=x[k].dtype.kind == "f"), k
 
 
 def rerun(url):
