@@ -38,6 +38,8 @@ def cli():
 @click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier (1 = the paper's).")
 @click.option("--alpha", type=float, default=None, help="dccdn3: weight of the MSE loss [1].")
 @click.option("--beta", type=float, default=None, help="dccdn3: weight of the contrastive depth loss [1].")
+@click.option("--pyramid", type=str, default=None,
+              help="resnet50_ps, cdcn_ps: the supervised pyramid scales, e.g. 8,4,2,1 or 32 [their defaults].")
 @click.option("--mcrea", type=float, default=0.0, show_default=True, help="MCREA gamma on the fly (0: off).")
 @click.option("--mcrea-rho", type=int, default=1, show_default=True)
 @click.option("--mcrea-scheme", type=click.Choice(["integrated", "overlay", "clipping"]), default="integrated",
@@ -48,7 +50,7 @@ def cli():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
 def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
-          mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
+          pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
     """Train a model on the train group of a protocol (resumes a run directory)."""
     from trainer.train import TrainConfig
     from trainer.train import train as run_training
@@ -58,6 +60,16 @@ def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, 
     options = {k: v for k, v in {"alpha": alpha, "beta": beta}.items() if v is not None}
     if options and model != "dccdn3":
         raise AnnotatorError("--alpha and --beta apply to --model dccdn3")
+    if pyramid is not None:
+        if model not in ("resnet50_ps", "cdcn_ps"):
+            raise AnnotatorError("--pyramid applies to --model resnet50_ps and cdcn_ps")
+        try:
+            scales = [int(k) for k in pyramid.split(",") if k.strip()]
+        except ValueError:
+            scales = []
+        if not scales or any(k < 1 or k > 32 or 32 % k for k in scales):
+            raise AnnotatorError(f"--pyramid takes scales among 32, 16, 8, 4, 2, 1 (the store's levels), got {pyramid!r}")
+        options["scales"] = scales
     sources = _stores(store or train_stores)
     cfg = TrainConfig(model=model, train=sources, protocol=protocol, test=_stores(test_stores), epochs=epochs,
                       batch=batch, lr=lr, lr_step=lr_step, size=size, width=width, model_options=options,
@@ -127,7 +139,10 @@ def models():
 
     for name in MODELS.names():
         m = create(name, width=0.1)
-        click.echo(f"{name}\treads image, {', '.join(m.needs)}")
+        click.echo(f"{name}\n    trains on: image, {', '.join(m.train_needs)}\n    scores from: "
+                   f"{', '.join(('image',) + tuple(m.needs))}")
+        for key in ("outputs", "loss", "score"):
+            click.echo(f"    {key}: {m.card.get(key, '(not described)')}")
 
 
 def main() -> None:

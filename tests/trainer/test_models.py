@@ -15,12 +15,15 @@ def test_forward_shapes_and_a_finite_loss(name):
     m = create(name, width=0.1)
     x = torch.randn(2, 3, 64, 64)
     out = m(x)
-    batch = {"image": x, "label": torch.rand(2, 3, 64, 64), "pyramid/32": torch.rand(2, 3, 32, 32),
-             "region": torch.randint(0, 6, (2, 64, 64))}
-    expected = {"cdcn": (2, 1, 32, 32), "cdcnpp": (2, 1, 32, 32), "dccdn3": (2, 3, 64, 64)}[name]
+    batch = {"image": x, "label": torch.rand(2, 3, 64, 64), "region": torch.randint(0, 6, (2, 64, 64)),
+             "is_attack": torch.tensor([True, False]),
+             **{f"pyramid/{k}": torch.rand(2, 3, k, k) for k in (32, 16, 8, 4, 2, 1)}}
+    expected = {"cdcn": (2, 1, 32, 32), "cdcnpp": (2, 1, 32, 32), "dccdn3": (2, 3, 64, 64),
+                "resnet50_ps": (2, 1 + 64 + 16 + 4 + 1), "cdcn_ps": (2, 32 * 32 + 16 * 16)}[name]
     assert tuple(out.shape) == expected
     loss, parts = m.loss(out, batch)
-    assert loss.ndim == 0 and torch.isfinite(loss) and set(parts) == {"mse", "cd"}
+    parts_of = {"resnet50_ps": {"mask_bce", "cls_bce"}}.get(name, {"mse", "cd"})
+    assert loss.ndim == 0 and torch.isfinite(loss) and set(parts) == parts_of
     loss.backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
     assert m.score(out, batch).shape == (2,)
@@ -86,3 +89,40 @@ def test_decision_rule_on_hand_made_maps():
     # no face pixels at all: the whole map's mean
     s0 = decision_score(torch.full((1, 3, 4, 4), 0.5), torch.zeros(1, 4, 4, dtype=torch.long))
     assert float(s0) == pytest.approx(0.0)
+
+
+def test_binary_pyramid_targets_by_hand():
+    from trainer.models.pyramid import binary_targets
+
+    # cells (attack, live, background): a print cell, a live cell, a mostly-background attack cell, a tie
+    level = torch.tensor([[0.6, 0.0, 0.4], [0.1, 0.7, 0.2], [0.3, 0.1, 0.6], [0.25, 0.25, 0.5]]).T.reshape(1, 3, 2, 2)
+    assert binary_targets(level).flatten().tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_binary_targets_of_a_store_with_known_maps(sample_store):
+    """On the sample store: print and replay rows are spoof on the face cells, bona fide rows nowhere."""
+    import zarr
+
+    from trainer.models.pyramid import binary_targets
+
+    root = zarr.open_group(sample_store[0], mode="r")
+    level = torch.from_numpy(root["pyramid/8"][:].astype(np.float32) / 255)
+    t = binary_targets(level)
+    types = root["meta/attack_type"][:]
+    attack = level[:, 0:1] > level[:, 1:2]
+    expected = (attack & (level[:, 2:3] <= 0.5)).float()  # the rule, computed apart from the function
+    assert torch.equal(t, expected)
+    for i, typ in enumerate(types):
+        if typ == "bonafide":
+            assert t[i].sum() == 0
+        elif typ in ("print", "replay"):
+            assert t[i].sum() >= 4  # the face covers several of the 64 cells
+
+
+def test_resnet50_ps_picks_its_scales_and_stages():
+    from trainer.models.pyramid import ResNet50PS
+
+    m = create("resnet50_ps", width=0.1, scales=(32,))
+    assert m.train_needs == ("pyramid/32",) and m.stage_of == {32: 1}  # layer2: S/8 = 32 at 256
+    assert ResNet50PS.stage_for(8) == 3 and ResNet50PS.stage_for(16) == 2
+    assert tuple(m(torch.randn(1, 3, 64, 64)).shape) == (1, 1 + 32 * 32)

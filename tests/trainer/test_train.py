@@ -12,6 +12,7 @@ from commands.train import cli
 from trainer.data import select
 from trainer.evaluate import evaluate_run
 from trainer.metrics import read_scores
+from trainer.models import MODELS
 from trainer.train import TrainConfig, score, train
 
 
@@ -21,17 +22,18 @@ def _cfg(store, **kw):
     return TrainConfig(**kw)
 
 
-def test_training_lowers_the_loss_and_eval_reloads_identical_scores(sample_store, tmp_path):
+@pytest.mark.parametrize("name", MODELS.names())
+def test_training_lowers_the_loss_and_eval_reloads_identical_scores(sample_store, tmp_path, name):
     url, _ = sample_store
     run = tmp_path / "run"
-    result = train(_cfg(url), str(run), device="cpu", progress=False)
+    result = train(_cfg(url, model=name), str(run), device="cpu", progress=False)
     assert len(result.losses) == 4 and result.losses[-1] < 0.8 * result.losses[0], result.losses
     assert {"config.json", "last.pt", "log.csv", "tb"} <= {p.name for p in run.iterdir()}
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == ["1", "2", "3", "4"]
     assert any(p.name.startswith("events.out.tfevents") for p in (run / "tb").iterdir())
     ckpt = torch.load(run / "last.pt", weights_only=True)
-    assert ckpt["model"] == "dccdn3" and ckpt["epoch"] == 3
+    assert ckpt["model"] == name and ckpt["epoch"] == 3
 
     sel = select([url], "all", "test", needs=result.model.needs)
     expected = score(result.model, sel, batch=16, size=64, workers=0, device=torch.device("cpu"))
@@ -43,7 +45,7 @@ def test_training_lowers_the_loss_and_eval_reloads_identical_scores(sample_store
     assert report["frame"]["n_attack"] == 3 and report["frame"]["n_bona_fide"] == 12
     for f in ("metrics.json", "roc.png", "det.png", "scores_dev.csv"):
         assert (run / "eval" / f).stat().st_size > 0
-    assert json.loads((run / "eval" / "metrics.json").read_text())["model"] == "dccdn3"
+    assert json.loads((run / "eval" / "metrics.json").read_text())["model"] == name
 
 
 def test_a_rerun_resumes_after_the_last_epoch(sample_store, tmp_path):
@@ -67,7 +69,7 @@ def test_bad_inputs_are_one_line_errors(sample_store, tmp_path):
     base = ["train", "--store", url, "--protocol", "all", "--epochs", "1", "--size", "64", "--width", "0.1",
             "--workers", "0", "--out", str(tmp_path / "x")]
     cases = [
-        (base + ["--model", "resnet"], "unknown model 'resnet'; choose one of: cdcn, cdcnpp, dccdn3"),
+        (base + ["--model", "resnet"], f"unknown model 'resnet'; choose one of: {', '.join(MODELS.names())}"),
         (["train", "--store", url, "--protocol", "grandtest", "--model", "cdcn", "--out", str(tmp_path / "y")],
          "has no protocol 'grandtest'"),
         (["train", "--store", url, "--protocol", "split", "--model", "cdcn", "--out", str(tmp_path / "y")],
@@ -116,3 +118,27 @@ def test_leave_one_dataset_out_reports_both_threshold_variants(tmp_path):
     assert cross["source_dev"]["threshold"] == pytest.approx(eer_threshold(dev))
     assert cross["target_eer"]["threshold"] == pytest.approx(eer_threshold(test))
     assert len(test.score) == 2  # 4 test rows of c, 2 frames per video
+
+
+def test_pyramid_scales_from_the_cli_are_recorded_and_checked(sample_store, tmp_path):
+    url, _ = sample_store
+    base = ["train", "--store", url, "--protocol", "all", "--epochs", "1", "--batch", "8", "--size", "64",
+            "--width", "0.1", "--workers", "0", "--no-augment"]
+    r = CliRunner().invoke(cli, base + ["--model", "resnet50_ps", "--pyramid", "8,4", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["model_options"] == {"scales": [8, 4]}
+    r = CliRunner().invoke(cli, base + ["--model", "cdcn_ps", "--pyramid", "3", "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "--pyramid takes scales among 32, 16, 8, 4, 2, 1" in r.output
+    r = CliRunner().invoke(cli, base + ["--model", "dccdn3", "--pyramid", "8", "--out", str(tmp_path / "y")])
+    assert r.exit_code != 0 and "--pyramid applies to --model resnet50_ps and cdcn_ps" in r.output
+
+
+def test_models_lists_every_model_with_its_card():
+    r = CliRunner().invoke(cli, ["models"])
+    assert r.exit_code == 0
+    for name in MODELS.names():
+        block = r.output.split(f"{name}\n", 1)[1].split("\n")[:5]
+        assert block[0].startswith("    trains on: image") and all(
+            line.split(":")[0].strip() in ("scores from", "outputs", "loss", "score") for line in block[1:])
+        assert "(not described)" not in "\n".join(block), name

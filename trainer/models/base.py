@@ -16,8 +16,10 @@ class FasModel(nn.Module):
     #: Checked against each store before any work; training reads only train_needs.
     train_needs: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    #: what `fas-train models` prints: outputs, loss and score rule, one line each.
+    card: dict[str, str] = {}
 
-    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(scalar loss, its named parts as detached 0-d tensors for the logs: the trainer reads them
         from the device every few steps, not at each one)."""
         raise NotImplementedError

@@ -43,6 +43,8 @@ class CDCN(FasModel):
 
     train_needs = needs = ("pyramid/32",)
     map_size = 32
+    card = {"outputs": "1 x 32 x 32 live-depth map", "loss": "MSE + contrastive depth loss vs the live channel of pyramid/32",
+            "score": "1 - the map's mean"}
 
     def __init__(self, theta: float = 0.7, width: float = 1.0, attention: bool = False):
         super().__init__()
@@ -52,7 +54,7 @@ class CDCN(FasModel):
         self.blocks = nn.ModuleList([_block(w(64), widths, theta), _block(widths[2], widths, theta),
                                      _block(widths[2], widths, theta)])
         self.attention = nn.ModuleList([SpatialAttention(k) for k in (7, 5, 3)]) if attention else None
-        c = 3 * widths[2]
+        c = self.feature_channels = 3 * widths[2]
         self.head = nn.Sequential(conv_bn_relu(CDConv(c, w(128), theta=theta), w(128)),
                                   conv_bn_relu(CDConv(w(128), w(64), theta=theta), w(64)),
                                   CDConv(w(64), 1, theta=theta), nn.ReLU())

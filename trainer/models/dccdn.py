@@ -52,6 +52,9 @@ class DCCDN(FasModel):
     """(B, 3, S, S) image -> (B, channels, S, S) map (channels 3: attack, live, background)."""
 
     train_needs = ("label",)
+    card = {"outputs": "3 x S x S attack / live / background map",
+            "loss": "alpha MSE + beta contrastive depth loss on the three-channel label (Fine-grained annotation, eq. 3)",
+            "score": "F_attack - F_real: mean attack over the face minus mean live over eyes, nose, mouth (eq. 4-5)"}
     needs = ("label", "region")  # the region map is the decision rule's A_face and A_key
     map_size = 32
 
