@@ -38,6 +38,9 @@ def cli():
 @click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier (1 = the paper's).")
 @click.option("--alpha", type=float, default=None, help="dccdn3: weight of the MSE loss [1].")
 @click.option("--beta", type=float, default=None, help="dccdn3: weight of the contrastive depth loss [1].")
+@click.option("--pretrained", type=str, default=None,
+              help="resnet50_ps: backbone weights, `imagenet` (torchvision's, from the torch cache) or a state-dict "
+                   "file [random init].")
 @click.option("--pyramid", type=str, default=None,
               help="resnet50_ps, cdcn_ps: the supervised pyramid scales, e.g. 8,4,2,1 or 32 [their defaults].")
 @click.option("--mcrea", type=float, default=0.0, show_default=True, help="MCREA gamma on the fly (0: off).")
@@ -50,7 +53,7 @@ def cli():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
 def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
-          pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
+          pretrained, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
     """Train a model on the train group of a protocol (resumes a run directory)."""
     from trainer.train import TrainConfig
     from trainer.train import train as run_training
@@ -60,6 +63,12 @@ def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, 
     options = {k: v for k, v in {"alpha": alpha, "beta": beta}.items() if v is not None}
     if options and model != "dccdn3":
         raise AnnotatorError("--alpha and --beta apply to --model dccdn3")
+    if pretrained is not None:
+        if model not in ("resnet50_ps",):
+            raise AnnotatorError("--pretrained applies to --model resnet50_ps (the models with a torchvision backbone)")
+        from pathlib import Path
+
+        options["pretrained"] = pretrained if pretrained == "imagenet" else str(Path(pretrained).resolve())
     if pyramid is not None:
         if model not in ("resnet50_ps", "cdcn_ps"):
             raise AnnotatorError("--pyramid applies to --model resnet50_ps and cdcn_ps")

@@ -71,8 +71,10 @@ class TrainConfig:
     def test_stores(self) -> list[str]:
         return self.test or self.train
 
-    def build_model(self) -> FasModel:
-        return create(self.model, width=self.width, **self.model_options)
+    def build_model(self, pretrained: bool = True) -> FasModel:
+        """The model; pretrained=False skips loading backbone weights (a checkpoint replaces them anyway)."""
+        options = {k: v for k, v in self.model_options.items() if pretrained or k != "pretrained"}
+        return create(self.model, width=self.width, **options)
 
 
 SYNC_EVERY = 10  # training steps between reads of the loss by the host
@@ -270,6 +272,6 @@ def load_run(run: str | Path, checkpoint: str | None = None) -> tuple[TrainConfi
     cfg = run_config(run)
     path = Path(checkpoint) if checkpoint else Path(run) / CHECKPOINT
     ckpt = load_checkpoint(path, cfg.model)
-    model = cfg.build_model()
+    model = cfg.build_model(pretrained=False)
     restore(model, ckpt, path)
     return cfg, model, ckpt

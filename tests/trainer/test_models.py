@@ -126,3 +126,37 @@ def test_resnet50_ps_picks_its_scales_and_stages():
     assert m.train_needs == ("pyramid/32",) and m.stage_of == {32: 1}  # layer2: S/8 = 32 at 256
     assert ResNet50PS.stage_for(8) == 3 and ResNet50PS.stage_for(16) == 2
     assert tuple(m(torch.randn(1, 3, 64, 64)).shape) == (1, 1 + 32 * 32)
+
+
+def test_pretrained_backbone_weights_are_checked_and_loaded(tmp_path, monkeypatch):
+    from torchvision.models import resnet50
+
+    from annotator.errors import SettingError
+    from trainer.models.pretrained import imagenet_file
+
+    torch.manual_seed(1)
+    state = resnet50().state_dict()
+    good = tmp_path / "r50.pth"
+    torch.save(state, good)
+    m = create("resnet50_ps", pretrained=str(good))
+    assert torch.equal(m.stem[0].weight, state["conv1.weight"]) and torch.equal(m.stages[3][0].conv1.weight,
+                                                                                 state["layer4.0.conv1.weight"])
+    with pytest.raises(SettingError, match=r"does not fit resnet50 \(at this --width\): 0 weight\(s\) missing"):
+        create("resnet50_ps", width=0.5, pretrained=str(good))
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, bad)
+    with pytest.raises(SettingError, match="does not fit resnet50"):
+        create("resnet50_ps", pretrained=str(bad))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(SettingError, match="is not a loadable state dict"):
+        create("resnet50_ps", pretrained=str(tmp_path / "junk.pth"))
+    old_hub = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))  # an empty torch cache, and no network for the file
+    try:
+        monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+        with pytest.raises(SettingError, match=r"imagenet needs torchvision's ImageNet weights .* place "
+                                               r"resnet50-0676ba61\.pth"):
+            create("resnet50_ps", pretrained="imagenet")
+        assert imagenet_file("resnet50") == tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    finally:
+        torch.hub.set_dir(old_hub)

@@ -142,3 +142,14 @@ def test_models_lists_every_model_with_its_card():
         assert block[0].startswith("    trains on: image") and all(
             line.split(":")[0].strip() in ("scores from", "outputs", "loss", "score") for line in block[1:])
         assert "(not described)" not in "\n".join(block), name
+
+
+def test_pretrained_file_that_does_not_fit_is_a_one_line_error(sample_store, tmp_path):
+    import torch
+
+    bad = tmp_path / "other.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, bad)
+    r = CliRunner().invoke(cli, ["train", "--store", sample_store[0], "--protocol", "all", "--model", "resnet50_ps",
+                                 "--pretrained", str(bad), "--workers", "0", "--out", str(tmp_path / "r")])
+    lines = [l for l in r.output.splitlines() if l.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith(f"Error: --pretrained {bad} does not fit resnet50")

@@ -49,20 +49,24 @@ class ResNet50PS(FasModel):
     at least k x k for a 256 input (layer4 = S/32 for 8, 4, 2, 1; layer2 = S/8 for a single 32),
     average-pooled to k x k, then an unshared 1x1 conv + sigmoid. The masks, flattened and concatenated, feed
     the classifier (one linear layer). Loss: mean BCE over scales + BCE of the logit on is_attack.
-    Score: sigmoid(logit). `width` scales the bottleneck widths (torchvision's width_per_group)."""
+    Score: sigmoid(logit). `width` scales the bottleneck widths (torchvision's width_per_group);
+    `pretrained`: "imagenet", a resnet50 state-dict file, or None (random init, the default)."""
 
     card = {"outputs": "live/spoof logit + a k x k spoof mask per --pyramid scale (default 8, 4, 2, 1)",
             "loss": "mean BCE of the masks vs binary pyramid/<k> targets + BCE of the logit on is_attack",
             "score": "sigmoid(logit)"}
 
-    def __init__(self, scales=(8, 4, 2, 1), width: float = 1.0, weights=None):
+    def __init__(self, scales=(8, 4, 2, 1), width: float = 1.0, pretrained: str | None = None):
         super().__init__()
         from torchvision.models import resnet50
+
+        from .pretrained import load_backbone
 
         self.scales = _scales(scales)
         self.train_needs = tuple(f"pyramid/{k}" for k in self.scales)
         self.needs = ()
-        net = resnet50(weights=weights, width_per_group=max(4, int(round(64 * width))))
+        net = resnet50(weights=None, width_per_group=max(4, int(round(64 * width))))
+        load_backbone(net, "resnet50", pretrained)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.stages = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
         channels = (256, 512, 1024, 2048)
