@@ -124,7 +124,7 @@ class StoreStream(IterableDataset):
 
     def __init__(self, selection: Selection, fields: tuple[str, ...], batch_size: int, shuffle: bool = False,
                  seed: int = 0, drop_last: bool = False, buffer_chunks: int = 4, mcrea: dict | None = None,
-                 flip: bool = False):
+                 flip: bool = False, balance: bool = False):
         super().__init__()
         bad = [f for f in fields if f not in FIELDS and not f.startswith("pyramid/")]
         if bad:
@@ -133,6 +133,7 @@ class StoreStream(IterableDataset):
             raise AnnotatorError(f"batch size must be at least 1, got {batch_size}")
         self.sel, self.batch_size, self.shuffle, self.seed = selection, batch_size, shuffle, seed
         self.drop_last, self.buffer_chunks, self.mcrea, self.flip = drop_last, buffer_chunks, mcrea, flip
+        self.balance = balance and self.batch_size >= 2
         need = set(fields) | (set(FIELDS) if mcrea else set())
         self.fields = tuple(f for f in FIELDS if f in need) + tuple(sorted(need - set(FIELDS)))
         # In shared memory: workers that persist across epochs (StoreLoader) see set_epoch().
@@ -162,6 +163,10 @@ class StoreStream(IterableDataset):
 
     def __len__(self) -> int:
         n = len(self.sel)
+        if self.balance:  # every row of the larger class once, each batch half of it
+            attack = int(self.sel.meta["is_attack"].sum())
+            if 0 < attack < n:
+                return math.ceil(max(attack, n - attack) / (self.batch_size // 2))
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _plan(self) -> list[tuple[int, int, np.ndarray]]:
@@ -186,6 +191,9 @@ class StoreStream(IterableDataset):
         blocks: list[dict[str, np.ndarray]] = []  # decoded chunks still holding rows to emit
         # rows waiting in the buffer: (block, row in block, position in the selection)
         pending = np.empty((0, 3), np.int64)
+        if self.balance:
+            yield from self._balanced(mine, rng, gen, info is not None)
+            return
         for k, c, positions in mine:
             part = self.sel.parts[k]
             if k not in arrays:
@@ -210,6 +218,65 @@ class StoreStream(IterableDataset):
             if self.drop_last:
                 pending = pending[:len(pending) // self.batch_size * self.batch_size]
             yield from self._batches(blocks, pending, gen, info is not None)
+
+    def _read(self, arrays: dict, k: int, c: int, positions: np.ndarray) -> tuple[dict, np.ndarray]:
+        """(the decoded chunk c of part k, the rows of `positions` in it)."""
+        part = self.sel.parts[k]
+        if k not in arrays:
+            root = open_store(part.url)
+            arrays[k] = {f: root[f] for f in self.fields}
+        start = c * part.chunk
+        block = {f: a[start:start + part.chunk] for f, a in arrays[k].items()}
+        return block, part.rows[positions - self.sel.offsets[k]] - start
+
+    def _balanced(self, mine: list, rng: np.random.Generator, gen: torch.Generator, shared: bool):
+        """Batches of half live, half spoof rows, chunks read whole as usual: rows wait in one pool
+        per class until both can fill half a batch. Every row of this worker is emitted; when the
+        smaller class runs out, its rows seen most recently are drawn again to fill the halves (a
+        worker that holds one class only emits plain batches)."""
+        half = self.batch_size // 2
+        attack = self.sel.meta["is_attack"]
+        arrays: dict[int, dict] = {}
+        blocks: list[dict[str, np.ndarray]] = []
+        pools = {False: np.empty((0, 3), np.int64), True: np.empty((0, 3), np.int64)}
+        recent = {False: np.empty((0, 3), np.int64), True: np.empty((0, 3), np.int64)}  # for drawing again
+
+        def take(cls: bool, n: int) -> np.ndarray:
+            rows, pools[cls] = pools[cls][:n], pools[cls][n:]
+            recent[cls] = np.concatenate([recent[cls], rows])[-half:]
+            return rows
+
+        def emit(rows: np.ndarray):
+            used = set(rows[:, 0].tolist()) | {int(b) for r in recent.values() for b in r[:, 0]}
+            yield from self._batches(blocks, rows, gen, shared)
+            used |= {int(b) for p in pools.values() for b in p[:, 0]}
+            for i in range(len(blocks)):  # free the chunks nothing refers to any more
+                if i not in used:
+                    blocks[i] = {}
+
+        for k, c, positions in mine:
+            block, local = self._read(arrays, k, c, positions)
+            blocks.append(block)
+            rows = np.stack([np.full(len(local), len(blocks) - 1), local, positions], axis=1)
+            cls = attack[positions]
+            for flag in (False, True):
+                pools[flag] = np.concatenate([pools[flag], rows[cls == flag]])
+            while len(pools[False]) >= half and len(pools[True]) >= half:
+                both = np.concatenate([take(False, half), take(True, half)])
+                yield from emit(both[rng.permutation(len(both))])
+        while len(pools[False]) or len(pools[True]):  # the larger class's rest, the smaller drawn again
+            big = len(pools[True]) > len(pools[False])
+            if not len(pools[not big]) and not len(recent[not big]):  # this worker never saw the other class
+                yield from emit(take(big, self.batch_size))
+                continue
+            halves = []
+            for cls in (big, not big):
+                got = take(cls, half)
+                if len(got) < half:  # fill the half with this class's recent rows, drawn again
+                    got = np.concatenate([got, recent[cls][rng.integers(len(recent[cls]), size=half - len(got))]])
+                halves.append(got)
+            both = np.concatenate(halves)
+            yield from emit(both[rng.permutation(len(both))])
 
     def _batches(self, blocks: list[dict[str, np.ndarray]], rows: np.ndarray, gen: torch.Generator, shared: bool):
         """Batches of `rows` ((block, row, position) triples), gathered row by row straight into

@@ -205,7 +205,7 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
         start, step = ckpt["epoch"] + 1, ckpt["step"]
     mcrea = {"gamma": cfg.mcrea, "rho": cfg.mcrea_rho, "scheme": cfg.mcrea_scheme} if cfg.mcrea else None
     stream = StoreStream(sel, fields_for(model, True), cfg.batch, shuffle=True, seed=cfg.seed, drop_last=len(sel) > cfg.batch,
-                         mcrea=mcrea, flip=cfg.augment)
+                         mcrea=mcrea, flip=cfg.augment, balance=model.balanced)
     augment = Augment() if cfg.augment else None
     gen = torch.Generator().manual_seed(cfg.seed)
     from tqdm import tqdm

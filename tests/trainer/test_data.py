@@ -162,3 +162,27 @@ def test_persistent_workers_follow_set_epoch(synthetic_store):
     fresh.set_epoch(1)
     expected = sorted(tuple(b["index"].tolist()) for b in StoreLoader(fresh, workers=2))
     assert orders[1] == expected and orders[0] == orders[2] and orders[0] != orders[1]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_balanced_batches_are_half_live_half_spoof_and_visit_every_row(tmp_path, workers):
+    from synthetic import make_store
+
+    n = 40
+    attack = np.zeros(n, bool)
+    attack[[3, 17, 18, 30, 35, 39]] = True  # 6 spoof rows among 40, spread over the chunks
+    url = make_store(str(tmp_path / "imb.zarr"), n=n, is_attack=attack)
+    sel = select([url], "all", "train")
+    stream = StoreStream(sel, ("image",), 8, shuffle=True, seed=1, balance=True)
+    batches = list(StoreLoader(stream, workers=workers)) if workers else list(stream)
+    seen = set()
+    for b in batches:
+        flags = sel.meta["is_attack"][b["index"].numpy()]
+        assert len(flags) == 8 and flags.sum() == 4, flags  # 1:1 in every batch
+        assert b["is_attack"].tolist() == flags.tolist()
+        seen |= set(b["index"].tolist())
+        # the rows carry their own data: image[i] is filled with i
+        assert (b["image"][:, 0, -1, 1].numpy() == np.asarray(b["index"])).all()
+    assert seen == set(range(n))  # every row, the spoof ones drawn again to fill the halves
+    if workers == 0:  # the 34 live rows, 4 a batch
+        assert len(batches) == len(stream) == 9

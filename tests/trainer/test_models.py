@@ -19,10 +19,11 @@ def test_forward_shapes_and_a_finite_loss(name):
              "is_attack": torch.tensor([True, False]),
              **{f"pyramid/{k}": torch.rand(2, 3, k, k) for k in (32, 16, 8, 4, 2, 1)}}
     expected = {"cdcn": (2, 1, 32, 32), "cdcnpp": (2, 1, 32, 32), "dccdn3": (2, 3, 64, 64),
-                "resnet50_ps": (2, 1 + 64 + 16 + 4 + 1), "cdcn_ps": (2, 32 * 32 + 16 * 16)}[name]
+                "resnet50_ps": (2, 1 + 64 + 16 + 4 + 1), "cdcn_ps": (2, 32 * 32 + 16 * 16),
+                "lgsc": (2, 3 * 64 * 64 + 1 + 512 + 256 + 128 + 64 + 64)}[name]
     assert tuple(out.shape) == expected
     loss, parts = m.loss(out, batch)
-    parts_of = {"resnet50_ps": {"mask_bce", "cls_bce"}}.get(name, {"mse", "cd"})
+    parts_of = {"resnet50_ps": {"mask_bce", "cls_bce"}, "lgsc": {"reg", "triplet", "cls"}}.get(name, {"mse", "cd"})
     assert loss.ndim == 0 and torch.isfinite(loss) and set(parts) == parts_of
     loss.backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
@@ -160,3 +161,37 @@ def test_pretrained_backbone_weights_are_checked_and_loaded(tmp_path, monkeypatc
         assert imagenet_file("resnet50") == tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
     finally:
         torch.hub.set_dir(old_hub)
+
+
+def test_batch_all_triplet_equals_a_brute_force_enumeration():
+    import itertools
+
+    from trainer.models.lgsc import batch_all_triplet
+
+    g = torch.Generator().manual_seed(0)
+    for n_live, n_spoof in ((3, 2), (4, 4), (2, 5), (1, 3)):
+        f = F.normalize(torch.randn(n_live + n_spoof, 6, generator=g), dim=1)
+        attack = torch.tensor([False] * n_live + [True] * n_spoof)
+        loss, n_pos, n_valid = batch_all_triplet(f, attack, margin=0.5)
+        terms = []
+        for a, p, q in itertools.product(range(len(f)), repeat=3):
+            if a != p and not attack[a] and not attack[p] and attack[q]:
+                terms.append(max(0.0, float(torch.dist(f[a], f[p]) - torch.dist(f[a], f[q])) + 0.5))
+        positive = [t for t in terms if t > 1e-12]
+        assert n_valid == len(terms) == n_live * (n_live - 1) * n_spoof
+        assert n_pos == len(positive)
+        assert float(loss) == pytest.approx(sum(positive) / len(positive) if positive else 0.0, rel=1e-5, abs=1e-6)
+
+
+def test_lgsc_cue_regression_touches_live_samples_only():
+    m = create("lgsc")
+    out = m(torch.randn(4, 3, 64, 64))
+    from trainer.models.lgsc import unpack
+
+    cue, logit, feats = unpack(out)
+    assert cue.shape == (4, 3, 64, 64) and logit.shape == (4,) and [f.shape[1] for f in feats] == [512, 256, 128, 64, 64]
+    assert torch.allclose(torch.stack([f.norm(dim=1) for f in feats]), torch.ones(5, 4), atol=1e-5)
+    batch = {"is_attack": torch.tensor([False, False, True, True])}
+    _, parts = m.loss(out, batch)
+    assert float(parts["reg"]) == pytest.approx(float(cue[:2].detach().abs().mean()), rel=1e-6)
+    assert torch.allclose(m.score(out, batch), cue.abs().flatten(1).mean(1))

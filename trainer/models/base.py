@@ -16,6 +16,8 @@ class FasModel(nn.Module):
     #: Checked against each store before any work; training reads only train_needs.
     train_needs: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    #: training batches drawn live:spoof 1:1 (trainer.data.StoreStream(balance=True)).
+    balanced: bool = False
     #: what `fas-train models` prints: outputs, loss and score rule, one line each.
     card: dict[str, str] = {}
 

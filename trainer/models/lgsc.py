@@ -1,0 +1,130 @@
+"""LGSC (docs/papers.md: LGSC): a spoof-cue generator and an auxiliary classifier.
+
+Generator: a U-Net on torchvision's ResNet18. Encoder stages E1 (stem, S/2), E2 (S/4), E3 (S/8),
+E4 (S/16), E5 (S/32); decoder stages D1 (E5 up + E4), D2 (+ E3), D3 (+ E2), D4 (+ E1), each a 3x3
+conv + BN + ReLU after the skip concatenation, then an upsampling to S and a 3x3 conv + tanh: the
+cue (B, 3, S, S), in the image's (x - 127.5) / 128 scale.
+Losses (weights reg 5, triplet 1, cls 5 by default, as the paper):
+- regression: L1 of the cues of live samples towards 0 (spoof cues are left free);
+- triplet: batch-all over (anchor live, positive live, negative spoof) triplets with margin 0.5, on
+  the L2-normalised global-average-pooled features of E5 and D1..D4 (the paper's "E5..D4"; the
+  choice of these five stages is ours), averaged over the stages; the batch-all loss is the mean
+  over the triplets whose loss is positive;
+- classification: an auxiliary ResNet18 on image + cue, one logit, BCE on is_attack.
+Score: the mean absolute cue. The model returns one packed tensor (cue, logit, stage features);
+`unpack` splits it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .base import MODELS, FasModel
+
+STAGE_CHANNELS = (512, 256, 128, 64, 64)  # E5, D1, D2, D3, D4
+
+
+def batch_all_triplet(features: torch.Tensor, is_attack: torch.Tensor, margin: float = 0.5
+                      ) -> tuple[torch.Tensor, int, int]:
+    """(loss, positive triplets, all valid triplets) of (B, C) L2-normalised features: anchors and
+    positives live (a != p), negatives spoof; loss = mean of relu(d(a, p) - d(a, n) + margin) over
+    the triplets where it is positive (0 when there are none). d: Euclidean distance."""
+    d = torch.cdist(features, features)
+    live = ~is_attack.bool()
+    spoof = is_attack.bool()
+    valid = (live[:, None, None] & live[None, :, None] & spoof[None, None, :])
+    valid &= ~torch.eye(len(features), dtype=torch.bool, device=features.device)[:, :, None]
+    loss = F.relu(d[:, :, None] - d[:, None, :] + margin) * valid
+    positive = (loss > 1e-12) & valid
+    n_pos = int(positive.sum())
+    total = loss.sum() / n_pos if n_pos else loss.sum() * 0.0
+    return total, n_pos, int(valid.sum())
+
+
+def _up_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def unpack(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """(cue (B, 3, S, S), logit (B,), [stage features (B, C) for E5, D1..D4]) of a packed output."""
+    extra = 1 + sum(STAGE_CHANNELS)
+    side = int(round(((out.shape[1] - extra) / 3) ** 0.5))
+    cue = out[:, :3 * side * side].view(-1, 3, side, side)
+    at = 3 * side * side
+    logit = out[:, at]
+    feats, at = [], at + 1
+    for c in STAGE_CHANNELS:
+        feats.append(out[:, at:at + c])
+        at += c
+    return cue, logit, feats
+
+
+class LGSC(FasModel):
+    """(B, 3, S, S) image -> packed (cue, logit, stage features). `width` is not used (torchvision's
+    ResNet18 has no width setting); `reg`, `triplet`, `cls`: the loss weights; `margin`: the
+    triplet margin."""
+
+    train_needs = needs = ()
+    balanced = True  # the trainer draws live:spoof 1:1 batches for it
+    card = {"outputs": "3 x S x S spoof cue (tanh) + auxiliary logit",
+            "loss": "5 L1(live cues) + 1 batch-all triplet (E5, D1..D4 features, margin 0.5) + 5 BCE(classifier on image + cue)",
+            "score": "mean |cue|"}
+
+    def __init__(self, width: float = 1.0, reg: float = 5.0, triplet: float = 1.0, cls: float = 5.0,
+                 margin: float = 0.5):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        enc = resnet18(weights=None)
+        self.e1 = nn.Sequential(enc.conv1, enc.bn1, enc.relu)
+        self.e2 = nn.Sequential(enc.maxpool, enc.layer1)
+        self.e3, self.e4, self.e5 = enc.layer2, enc.layer3, enc.layer4
+        self.d1 = _up_block(512 + 256, 256)
+        self.d2 = _up_block(256 + 128, 128)
+        self.d3 = _up_block(128 + 64, 64)
+        self.d4 = _up_block(64 + 64, 64)
+        self.to_cue = nn.Conv2d(64, 3, 3, padding=1)
+        aux = resnet18(weights=None)
+        aux.fc = nn.Linear(aux.fc.in_features, 1)
+        self.classifier = aux
+        self.weights, self.margin = (reg, triplet, cls), margin
+
+    @staticmethod
+    def _up(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], dim=1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        e1 = self.e1(image)
+        e2 = self.e2(e1)
+        e3 = self.e3(e2)
+        e4 = self.e4(e3)
+        e5 = self.e5(e4)
+        d1 = self.d1(self._up(e5, e4))
+        d2 = self.d2(self._up(d1, e3))
+        d3 = self.d3(self._up(d2, e2))
+        d4 = self.d4(self._up(d3, e1))
+        cue = torch.tanh(self.to_cue(F.interpolate(d4, size=image.shape[-2:], mode="bilinear", align_corners=False)))
+        logit = self.classifier(image + cue)
+        feats = [F.normalize(f.mean(dim=(2, 3)), dim=1) for f in (e5, d1, d2, d3, d4)]
+        return torch.cat([cue.flatten(1), logit, *feats], dim=1)
+
+    def loss(self, out, batch):
+        cue, logit, feats = unpack(out)
+        attack = batch["is_attack"].bool()
+        live = ~attack
+        reg = cue[live].abs().mean() if live.any() else cue.sum() * 0.0
+        trip = torch.stack([batch_all_triplet(f, attack, self.margin)[0] for f in feats]).mean()
+        cls = F.binary_cross_entropy_with_logits(logit, attack.float())
+        w_reg, w_trip, w_cls = self.weights
+        return w_reg * reg + w_trip * trip + w_cls * cls, {"reg": reg.detach(), "triplet": trip.detach(),
+                                                           "cls": cls.detach()}
+
+    def score(self, out, batch):
+        return unpack(out)[0].abs().flatten(1).mean(dim=1)
+
+
+@MODELS.register("lgsc")
+def lgsc(**kw) -> LGSC:
+    return LGSC(**kw)
