@@ -1,15 +1,18 @@
-"""Training steps/s of dccdn3 (the three-channel DC-CDN of Fine-grained annotation) at batch 64, 256x256.
+"""Training steps/s and peak memory of a model (default dccdn3, the three-channel DC-CDN of
+Fine-grained annotation; `--model all`: every registered model, each in its own process so that its
+peak memory is its own) at 256x256.
 
 One step = to_inputs (uint8 store layout -> float, crop and colour augmentation) + forward + the
 eq. 3 loss + backward + Adam, as `fas-train train` runs it (bf16 autocast on CUDA, fp32 on CPU).
 Baseline in the same run (--baseline, default on CUDA): the same network with theta = 0, i.e.
 plain convolutions of the same shapes, which shows what the central-difference term costs.
 
-    .venv/bin/python bench/train_step.py [--batch 64] [--size 256] [--width 1.0] [--steps N] [--device cuda]
+    .venv/bin/python bench/train_step.py [--model NAME|all] [--batch 32] [--size 256] [--width 1.0] [--steps N]
+                                         [--device cuda]
 
-On CPU the defaults are --steps 1 --warmup 0 and no baseline: the full-width model is ~330 GFLOP
-per 256x256 image forward and holds ~1.1 GB of activations per image for backward, so batch 64
-needs ~70 GB of RAM (the 2-core, 23 GB VM of the README measures --batch 8: 153 s/step).
+On CPU the defaults are --steps 1 --warmup 0 and no baseline: full-width dccdn3 is ~330 GFLOP
+per 256x256 image forward and holds ~1.1 GB of activations per image for backward, so batch 32
+needs ~35 GB of RAM (the 2-core, 23 GB VM of the README measures --batch 8: 153 s/step).
 """
 
 from __future__ import annotations
@@ -53,35 +56,67 @@ def step_time(model, batch: dict, device: torch.device, steps: int, warmup: int)
     return (time.perf_counter() - t) / steps
 
 
+def synthetic_batch(model, b: int, s: int) -> dict:
+    """Store-layout uint8 fields the model trains on (random), half of the rows attacks."""
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8, generator=g),
+             "is_attack": torch.arange(b) % 2 == 1}
+    for f in model.train_needs:
+        if f == "label":
+            batch[f] = torch.randint(0, 256, (b, 3, s, s), dtype=torch.uint8, generator=g)
+        elif f == "region":
+            batch[f] = torch.randint(0, 6, (b, s, s), dtype=torch.uint8, generator=g)
+        elif f.startswith("pyramid/"):
+            k = int(f.split("/")[1])
+            batch[f] = torch.randint(0, 256, (b, 3, k, k), dtype=torch.uint8, generator=g)
+    return batch
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--model", default="dccdn3", help="a registered model, or `all` (one process each)")
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=None)
-    ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None)
+    ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
+                    help="also time the central-difference models with theta 0 (plain convolutions)")
     args = ap.parse_args()
-    from trainer.models import create
+    from trainer.models import MODELS, create
 
+    if args.model == "all":
+        import subprocess
+
+        rest = [a for a in sys.argv[1:] if a not in ("--model", "all")]
+        for name in MODELS.names():
+            subprocess.run([sys.executable, __file__, "--model", name, *rest], check=False)
+        return
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     steps = args.steps or (20 if gpu else 1)
     warmup = args.warmup if args.warmup is not None else (3 if gpu else 0)
     baseline = args.baseline if args.baseline is not None else gpu
-    g = torch.Generator().manual_seed(0)
     b, s = args.batch, args.size
-    batch = {"image": torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8, generator=g),
-             "label": torch.randint(0, 256, (b, 3, s, s), dtype=torch.uint8, generator=g)}
     where = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
-    print(f"dccdn3 width {args.width}, batch {b}, {s}x{s}, {where}, {steps} timed step(s) after {warmup} warm-up")
-    runs = [("dccdn3 (theta 0.8)", {})] + ([("baseline: plain convs (theta 0)", {"theta": 0.0})] if baseline else [])
+    print(f"{args.model} width {args.width}, batch {b}, {s}x{s}, {where}, {steps} timed step(s) after {warmup} warm-up")
+    cdc = args.model in ("cdcn", "cdcnpp", "cdcn_ps", "dccdn3")
+    runs = [(args.model, {})] + ([("baseline: plain convs (theta 0)", {"theta": 0.0})] if baseline and cdc else [])
     for label, kw in runs:
         torch.manual_seed(0)
-        model = create("dccdn3", width=args.width, **kw).to(device).train()
-        sec = step_time(model, batch, device, steps, warmup)
-        print(f"  {label:32s} {sec:9.3f} s/step  {1 / sec:8.3f} steps/s  {b / sec:9.1f} samples/s")
+        model = create(args.model, width=args.width, **kw).to(device).train()
+        sec = step_time(model, synthetic_batch(model, b, s), device, steps, warmup)
+        print(f"  {label:32s} {sec:9.3f} s/step  {b / sec:9.1f} samples/s  peak {peak_memory_gb(device):6.2f} GB "
+              f"({'allocated' if gpu else 'resident'})")
 
 
 if __name__ == "__main__":

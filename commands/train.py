@@ -99,7 +99,9 @@ def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, 
 @click.option("--device", type=str, default=None)
 @click.option("--workers", type=int, default=None, help="DataLoader workers [the run's].")
 @click.option("--out", type=str, default=None, help="Folder for metrics.json, scores and curves [RUN/eval].")
-def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, workers, out):
+@click.option("--save-cues", type=click.IntRange(min=0), default=0, show_default=True,
+              help="lgsc: write image | cue PNGs of the first N test rows to EVAL/cues/.")
+def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, workers, out, save_cues):
     """Score dev and test, choose the threshold on dev, apply it to test; write metrics, scores, ROC, DET.
 
     Scores: higher = more likely an attack."""
@@ -112,7 +114,7 @@ def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, 
     stores = _stores(store) or cfg.train
     tests = _stores(test_stores) or (cfg.test if not store else None) or stores
     report = evaluate_run(run_dir, stores, protocol or cfg.protocol, tests, rule=threshold, device=device,
-                          checkpoint=checkpoint, out=out, workers=workers)
+                          checkpoint=checkpoint, out=out, workers=workers, save_cues=save_cues)
     keys = ("threshold", "apcer", "bpcer", "acer", "hter", "eer", "auc")
     short = {level: {k: round(report[level][k], 4) for k in keys} for level in ("frame", "video")}
     if "cross_dataset" in report:

@@ -9,6 +9,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from annotator.errors import SettingError
+
 from .data import Selection, select
 from .metrics import Scores, cross_dataset, evaluate, roc, write_scores
 from .train import device_of, load_run, score
@@ -20,9 +22,12 @@ def scores_of(sel: Selection, values: np.ndarray) -> Scores:
 
 def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[str] | None = None,
                  dev_stores: list[str] | None = None, rule: str = "eer", device: str | None = None,
-                 checkpoint: str | None = None, out: str | None = None, workers: int | None = None) -> dict:
+                 checkpoint: str | None = None, out: str | None = None, workers: int | None = None,
+                 save_cues: int = 0) -> dict:
     """Score dev (dev_stores or stores) and test (test_stores or stores), write RUN/eval/ (or out):
     metrics.json, scores_dev.csv, scores_test.csv, roc.png, det.png. Returns the metrics.
+    save_cues: for a model with spoof cues (lgsc), also write cues/<row>_<sample_id>.png for the first
+    N test rows: the input image beside its cue (|cue| per pixel, brighter = larger).
 
     When the test stores differ from the dev stores (leave-one-dataset-out), the report also holds
     "cross_dataset": HTER at the target's own EER threshold (common, optimistic) and at the source
@@ -31,6 +36,8 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
     dev_stores = dev_stores or stores
     test_stores = test_stores or stores
     cfg, model, ckpt = load_run(run, checkpoint)
+    if save_cues and not hasattr(model, "to_cue"):
+        raise SettingError("save_cues", f"needs a model with spoof cues (lgsc); this run's is {ckpt['model']}")
     dev_sel = select(dev_stores, protocol, "dev", needs=model.needs)
     test_sel = select(test_stores, protocol, "test", needs=model.needs)
     where = device_of(device)
@@ -54,7 +61,37 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
                      {"sample_id": sel.meta["sample_id"], "dataset": sel.meta["dataset"]})
     (folder / "metrics.json").write_text(json.dumps(report, indent=2))
     plot_curves(test, folder, report["frame"]["threshold"])
+    if save_cues:
+        write_cues(model, test_sel, save_cues, cfg.size, where, folder / "cues")
     return report
+
+
+def write_cues(model, sel, n: int, size: int | None, device, folder: Path) -> list[Path]:
+    """PNGs of the first n rows of sel: image | |cue| (scaled so that 1 is white), as LGSC shows them."""
+    import torch
+    from PIL import Image
+
+    from .data import StoreStream
+    from .inputs import to_inputs
+    from .models.lgsc import unpack
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    model.eval()
+    for b in StoreStream(sel, ("image",), min(n, 16), shuffle=False):
+        x = to_inputs(b, device, size)
+        with torch.no_grad():
+            cue = unpack(model(x["image"]).float())[0]
+        image = (x["image"] * 128 + 127.5).clamp(0, 255).permute(0, 2, 3, 1).byte().cpu().numpy()
+        mag = (cue.abs().mean(dim=1).clamp(0, 1) * 255).byte().cpu().numpy()
+        for j, row in enumerate(b["index"].tolist()):
+            if len(written) == n:
+                return written
+            sheet = np.concatenate([image[j], np.repeat(mag[j][..., None], 3, axis=2)], axis=1)
+            path = folder / f"{row:06d}_{str(sel.meta['sample_id'][row]).replace('/', '_')}.png"
+            Image.fromarray(sheet).save(path)
+            written.append(path)
+    return written
 
 
 def plot_curves(s: Scores, folder: Path, threshold: float) -> None:

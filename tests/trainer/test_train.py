@@ -153,3 +153,21 @@ def test_pretrained_file_that_does_not_fit_is_a_one_line_error(sample_store, tmp
                                  "--pretrained", str(bad), "--workers", "0", "--out", str(tmp_path / "r")])
     lines = [l for l in r.output.splitlines() if l.strip()]
     assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith(f"Error: --pretrained {bad} does not fit resnet50")
+
+
+def test_eval_saves_lgsc_cues_next_to_their_images(sample_store, tmp_path):
+    from PIL import Image
+
+    url, _ = sample_store
+    run = tmp_path / "lgsc"
+    train(_cfg(url, model="lgsc", epochs=1), str(run), device="cpu", progress=False)
+    r = CliRunner().invoke(cli, ["eval", "--run", str(run), "--workers", "0", "--save-cues", "3"])
+    assert r.exit_code == 0, r.output
+    pngs = sorted((run / "eval" / "cues").glob("*.png"))
+    assert len(pngs) == 3
+    sheet = np.asarray(Image.open(pngs[0]))
+    assert sheet.shape == (64, 128, 3)  # image | cue at the run's --size
+    other = tmp_path / "cdcn"
+    train(_cfg(url, model="cdcn", epochs=1), str(other), device="cpu", progress=False)
+    r = CliRunner().invoke(cli, ["eval", "--run", str(other), "--workers", "0", "--save-cues", "3"])
+    assert r.exit_code == 1 and "Error: --save-cues needs a model with spoof cues (lgsc); this run's is cdcn" in r.output
