@@ -39,8 +39,8 @@ def cli():
 @click.option("--alpha", type=float, default=None, help="dccdn3: weight of the MSE loss [1].")
 @click.option("--beta", type=float, default=None, help="dccdn3: weight of the contrastive depth loss [1].")
 @click.option("--pretrained", type=str, default=None,
-              help="resnet50_ps: backbone weights, `imagenet` (torchvision's, from the torch cache) or a state-dict "
-                   "file [random init].")
+              help="resnet50_ps, lgsc: backbone weights, `imagenet` (torchvision's, from the torch cache) or a "
+                   "state-dict file [random init].")
 @click.option("--pyramid", type=str, default=None,
               help="resnet50_ps, cdcn_ps: the supervised pyramid scales, e.g. 8,4,2,1 or 32 [their defaults].")
 @click.option("--mcrea", type=float, default=0.0, show_default=True, help="MCREA gamma on the fly (0: off).")
@@ -64,8 +64,9 @@ def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, 
     if options and model != "dccdn3":
         raise AnnotatorError("--alpha and --beta apply to --model dccdn3")
     if pretrained is not None:
-        if model not in ("resnet50_ps",):
-            raise AnnotatorError("--pretrained applies to --model resnet50_ps (the models with a torchvision backbone)")
+        if model not in ("resnet50_ps", "lgsc"):
+            raise AnnotatorError("--pretrained applies to --model resnet50_ps and lgsc (the models with a torchvision "
+                                 "backbone)")
         from pathlib import Path
 
         options["pretrained"] = pretrained if pretrained == "imagenet" else str(Path(pretrained).resolve())

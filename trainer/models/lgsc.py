@@ -64,7 +64,7 @@ def unpack(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Te
 class LGSC(FasModel):
     """(B, 3, S, S) image -> packed (cue, logit, stage features). `width` is not used (torchvision's
     ResNet18 has no width setting); `reg`, `triplet`, `cls`: the loss weights; `margin`: the
-    triplet margin."""
+    triplet margin; `pretrained`: "imagenet" or a resnet18 state-dict file for the encoder."""
 
     train_needs = needs = ()
     balanced = True  # the trainer draws live:spoof 1:1 batches for it
@@ -73,11 +73,14 @@ class LGSC(FasModel):
             "score": "mean |cue|"}
 
     def __init__(self, width: float = 1.0, reg: float = 5.0, triplet: float = 1.0, cls: float = 5.0,
-                 margin: float = 0.5):
+                 margin: float = 0.5, pretrained: str | None = None):
         super().__init__()
         from torchvision.models import resnet18
 
+        from .pretrained import load_backbone
+
         enc = resnet18(weights=None)
+        load_backbone(enc, "resnet18", pretrained)  # the generator's encoder; the classifier starts random
         self.e1 = nn.Sequential(enc.conv1, enc.bn1, enc.relu)
         self.e2 = nn.Sequential(enc.maxpool, enc.layer1)
         self.e3, self.e4, self.e5 = enc.layer2, enc.layer3, enc.layer4
