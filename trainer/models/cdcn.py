@@ -59,14 +59,18 @@ class CDCN(FasModel):
                                   conv_bn_relu(CDConv(w(128), w(64), theta=theta), w(64)),
                                   CDConv(w(64), 1, theta=theta), nn.ReLU())
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """The three block outputs resized to 32x32 and concatenated: (B, feature_channels, 32, 32)."""
         x = self.stem(image)
         feats = []
         for i, block in enumerate(self.blocks):
             x = block(x)
             f = self.attention[i](x) if self.attention is not None else x
             feats.append(F.interpolate(f, size=(self.map_size, self.map_size), mode="bilinear", align_corners=False))
-        return self.head(torch.cat(feats, dim=1))
+        return torch.cat(feats, dim=1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(image))
 
     def target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return batch["pyramid/32"][:, 1:2]

@@ -122,13 +122,7 @@ class CDCNPS(CDCN):
                                    for k in self.scales if k != self.map_size})
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = self.stem(image)
-        feats = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            f = self.attention[i](x) if self.attention is not None else x
-            feats.append(F.interpolate(f, size=(self.map_size, self.map_size), mode="bilinear", align_corners=False))
-        cat = torch.cat(feats, dim=1)
+        cat = self.features(image)
         maps = [self.head(cat) if k == self.map_size else self.side[str(k)](F.adaptive_avg_pool2d(cat, k))
                 for k in self.scales]
         return torch.cat([m.flatten(1) for m in maps], dim=1)
