@@ -64,9 +64,9 @@ def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, 
     if options and model != "dccdn3":
         raise AnnotatorError("--alpha and --beta apply to --model dccdn3")
     if pretrained is not None:
-        if model not in ("resnet50_ps", "lgsc"):
-            raise AnnotatorError("--pretrained applies to --model resnet50_ps and lgsc (the models with a torchvision "
-                                 "backbone)")
+        if model not in ("resnet50_ps", "lgsc", "ccdd"):
+            raise AnnotatorError("--pretrained applies to --model resnet50_ps, lgsc and ccdd (the models with a "
+                                 "torchvision backbone)")
         from pathlib import Path
 
         options["pretrained"] = pretrained if pretrained == "imagenet" else str(Path(pretrained).resolve())
@@ -81,6 +81,8 @@ def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, 
             raise AnnotatorError(f"--pyramid takes scales among 32, 16, 8, 4, 2, 1 (the store's levels), got {pyramid!r}")
         options["scales"] = scales
     sources = _stores(store or train_stores)
+    if model == "ccdd":  # one domain per training store
+        options["domains"] = len(sources)
     cfg = TrainConfig(model=model, train=sources, protocol=protocol, test=_stores(test_stores), epochs=epochs,
                       batch=batch, lr=lr, lr_step=lr_step, size=size, width=width, model_options=options,
                       mcrea=mcrea, mcrea_rho=mcrea_rho, mcrea_scheme=mcrea_scheme, augment=not no_augment,

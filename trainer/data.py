@@ -55,6 +55,12 @@ class Selection:
     def offsets(self) -> list[int]:
         return list(np.cumsum([0] + [len(p.rows) for p in self.parts])[:-1])
 
+    @property
+    def domain(self) -> np.ndarray:
+        """(len,) int64: which store (part) each position comes from — the domain of
+        domain-generalization models."""
+        return np.repeat(np.arange(len(self.parts)), [len(p.rows) for p in self.parts]).astype(np.int64)
+
 
 def protocol_names(url: str) -> list[str]:
     return store_protocols(open_store(url))
@@ -139,6 +145,7 @@ class StoreStream(IterableDataset):
         # In shared memory: workers that persist across epochs (StoreLoader) see set_epoch().
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._units = self._plan()
+        self._domain = selection.domain
         self.ring: BatchRing | None = None  # set by StoreLoader when batches travel through shared slots
 
     def field_specs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
@@ -300,6 +307,7 @@ class StoreStream(IterableDataset):
             idx = take[:, 2]
             batch["index"] = torch.from_numpy(idx.copy())
             batch["is_attack"] = torch.from_numpy(self.sel.meta["is_attack"][idx])
+            batch["domain"] = torch.from_numpy(self._domain[idx])
             if self.mcrea:
                 from annotator.augment.mcrea import mcrea
 
@@ -313,7 +321,7 @@ class StoreStream(IterableDataset):
                 for f in self.fields:
                     if batch[f].data_ptr() != self.ring.buffers[f][slot].data_ptr():
                         self.ring.buffers[f][slot, :n].copy_(batch[f])
-                batch = {"slot": torch.tensor([slot, n]), "index": batch["index"], "is_attack": batch["is_attack"]}
+                batch = {"slot": torch.tensor([slot, n]), **{k: batch[k] for k in ("index", "is_attack", "domain")}}
             yield batch
 
 
@@ -342,7 +350,7 @@ class BatchRing:
     def take(self, small: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         slot, n = small["slot"].tolist()
         return {**{f: b[slot, :n] for f, b in self.buffers.items()}, "index": small["index"],
-                "is_attack": small["is_attack"]}
+                "is_attack": small["is_attack"], "domain": small["domain"]}
 
 
 class StoreLoader:

@@ -224,6 +224,7 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
             bar = tqdm(batches, total=len(stream), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                        disable=not progress)
             for batch in bar:
+                model.on_step(step / max(1, cfg.epochs * len(stream)))
                 x = to_inputs(batch, dev, cfg.size, augment, gen)
                 with _autocast(dev):
                     pred = model(x["image"])

@@ -16,14 +16,15 @@ def test_forward_shapes_and_a_finite_loss(name):
     x = torch.randn(2, 3, 64, 64)
     out = m(x)
     batch = {"image": x, "label": torch.rand(2, 3, 64, 64), "region": torch.randint(0, 6, (2, 64, 64)),
-             "is_attack": torch.tensor([True, False]),
+             "is_attack": torch.tensor([True, False]), "domain": torch.tensor([0, 0]),
              **{f"pyramid/{k}": torch.rand(2, 3, k, k) for k in (32, 16, 8, 4, 2, 1)}}
     expected = {"cdcn": (2, 1, 32, 32), "cdcnpp": (2, 1, 32, 32), "dccdn3": (2, 3, 64, 64),
                 "resnet50_ps": (2, 1 + 64 + 16 + 4 + 1), "cdcn_ps": (2, 32 * 32 + 16 * 16),
-                "lgsc": (2, 3 * 64 * 64 + 1 + 512 + 256 + 128 + 64 + 64)}[name]
+                "lgsc": (2, 3 * 64 * 64 + 1 + 512 + 256 + 128 + 64 + 64), "ccdd": (2, 3)}[name]
     assert tuple(out.shape) == expected
     loss, parts = m.loss(out, batch)
-    parts_of = {"resnet50_ps": {"mask_bce", "cls_bce"}, "lgsc": {"reg", "triplet", "cls"}}.get(name, {"mse", "cd"})
+    parts_of = {"resnet50_ps": {"mask_bce", "cls_bce"}, "lgsc": {"reg", "triplet", "cls"},
+                "ccdd": {"cls", "domain", "lambda"}}.get(name, {"mse", "cd"})
     assert loss.ndim == 0 and torch.isfinite(loss) and set(parts) == parts_of
     loss.backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
@@ -195,3 +196,36 @@ def test_lgsc_cue_regression_touches_live_samples_only():
     _, parts = m.loss(out, batch)
     assert float(parts["reg"]) == pytest.approx(float(cue[:2].detach().abs().mean()), rel=1e-6)
     assert torch.allclose(m.score(out, batch), cue.abs().flatten(1).mean(1))
+
+
+def test_gradient_reversal_is_identity_forward_and_minus_lambda_backward():
+    from trainer.models.ccdd import dann_lambda, grl
+
+    x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 4, dtype=torch.float64)
+    y = grl(x, 0.3)
+    assert torch.equal(y, x)
+    (y * w).sum().backward()
+    assert torch.allclose(x.grad, -0.3 * w)
+    # numerically: the forward is the identity, so d(sum(w*y))/dx = w; the GRL reports -lambda times it
+    eps, i = 1e-6, (2, 1)
+    bumped = x.detach().clone()
+    bumped[i] += eps
+    numeric = float(((grl(bumped, 0.3) * w).sum() - (grl(x.detach(), 0.3) * w).sum()) / eps)
+    assert numeric == pytest.approx(float(w[i]), rel=1e-6) and float(x.grad[i]) == pytest.approx(-0.3 * numeric, rel=1e-6)
+    assert dann_lambda(0.0) == 0.0 and dann_lambda(1.0) == pytest.approx(2 / (1 + np.exp(-10)) - 1)
+
+
+def test_each_discriminator_head_learns_from_its_own_class_only():
+    torch.manual_seed(0)
+    m = create("ccdd", domains=3).eval()  # eval: no dropout noise
+    x = torch.randn(4, 3, 64, 64)
+    batch = {"is_attack": torch.tensor([False, False, False, False]), "domain": torch.tensor([0, 1, 2, 1])}
+    m.zero_grad()
+    m.loss(m(x), batch)[0].backward()
+    assert m.spoof_head.weight.grad is None or float(m.spoof_head.weight.grad.abs().sum()) == 0.0
+    assert float(m.live_head.weight.grad.abs().sum()) > 0
+    batch["is_attack"] = torch.tensor([True, True, True, True])
+    m.zero_grad()
+    m.loss(m(x), batch)[0].backward()
+    assert float(m.live_head.weight.grad.abs().sum()) == 0.0 and float(m.spoof_head.weight.grad.abs().sum()) > 0

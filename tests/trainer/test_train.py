@@ -171,3 +171,19 @@ def test_eval_saves_lgsc_cues_next_to_their_images(sample_store, tmp_path):
     train(_cfg(url, model="cdcn", epochs=1), str(other), device="cpu", progress=False)
     r = CliRunner().invoke(cli, ["eval", "--run", str(other), "--workers", "0", "--save-cues", "3"])
     assert r.exit_code == 1 and "Error: --save-cues needs a model with spoof cues (lgsc); this run's is cdcn" in r.output
+
+
+def test_ccdd_trains_on_three_stores_as_domains_and_logs_lambda(tmp_path):
+    stores = [make_store(str(tmp_path / f"d{k}.zarr"), n=24, seed=k) for k in range(3)]
+    cfg = _cfg(stores[0], model="ccdd", train=stores, size=32, epochs=6, batch=24, model_options={"domains": 3})
+    run = tmp_path / "run"
+    result = train(cfg, str(run), device="cpu", progress=False)
+    assert result.losses[-1] < result.losses[0], result.losses
+    rows = [r for r in csv.DictReader(open(run / "log.csv")) if r["kind"] == "step"]
+    lams = [json.loads(r["parts"])["lambda"] for r in rows]
+    assert lams[0] == 0.0 and all(b > a for a, b in zip(lams, lams[1:]))  # the DANN schedule, rising
+    sel = select(stores, "all", "test")
+    assert sorted(set(sel.domain.tolist())) == [0, 1, 2]
+    expected = score(result.model, sel, batch=16, size=32, workers=0, device=torch.device("cpu"))
+    evaluate_run(str(run), stores, "all", device="cpu", workers=0)
+    np.testing.assert_allclose(read_scores(str(run / "eval" / "scores_test.csv")).score, expected, rtol=1e-6, atol=1e-7)

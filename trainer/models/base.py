@@ -26,6 +26,9 @@ class FasModel(nn.Module):
         from the device every few steps, not at each one)."""
         raise NotImplementedError
 
+    def on_step(self, progress: float) -> None:
+        """Called by the trainer before each training step with the progress in [0, 1]."""
+
     def score(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B,) attack scores, higher = more likely an attack."""
         raise NotImplementedError
