@@ -27,6 +27,8 @@ def cli():
 @click.option("--train", "train_stores", type=str, default=None,
               help="Source store(s) for leave-one-dataset-out (OCIM): train and dev groups come from them.")
 @click.option("--test", "test_stores", type=str, default=None, help="Target store(s) of the test group (OCIM).")
+@click.option("--stores", "named_stores", type=str, default=None,
+              help="NAME=STORE,... for --protocol ocim:NAME (train on the others, test on NAME).")
 @click.option("--protocol", type=str, default="split", show_default=True,
               help="protocols/<name> of the stores, or `split` (meta/split) or `all`.")
 @click.option("--model", required=True, help="Model name (`fas-train models` lists them).")
@@ -52,14 +54,13 @@ def cli():
 @click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
-def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
+def train(store, train_stores, test_stores, named_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
           pretrained, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
     """Train a model on the train group of a protocol (resumes a run directory)."""
     from trainer.train import TrainConfig
     from trainer.train import train as run_training
 
-    if bool(store) == bool(train_stores):
-        raise AnnotatorError("give either --store S[,S...] or --train S[,S...] (with --test T[,T...])")
+    sources, tests, protocol = _sources(store, train_stores, test_stores, named_stores, protocol)
     options = {k: v for k, v in {"alpha": alpha, "beta": beta}.items() if v is not None}
     if options and model != "dccdn3":
         raise AnnotatorError("--alpha and --beta apply to --model dccdn3")
@@ -80,15 +81,97 @@ def train(store, train_stores, test_stores, protocol, model, epochs, batch, lr, 
         if not scales or any(k < 1 or k > 32 or 32 % k for k in scales):
             raise AnnotatorError(f"--pyramid takes scales among 32, 16, 8, 4, 2, 1 (the store's levels), got {pyramid!r}")
         options["scales"] = scales
-    sources = _stores(store or train_stores)
     if model == "ccdd":  # one domain per training store
         options["domains"] = len(sources)
-    cfg = TrainConfig(model=model, train=sources, protocol=protocol, test=_stores(test_stores), epochs=epochs,
+    cfg = TrainConfig(model=model, train=sources, protocol=protocol, test=tests, epochs=epochs,
                       batch=batch, lr=lr, lr_step=lr_step, size=size, width=width, model_options=options,
                       mcrea=mcrea, mcrea_rho=mcrea_rho, mcrea_scheme=mcrea_scheme, augment=not no_augment,
                       workers=workers, seed=seed)
     result = run_training(cfg, out, device=device)
     click.echo(json.dumps(result.summary()))
+
+
+def leave_one_out(protocol: str, named: str | None) -> tuple[list[str], list[str], str]:
+    """`--protocol ocim:M --stores O=o.zarr,C=c.zarr,I=i.zarr,M=m.zarr` -> (train stores, test stores,
+    the protocol inside each store: `split`). Train on every named store but the target, test on it."""
+    target = protocol.split(":", 1)[1].strip()
+    pairs = [p.split("=", 1) for p in (named or "").split(",") if p.strip()]
+    if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise AnnotatorError("--protocol ocim:TARGET needs --stores NAME=STORE,NAME=STORE,... (e.g. O=oulu.zarr,"
+                             "C=casia.zarr,I=replay.zarr,M=msu.zarr)")
+    stores = {k.strip(): v.strip() for k, v in pairs}
+    if target not in stores:
+        raise AnnotatorError(f"--protocol ocim:{target}: {target!r} is not one of the --stores names "
+                             f"({', '.join(stores)})")
+    if len(stores) < 2:
+        raise AnnotatorError("--protocol ocim:TARGET needs at least one source store besides the target")
+    return [v for k, v in stores.items() if k != target], [stores[target]], "split"
+
+
+@cli.command()
+@click.option("--store", type=str, default=None, help="Store(s) for train, dev and test.")
+@click.option("--train", "train_stores", type=str, default=None, help="Source store(s) (leave-one-dataset-out).")
+@click.option("--test", "test_stores", type=str, default=None, help="Target store(s).")
+@click.option("--stores", "named_stores", type=str, default=None, help="NAME=STORE,... for --protocol ocim:NAME.")
+@click.option("--protocol", type=str, default="split", show_default=True)
+@click.option("--model", required=True)
+@click.option("--param", "params", multiple=True, required=True,
+              help="NAME=V1,V2,...: a training setting (lr, batch, ...) or a model option (alpha, ...); repeat it.")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--size", type=int, default=None)
+@click.option("--width", type=float, default=1.0, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--no-augment", is_flag=True)
+@click.option("--threshold", type=str, default="eer", show_default=True)
+@click.option("--device", type=str, default=None)
+@click.option("--scheduler", "scheduler_address", type=str, default=None,
+              help="Run the grid's runs as tasks of the Dask scheduler at ADDRESS (one GPU each when its workers "
+                   "advertise GPU resources).")
+@click.option("--out", required=True, help="Folder of the runs and of grid.csv / grid.md; rerun to resume.")
+def grid(store, train_stores, test_stores, named_stores, protocol, model, params, seeds, epochs, batch, lr, size,
+         width, workers, no_augment, threshold, device, scheduler_address, out):
+    """Train and evaluate every setting of a parameter grid over several seeds; write the table of
+    mean +- std per setting (grid.csv, grid.md), the best setting marked."""
+    from trainer.grid import parse_param, run_grid
+    from trainer.train import TrainConfig
+
+    try:
+        grid_params = dict(parse_param(p) for p in params)
+    except ValueError as e:
+        raise AnnotatorError(str(e)) from None
+    train_list, test_list, protocol = _sources(store, train_stores, test_stores, named_stores, protocol)
+    base = TrainConfig(model=model, train=train_list, protocol=protocol, test=test_list, epochs=epochs, batch=batch,
+                       lr=lr, size=size, width=width, augment=not no_augment, workers=workers,
+                       model_options={"domains": len(train_list)} if model == "ccdd" else {})
+    base.validate()
+    kwargs = {"rule": threshold, "device": device}
+    if scheduler_address:
+        from distributed import Client
+
+        with Client(scheduler_address) as client:
+            rows = run_grid(base, grid_params, seeds, out, kwargs, client=client)
+    else:
+        rows = run_grid(base, grid_params, seeds, out, kwargs)
+    click.echo(open(f"{out}/grid.md").read().rstrip())
+    failed = sum(r["failed"] for r in rows)
+    if failed:
+        click.echo(f"{failed} run(s) failed (see the table); rerun the same command to retry them", err=True)
+
+
+def _sources(store, train_stores, test_stores, named_stores, protocol) -> tuple[list[str], list[str], str]:
+    """(train stores, test stores, protocol) from --store / --train/--test / --protocol ocim:T --stores."""
+    if protocol.startswith("ocim:"):
+        if store or train_stores or test_stores:
+            raise AnnotatorError("--protocol ocim:TARGET takes its stores from --stores, not --store/--train/--test")
+        return leave_one_out(protocol, named_stores)
+    if named_stores:
+        raise AnnotatorError("--stores goes with --protocol ocim:TARGET")
+    if bool(store) == bool(train_stores):
+        raise AnnotatorError("give either --store S[,S...] or --train S[,S...] (with --test T[,T...])")
+    return _stores(store or train_stores), _stores(test_stores), protocol
 
 
 @cli.command("eval")
