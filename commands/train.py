@@ -43,6 +43,10 @@ def cli():
 @click.option("--pretrained", type=str, default=None,
               help="resnet50_ps, lgsc: backbone weights, `imagenet` (torchvision's, from the torch cache) or a "
                    "state-dict file [random init].")
+@click.option("--seg-classes", type=click.Choice(["binary", "types"]), default=None,
+              help="segdec: segmentation channels, live/spoof or live + one per attack type [binary].")
+@click.option("--w-con", type=float, default=None, help="segdec: weight of the supervised contrastive loss [0.5].")
+@click.option("--w-seg", type=float, default=None, help="segdec: weight of the segmentation loss [0.5].")
 @click.option("--pyramid", type=str, default=None,
               help="resnet50_ps, cdcn_ps: the supervised pyramid scales, e.g. 8,4,2,1 or 32 [their defaults].")
 @click.option("--mcrea", type=float, default=0.0, show_default=True, help="MCREA gamma on the fly (0: off).")
@@ -55,7 +59,7 @@ def cli():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
 def train(store, train_stores, test_stores, named_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
-          pretrained, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
+          pretrained, seg_classes, w_con, w_seg, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
     """Train a model on the train group of a protocol (resumes a run directory)."""
     from trainer.train import TrainConfig
     from trainer.train import train as run_training
@@ -64,10 +68,14 @@ def train(store, train_stores, test_stores, named_stores, protocol, model, epoch
     options = {k: v for k, v in {"alpha": alpha, "beta": beta}.items() if v is not None}
     if options and model != "dccdn3":
         raise AnnotatorError("--alpha and --beta apply to --model dccdn3")
+    seg = {k: v for k, v in {"seg_classes": seg_classes, "w_con": w_con, "w_seg": w_seg}.items() if v is not None}
+    if seg and model != "segdec":
+        raise AnnotatorError("--seg-classes, --w-con and --w-seg apply to --model segdec")
+    options.update(seg)
     if pretrained is not None:
-        if model not in ("resnet50_ps", "lgsc", "ccdd"):
-            raise AnnotatorError("--pretrained applies to --model resnet50_ps, lgsc and ccdd (the models with a "
-                                 "torchvision backbone)")
+        if model not in ("resnet50_ps", "lgsc", "ccdd", "segdec"):
+            raise AnnotatorError("--pretrained applies to --model resnet50_ps, lgsc, ccdd and segdec (the models "
+                                 "with a torchvision backbone)")
         from pathlib import Path
 
         options["pretrained"] = pretrained if pretrained == "imagenet" else str(Path(pretrained).resolve())
@@ -187,7 +195,9 @@ def _sources(store, train_stores, test_stores, named_stores, protocol) -> tuple[
 @click.option("--out", type=str, default=None, help="Folder for metrics.json, scores and curves [RUN/eval].")
 @click.option("--save-cues", type=click.IntRange(min=0), default=0, show_default=True,
               help="lgsc: write image | cue PNGs of the first N test rows to EVAL/cues/.")
-def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, workers, out, save_cues):
+@click.option("--save-masks", type=click.IntRange(min=0), default=0, show_default=True,
+              help="segdec: write predicted | label spoof-mask overlays of the first N test rows to EVAL/masks/.")
+def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, workers, out, save_cues, save_masks):
     """Score dev and test, choose the threshold on dev, apply it to test; write metrics, scores, ROC, DET.
 
     Scores: higher = more likely an attack."""
@@ -200,9 +210,12 @@ def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, 
     stores = _stores(store) or cfg.train
     tests = _stores(test_stores) or (cfg.test if not store else None) or stores
     report = evaluate_run(run_dir, stores, protocol or cfg.protocol, tests, rule=threshold, device=device,
-                          checkpoint=checkpoint, out=out, workers=workers, save_cues=save_cues)
+                          checkpoint=checkpoint, out=out, workers=workers, save_cues=save_cues,
+                          save_masks=save_masks)
     keys = ("threshold", "apcer", "bpcer", "acer", "hter", "eer", "auc")
     short = {level: {k: round(report[level][k], 4) for k in keys} for level in ("frame", "video")}
+    if "segmentation" in report:
+        short["segmentation_hter"] = round(report["segmentation"]["hter"], 4)
     if "cross_dataset" in report:
         short["cross_dataset_hter"] = {k: round(v["hter"], 4) for k, v in report["cross_dataset"].items()}
     folder = out or str(Path(run_dir) / "eval")

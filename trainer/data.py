@@ -24,6 +24,8 @@ from annotator.schema import array_specs
 from annotator.store import shard_size_of
 
 GROUPS = {"train": 0, "dev": 1, "test": 2}
+# Per-row columns every batch carries besides the arrays (they cross the worker boundary as they are).
+SMALL = ("index", "is_attack", "domain", "attack_code")
 # Pseudo-protocols: "split" uses meta/split (the dataset's own train/dev/test), "all" every row.
 PSEUDO_PROTOCOLS = ("split", "all")
 # Per-row arrays a batch may carry: the store's (annotator/schema.py), pyramid levels by name.
@@ -54,6 +56,16 @@ class Selection:
     @property
     def offsets(self) -> list[int]:
         return list(np.cumsum([0] + [len(p.rows) for p in self.parts])[:-1])
+
+    @property
+    def attack_code(self) -> np.ndarray:
+        """(len,) int64: each row's attack type as its index in annotator.labels.ATTACK_TYPES (an
+        augmented row's "mcrea:<type>" counts as <type>; an unknown type is -1)."""
+        from annotator.labels import ATTACK_TYPES
+
+        index = {t: i for i, t in enumerate(ATTACK_TYPES)}
+        types = self.meta.get("attack_type", np.array([], dtype=object))
+        return np.array([index.get(str(t).removeprefix("mcrea:"), -1) for t in types], dtype=np.int64)
 
     @property
     def domain(self) -> np.ndarray:
@@ -146,6 +158,7 @@ class StoreStream(IterableDataset):
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._units = self._plan()
         self._domain = selection.domain
+        self._attack_code = selection.attack_code if selection.meta else np.full(len(selection), -1, np.int64)
         self.ring: BatchRing | None = None  # set by StoreLoader when batches travel through shared slots
 
     def field_specs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
@@ -308,6 +321,7 @@ class StoreStream(IterableDataset):
             batch["index"] = torch.from_numpy(idx.copy())
             batch["is_attack"] = torch.from_numpy(self.sel.meta["is_attack"][idx])
             batch["domain"] = torch.from_numpy(self._domain[idx])
+            batch["attack_code"] = torch.from_numpy(self._attack_code[idx])
             if self.mcrea:
                 from annotator.augment.mcrea import mcrea
 
@@ -321,7 +335,7 @@ class StoreStream(IterableDataset):
                 for f in self.fields:
                     if batch[f].data_ptr() != self.ring.buffers[f][slot].data_ptr():
                         self.ring.buffers[f][slot, :n].copy_(batch[f])
-                batch = {"slot": torch.tensor([slot, n]), **{k: batch[k] for k in ("index", "is_attack", "domain")}}
+                batch = {"slot": torch.tensor([slot, n]), **{k: batch[k] for k in SMALL}}
             yield batch
 
 
@@ -349,8 +363,8 @@ class BatchRing:
 
     def take(self, small: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         slot, n = small["slot"].tolist()
-        return {**{f: b[slot, :n] for f, b in self.buffers.items()}, "index": small["index"],
-                "is_attack": small["is_attack"], "domain": small["domain"]}
+        return {**{f: b[slot, :n] for f, b in self.buffers.items()},
+                **{k: small[k] for k in SMALL}}
 
 
 class StoreLoader:

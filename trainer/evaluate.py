@@ -23,11 +23,15 @@ def scores_of(sel: Selection, values: np.ndarray) -> Scores:
 def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[str] | None = None,
                  dev_stores: list[str] | None = None, rule: str = "eer", device: str | None = None,
                  checkpoint: str | None = None, out: str | None = None, workers: int | None = None,
-                 save_cues: int = 0) -> dict:
+                 save_cues: int = 0, save_masks: int = 0) -> dict:
     """Score dev (dev_stores or stores) and test (test_stores or stores), write RUN/eval/ (or out):
     metrics.json, scores_dev.csv, scores_test.csv, roc.png, det.png. Returns the metrics.
     save_cues: for a model with spoof cues (lgsc), also write cues/<row>_<sample_id>.png for the first
     N test rows: the input image beside its cue (|cue| per pixel, brighter = larger).
+    A model with segmentation maps (segdec) also gets "segmentation" in the report: pixel-level
+    APCER (spoof pixels of the label called live), BPCER (live pixels called spoof) and their mean,
+    the segmentation HTER; save_masks writes masks/<row>_<sample_id>.png for the first N test rows:
+    the image with the predicted spoof pixels in red | the same with the label's attack pixels.
 
     When the test stores differ from the dev stores (leave-one-dataset-out), the report also holds
     "cross_dataset": HTER at the target's own EER threshold (common, optimistic) and at the source
@@ -38,6 +42,8 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
     cfg, model, ckpt = load_run(run, checkpoint)
     if save_cues and not hasattr(model, "to_cue"):
         raise SettingError("save_cues", f"needs a model with spoof cues (lgsc); this run's is {ckpt['model']}")
+    if save_masks and not hasattr(model, "spoof_probability"):
+        raise SettingError("save_masks", f"needs a model with segmentation maps (segdec); this run's is {ckpt['model']}")
     dev_sel = select(dev_stores, protocol, "dev", needs=model.needs)
     test_sel = select(test_stores, protocol, "test", needs=model.needs)
     where = device_of(device)
@@ -56,6 +62,9 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
         report["cross_dataset"] = cross_dataset(test, dev, video=True)
     folder = Path(out) if out else Path(run) / "eval"
     folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "spoof_probability"):
+        report["segmentation"] = segmentation_quality(model, test_sel, cfg.batch, cfg.size, where,
+                                                      folder / "masks" if save_masks else None, save_masks)
     for name, sel, s in (("dev", dev_sel, dev), ("test", test_sel, test)):
         write_scores(str(folder / f"scores_{name}.csv"), s,
                      {"sample_id": sel.meta["sample_id"], "dataset": sel.meta["dataset"]})
@@ -64,6 +73,47 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
     if save_cues:
         write_cues(model, test_sel, save_cues, cfg.size, where, folder / "cues")
     return report
+
+
+def segmentation_quality(model, sel, batch: int, size: int | None, device, folder: Path | None = None,
+                         n_png: int = 0) -> dict:
+    """Pixel-level APCER / BPCER / HTER of the model's spoof maps against the label maps of sel (a
+    pixel is spoof in the label when its attack channel is > 0, live when its live channel is)."""
+    import torch
+    from PIL import Image
+
+    from .data import StoreStream
+    from .inputs import to_inputs
+
+    counts = {"spoof": 0, "spoof_missed": 0, "live": 0, "live_flagged": 0}
+    written = 0
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    for b in StoreStream(sel, ("image", "label"), batch, shuffle=False):
+        x = to_inputs(b, device, size)
+        with torch.no_grad():
+            called = model.spoof_probability(model(x["image"]).float()) > 0.5
+        spoof, live = x["label"][:, 0] > 0, x["label"][:, 1] > 0
+        counts["spoof"] += int(spoof.sum())
+        counts["spoof_missed"] += int((spoof & ~called).sum())
+        counts["live"] += int(live.sum())
+        counts["live_flagged"] += int((live & called).sum())
+        if folder is not None and written < n_png:
+            image = (x["image"] * 128 + 127.5).clamp(0, 255).permute(0, 2, 3, 1).byte().cpu().numpy()
+            for j, row in enumerate(b["index"].tolist()):
+                if written == n_png:
+                    break
+                pred, truth = image[j].copy(), image[j].copy()
+                pred[called[j].cpu().numpy()] = (pred[called[j].cpu().numpy()] * 0.4 + [153, 0, 0]).astype(np.uint8)
+                truth[spoof[j].cpu().numpy()] = (truth[spoof[j].cpu().numpy()] * 0.4 + [153, 0, 0]).astype(np.uint8)
+                name = f"{row:06d}_{str(sel.meta['sample_id'][row]).replace('/', '_')}.png"
+                Image.fromarray(np.concatenate([pred, truth], axis=1)).save(folder / name)
+                written += 1
+    apcer = counts["spoof_missed"] / counts["spoof"] if counts["spoof"] else float("nan")
+    bpcer = counts["live_flagged"] / counts["live"] if counts["live"] else float("nan")
+    return {"apcer": apcer, "bpcer": bpcer, "hter": (apcer + bpcer) / 2, "spoof_pixels": counts["spoof"],
+            "live_pixels": counts["live"], "rule": "a pixel is spoof when the predicted spoof probability > 0.5"}
 
 
 def write_cues(model, sel, n: int, size: int | None, device, folder: Path) -> list[Path]:

@@ -29,7 +29,7 @@ def to_inputs(batch: dict[str, torch.Tensor], device: torch.device | str, size: 
     (B, 1, s, s) and pyramid/<k> (B, 3, k, k) in [0, 1]; region (B, s, s) int64; s = `size` or the
     store's S. index and is_attack pass through."""
     out: dict[str, torch.Tensor] = {}
-    for k in ("index", "is_attack", "domain"):
+    for k in ("index", "is_attack", "domain", "attack_code"):
         if k in batch:
             out[k] = batch[k].to(device, non_blocking=True)
     maps = {}

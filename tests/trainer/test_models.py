@@ -20,11 +20,12 @@ def test_forward_shapes_and_a_finite_loss(name):
              **{f"pyramid/{k}": torch.rand(2, 3, k, k) for k in (32, 16, 8, 4, 2, 1)}}
     expected = {"cdcn": (2, 1, 32, 32), "cdcnpp": (2, 1, 32, 32), "dccdn3": (2, 3, 64, 64),
                 "resnet50_ps": (2, 1 + 64 + 16 + 4 + 1), "cdcn_ps": (2, 32 * 32 + 16 * 16),
-                "lgsc": (2, 3 * 64 * 64 + 1 + 512 + 256 + 128 + 64 + 64), "ccdd": (2, 3)}[name]
+                "lgsc": (2, 3 * 64 * 64 + 1 + 512 + 256 + 128 + 64 + 64), "ccdd": (2, 3),
+                "segdec": (2, 1 + 128 + 2 * 64 * 64)}[name]
     assert tuple(out.shape) == expected
     loss, parts = m.loss(out, batch)
     parts_of = {"resnet50_ps": {"mask_bce", "cls_bce"}, "lgsc": {"reg", "triplet", "cls"},
-                "ccdd": {"cls", "domain", "lambda"}}.get(name, {"mse", "cd"})
+                "ccdd": {"cls", "domain", "lambda"}, "segdec": {"cls", "contrastive", "segmentation"}}.get(name, {"mse", "cd"})
     assert loss.ndim == 0 and torch.isfinite(loss) and set(parts) == parts_of
     loss.backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
@@ -229,3 +230,35 @@ def test_each_discriminator_head_learns_from_its_own_class_only():
     m.zero_grad()
     m.loss(m(x), batch)[0].backward()
     assert float(m.live_head.weight.grad.abs().sum()) == 0.0 and float(m.spoof_head.weight.grad.abs().sum()) > 0
+
+
+def test_supervised_contrastive_equals_a_direct_computation():
+    from trainer.models.segdec import supervised_contrastive
+
+    g = torch.Generator().manual_seed(0)
+    for labels in ([0, 0, 1, 1, 1], [0, 1, 1, 0, 0, 1], [1, 0, 0]):
+        y = torch.tensor(labels)
+        z = F.normalize(torch.randn(len(labels), 5, generator=g, dtype=torch.float64), dim=1)
+        t, terms = 0.1, []
+        for i in range(len(z)):
+            pos = [p for p in range(len(z)) if p != i and labels[p] == labels[i]]
+            if not pos:
+                continue
+            denom = sum(np.exp(float(z[i] @ z[a]) / t) for a in range(len(z)) if a != i)
+            terms.append(-sum(np.log(np.exp(float(z[i] @ z[p]) / t) / denom) for p in pos) / len(pos))
+        assert float(supervised_contrastive(z, y, t)) == pytest.approx(np.mean(terms), rel=1e-9)
+
+
+def test_segmentation_targets_binary_and_per_type():
+    from annotator.labels import ATTACK_TYPES
+    from trainer.models.segdec import seg_targets
+
+    label = torch.zeros(2, 3, 4, 4)
+    label[0, 0, :2] = 0.7  # row 0: attack on the top half
+    label[1, 1, 2:] = 0.4  # row 1: live on the bottom half
+    code = torch.tensor([ATTACK_TYPES.index("print"), ATTACK_TYPES.index("bonafide")])
+    b = seg_targets(label, code, "binary", len(ATTACK_TYPES))
+    assert b.shape == (2, 2, 4, 4) and b[0, 1].sum() == 8 and b[0, 0].sum() == 0 and b[1, 0].sum() == 8
+    t = seg_targets(label, code, "types", len(ATTACK_TYPES))
+    assert t.shape == (2, 1 + len(ATTACK_TYPES), 4, 4)
+    assert t[0, 1 + ATTACK_TYPES.index("print")].sum() == 8 and t[0].sum() == 8 and t[1, 0].sum() == 8

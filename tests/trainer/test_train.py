@@ -187,3 +187,35 @@ def test_ccdd_trains_on_three_stores_as_domains_and_logs_lambda(tmp_path):
     expected = score(result.model, sel, batch=16, size=32, workers=0, device=torch.device("cpu"))
     evaluate_run(str(run), stores, "all", device="cpu", workers=0)
     np.testing.assert_allclose(read_scores(str(run / "eval" / "scores_test.csv")).score, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_segdec_eval_reports_pixel_hter_and_writes_overlays(sample_store, tmp_path):
+    from PIL import Image
+
+    from trainer.evaluate import segmentation_quality
+
+    url, _ = sample_store
+    run = tmp_path / "seg"
+    train(_cfg(url, model="segdec", epochs=1), str(run), device="cpu", progress=False)
+    r = CliRunner().invoke(cli, ["eval", "--run", str(run), "--workers", "0", "--save-masks", "2"])
+    assert r.exit_code == 0, r.output
+    seg = json.loads((run / "eval" / "metrics.json").read_text())["segmentation"]
+    assert seg["spoof_pixels"] > 0 and seg["live_pixels"] > 0
+    assert seg["hter"] == pytest.approx((seg["apcer"] + seg["bpcer"]) / 2)
+    assert len(list((run / "eval" / "masks").glob("*.png"))) == 2
+    assert np.asarray(Image.open(sorted((run / "eval" / "masks").glob("*.png"))[0])).shape == (64, 128, 3)
+
+    class Always:  # a model that calls every pixel spoof: APCER 0, BPCER 1, by construction
+        def eval(self):
+            return self
+
+        def __call__(self, image):
+            return image
+
+        def spoof_probability(self, out):
+            return torch.ones(out.shape[0], out.shape[2], out.shape[3])
+
+    sel = select([url], "all", "test")
+    fixed = segmentation_quality(Always(), sel, 16, 64, "cpu")
+    assert (fixed["apcer"], fixed["bpcer"], fixed["hter"]) == (0.0, 1.0, 0.5)
+    assert fixed["spoof_pixels"] == seg["spoof_pixels"] and fixed["live_pixels"] == seg["live_pixels"]

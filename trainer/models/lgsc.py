@@ -1,9 +1,7 @@
 """LGSC (docs/papers.md: LGSC): a spoof-cue generator and an auxiliary classifier.
 
-Generator: a U-Net on torchvision's ResNet18. Encoder stages E1 (stem, S/2), E2 (S/4), E3 (S/8),
-E4 (S/16), E5 (S/32); decoder stages D1 (E5 up + E4), D2 (+ E3), D3 (+ E2), D4 (+ E1), each a 3x3
-conv + BN + ReLU after the skip concatenation, then an upsampling to S and a 3x3 conv + tanh: the
-cue (B, 3, S, S), in the image's (x - 127.5) / 128 scale.
+Generator: the ResNet18 U-Net of unet.py (stages E5, D1..D4), then an upsampling to S and a 3x3
+conv + tanh: the cue (B, 3, S, S), in the image's (x - 127.5) / 128 scale.
 Losses (weights reg 5, triplet 1, cls 5 by default, as the paper):
 - regression: L1 of the cues of live samples towards 0 (spoof cues are left free);
 - triplet: batch-all over (anchor live, positive live, negative spoof) triplets with margin 0.5, on
@@ -22,8 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base import MODELS, FasModel
+from .unet import STAGE_CHANNELS, ResNet18UNet
 
-STAGE_CHANNELS = (512, 256, 128, 64, 64)  # E5, D1, D2, D3, D4
 
 
 def batch_all_triplet(features: torch.Tensor, is_attack: torch.Tensor, margin: float = 0.5
@@ -41,10 +39,6 @@ def batch_all_triplet(features: torch.Tensor, is_attack: torch.Tensor, margin: f
     n_pos = int(positive.sum())
     total = loss.sum() / n_pos if n_pos else loss.sum() * 0.0
     return total, n_pos, int(valid.sum())
-
-
-def _up_block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 def unpack(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -77,40 +71,19 @@ class LGSC(FasModel):
         super().__init__()
         from torchvision.models import resnet18
 
-        from .pretrained import load_backbone
-
-        enc = resnet18(weights=None)
-        load_backbone(enc, "resnet18", pretrained)  # the generator's encoder; the classifier starts random
-        self.e1 = nn.Sequential(enc.conv1, enc.bn1, enc.relu)
-        self.e2 = nn.Sequential(enc.maxpool, enc.layer1)
-        self.e3, self.e4, self.e5 = enc.layer2, enc.layer3, enc.layer4
-        self.d1 = _up_block(512 + 256, 256)
-        self.d2 = _up_block(256 + 128, 128)
-        self.d3 = _up_block(128 + 64, 64)
-        self.d4 = _up_block(64 + 64, 64)
+        self.unet = ResNet18UNet(pretrained)  # the generator's encoder takes --pretrained; the classifier starts random
         self.to_cue = nn.Conv2d(64, 3, 3, padding=1)
         aux = resnet18(weights=None)
         aux.fc = nn.Linear(aux.fc.in_features, 1)
         self.classifier = aux
         self.weights, self.margin = (reg, triplet, cls), margin
 
-    @staticmethod
-    def _up(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], dim=1)
-
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        e1 = self.e1(image)
-        e2 = self.e2(e1)
-        e3 = self.e3(e2)
-        e4 = self.e4(e3)
-        e5 = self.e5(e4)
-        d1 = self.d1(self._up(e5, e4))
-        d2 = self.d2(self._up(d1, e3))
-        d3 = self.d3(self._up(d2, e2))
-        d4 = self.d4(self._up(d3, e1))
-        cue = torch.tanh(self.to_cue(F.interpolate(d4, size=image.shape[-2:], mode="bilinear", align_corners=False)))
+        stages = self.unet(image)
+        cue = torch.tanh(self.to_cue(F.interpolate(stages[-1], size=image.shape[-2:], mode="bilinear",
+                                                   align_corners=False)))
         logit = self.classifier(image + cue)
-        feats = [F.normalize(f.mean(dim=(2, 3)), dim=1) for f in (e5, d1, d2, d3, d4)]
+        feats = [F.normalize(f.mean(dim=(2, 3)), dim=1) for f in stages]
         return torch.cat([cue.flatten(1), logit, *feats], dim=1)
 
     def loss(self, out, batch):
