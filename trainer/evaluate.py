@@ -75,6 +75,11 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
     return report
 
 
+def pixels(image) -> np.ndarray:
+    """(B, 3, S, S) model input ((x - 127.5) / 128) -> (B, S, S, 3) uint8 RGB, for the PNGs."""
+    return (image * 128 + 127.5).clamp(0, 255).permute(0, 2, 3, 1).byte().cpu().numpy()
+
+
 def segmentation_quality(model, sel, batch: int, size: int | None, device, folder: Path | None = None,
                          n_png: int = 0) -> dict:
     """Pixel-level APCER / BPCER / HTER of the model's spoof maps against the label maps of sel (a
@@ -100,7 +105,7 @@ def segmentation_quality(model, sel, batch: int, size: int | None, device, folde
         counts["live"] += int(live.sum())
         counts["live_flagged"] += int((live & called).sum())
         if folder is not None and written < n_png:
-            image = (x["image"] * 128 + 127.5).clamp(0, 255).permute(0, 2, 3, 1).byte().cpu().numpy()
+            image = pixels(x["image"])
             for j, row in enumerate(b["index"].tolist()):
                 if written == n_png:
                     break
@@ -132,7 +137,7 @@ def write_cues(model, sel, n: int, size: int | None, device, folder: Path) -> li
         x = to_inputs(b, device, size)
         with torch.no_grad():
             cue = unpack(model(x["image"]).float())[0]
-        image = (x["image"] * 128 + 127.5).clamp(0, 255).permute(0, 2, 3, 1).byte().cpu().numpy()
+        image = pixels(x["image"])
         mag = (cue.abs().mean(dim=1).clamp(0, 1) * 255).byte().cpu().numpy()
         for j, row in enumerate(b["index"].tolist()):
             if len(written) == n:

@@ -155,21 +155,27 @@ def test_pretrained_file_that_does_not_fit_is_a_one_line_error(sample_store, tmp
     assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith(f"Error: --pretrained {bad} does not fit resnet50")
 
 
-def test_eval_saves_lgsc_cues_next_to_their_images(sample_store, tmp_path):
+def _one_epoch_then_eval(url, folder, model: str, *eval_args):
+    """Train `model` one epoch into folder, run `fas-train eval` with eval_args; the eval output."""
+    train(_cfg(url, model=model, epochs=1), str(folder), device="cpu", progress=False)
+    return CliRunner().invoke(cli, ["eval", "--run", str(folder), "--workers", "0", *eval_args])
+
+
+def _pngs(folder, n: int) -> list:
+    """The PNGs of folder: n of them, each image | map side by side at the runs' --size 64."""
     from PIL import Image
 
+    pngs = sorted(folder.glob("*.png"))
+    assert len(pngs) == n and np.asarray(Image.open(pngs[0])).shape == (64, 128, 3)
+    return pngs
+
+
+def test_eval_saves_lgsc_cues_next_to_their_images(sample_store, tmp_path):
     url, _ = sample_store
-    run = tmp_path / "lgsc"
-    train(_cfg(url, model="lgsc", epochs=1), str(run), device="cpu", progress=False)
-    r = CliRunner().invoke(cli, ["eval", "--run", str(run), "--workers", "0", "--save-cues", "3"])
+    r = _one_epoch_then_eval(url, tmp_path / "lgsc", "lgsc", "--save-cues", "3")
     assert r.exit_code == 0, r.output
-    pngs = sorted((run / "eval" / "cues").glob("*.png"))
-    assert len(pngs) == 3
-    sheet = np.asarray(Image.open(pngs[0]))
-    assert sheet.shape == (64, 128, 3)  # image | cue at the run's --size
-    other = tmp_path / "cdcn"
-    train(_cfg(url, model="cdcn", epochs=1), str(other), device="cpu", progress=False)
-    r = CliRunner().invoke(cli, ["eval", "--run", str(other), "--workers", "0", "--save-cues", "3"])
+    _pngs(tmp_path / "lgsc" / "eval" / "cues", 3)
+    r = _one_epoch_then_eval(url, tmp_path / "cdcn", "cdcn", "--save-cues", "3")
     assert r.exit_code == 1 and "Error: --save-cues needs a model with spoof cues (lgsc); this run's is cdcn" in r.output
 
 
@@ -190,20 +196,16 @@ def test_ccdd_trains_on_three_stores_as_domains_and_logs_lambda(tmp_path):
 
 
 def test_segdec_eval_reports_pixel_hter_and_writes_overlays(sample_store, tmp_path):
-    from PIL import Image
-
     from trainer.evaluate import segmentation_quality
 
     url, _ = sample_store
     run = tmp_path / "seg"
-    train(_cfg(url, model="segdec", epochs=1), str(run), device="cpu", progress=False)
-    r = CliRunner().invoke(cli, ["eval", "--run", str(run), "--workers", "0", "--save-masks", "2"])
+    r = _one_epoch_then_eval(url, run, "segdec", "--save-masks", "2")
     assert r.exit_code == 0, r.output
     seg = json.loads((run / "eval" / "metrics.json").read_text())["segmentation"]
     assert seg["spoof_pixels"] > 0 and seg["live_pixels"] > 0
     assert seg["hter"] == pytest.approx((seg["apcer"] + seg["bpcer"]) / 2)
-    assert len(list((run / "eval" / "masks").glob("*.png"))) == 2
-    assert np.asarray(Image.open(sorted((run / "eval" / "masks").glob("*.png"))[0])).shape == (64, 128, 3)
+    _pngs(run / "eval" / "masks", 2)
 
     class Always:  # a model that calls every pixel spoof: APCER 0, BPCER 1, by construction
         def eval(self):
