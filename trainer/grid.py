@@ -87,7 +87,9 @@ def run_grid(base: TrainConfig, params: dict[str, list], seeds: int, out: str, e
             folder.parent.mkdir(parents=True, exist_ok=True)
             jobs.append((setting, seed, dataclasses.asdict(config_for(base, setting, seed)), str(folder)))
     if client is not None:
-        futures = [client.submit(run_one, c, f, eval_kwargs, pure=False) for _, _, c, f in jobs]
+        gpus = any("GPU" in (w.get("resources") or {}) for w in client.scheduler_info()["workers"].values())
+        resources = {"GPU": 1} if gpus else None  # one GPU per run where the workers advertise them
+        futures = [client.submit(run_one, c, f, eval_kwargs, pure=False, resources=resources) for _, _, c, f in jobs]
         results = client.gather(futures)
     else:
         results = [run_one(c, f, eval_kwargs) for _, _, c, f in jobs]

@@ -81,3 +81,16 @@ def test_ocim_expands_to_leave_one_dataset_out():
     r = CliRunner().invoke(cli, ["train", "--protocol", "ocim:M", "--store", "a.zarr", "--stores", "M=m.zarr",
                                  "--model", "cdcn", "--out", "x"])
     assert r.exit_code != 0 and "takes its stores from --stores" in r.output
+
+
+def test_the_grid_runs_as_dask_tasks_with_the_same_table(tmp_path):
+    from distributed import Client, LocalCluster
+
+    store = make_store(str(tmp_path / "s.zarr"), n=24)
+    args = [*BASE, "--param", "alpha=0.5,1.0", "--seeds", "1"]
+    local = CliRunner().invoke(cli, ["grid", "--store", store, *args, "--out", str(tmp_path / "a")])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as c:
+        remote = CliRunner().invoke(cli, ["grid", "--store", store, *args, "--scheduler", c.scheduler_address,
+                                          "--out", str(tmp_path / "b")])
+    assert local.exit_code == 0 and remote.exit_code == 0, remote.output
+    assert (tmp_path / "a" / "grid.csv").read_text() == (tmp_path / "b" / "grid.csv").read_text()
