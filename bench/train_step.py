@@ -60,7 +60,8 @@ def synthetic_batch(model, b: int, s: int) -> dict:
     """Store-layout uint8 fields the model trains on (random), half of the rows attacks."""
     g = torch.Generator().manual_seed(0)
     batch = {"image": torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8, generator=g),
-             "is_attack": torch.arange(b) % 2 == 1}
+             "is_attack": torch.arange(b) % 2 == 1, "domain": torch.zeros(b, dtype=torch.int64),
+             "attack_code": torch.zeros(b, dtype=torch.int64)}
     for f in model.train_needs:
         if f == "label":
             batch[f] = torch.randint(0, 256, (b, 3, s, s), dtype=torch.uint8, generator=g)
