@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 WORK = {"ms": 20.0}
 
 
-def stub_shard(url, store_id, shard, refs, cfg):
+def stub_shard(url, store_id, shard, refs, cfg, models=None):
     """Per-frame stand-in: ~ms of numpy work per sample, then the real commit marker."""
     from annotator import store
 
