@@ -15,7 +15,8 @@ from annotator.errors import AnnotatorError, SettingError
 
 CLUSTERS = ("local", "cuda", "slurm")
 SLURM_KEYS = {"queue": str, "walltime": str, "cores": int, "memory": str, "gpus_per_job": int, "jobs": int,
-              "account": str, "processes": int, "python": str, "local_directory": str, "job_extra": list}
+              "account": str, "processes": int, "python": str, "local_directory": str, "job_extra": list,
+              "log_directory": str}
 SLURM_REQUIRED = ("queue", "walltime", "cores", "memory", "jobs")
 
 
@@ -101,7 +102,7 @@ def slurm_cluster(conf: dict):
     kwargs = dict(queue=conf["queue"], walltime=conf["walltime"], cores=conf["cores"], memory=conf["memory"],
                   processes=processes, job_extra_directives=extra,
                   worker_extra_args=["--resources", f"GPU={max(1, gpus // processes)}"] if gpus else [])
-    for key in ("account", "python", "local_directory"):
+    for key in ("account", "python", "local_directory", "log_directory"):
         if key in conf:
             kwargs[key] = conf[key]
     return SLURMCluster(**kwargs)

@@ -18,12 +18,13 @@ walltime = "00:30:00"
 cores = 1
 memory = "3GB"
 jobs = {jobs}
+log_directory = "{logs}"
 """
 
 
 def config(tmp_path, queue="debug", jobs=2):
     path = tmp_path / "slurm.toml"
-    path.write_text(SLURM_TOML.format(queue=queue, jobs=jobs))
+    path.write_text(SLURM_TOML.format(queue=queue, jobs=jobs, logs=tmp_path / "slurm-logs"))
     return path
 
 
@@ -34,6 +35,8 @@ def annotate(*args, **kw):
 
 
 def test_the_sample_on_slurm_equals_the_local_store(slurm, sample_store, tmp_path):
+    from helpers import REPO
+
     out = tmp_path / "s.zarr"
     r = annotate("--out", out, "--cluster", "slurm", "--cluster-config", config(tmp_path))
     output = r.communicate(timeout=600)[0].decode()
@@ -44,6 +47,7 @@ def test_the_sample_on_slurm_equals_the_local_store(slurm, sample_store, tmp_pat
     while slurm.jobs() and time.time() < deadline:  # the run cancels its worker jobs when it ends
         time.sleep(1)
     assert slurm.jobs() == []
+    assert list((tmp_path / "slurm-logs").glob("*.out")) and not list(REPO.glob("slurm-*.out"))  # job logs
 
 
 def test_a_cancelled_worker_job_is_replaced_and_the_store_is_the_same(slurm, tmp_path):
