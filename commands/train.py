@@ -43,6 +43,8 @@ def cli():
 @click.option("--pretrained", type=str, default=None,
               help="resnet50_ps, lgsc: backbone weights, `imagenet` (torchvision's, from the torch cache) or a "
                    "state-dict file [random init].")
+@click.option("--domain-key", type=str, default=None,
+              help="ccdd: the meta column whose values are the domains [the training store of each row].")
 @click.option("--seg-classes", type=click.Choice(["binary", "types"]), default=None,
               help="segdec: segmentation channels, live/spoof or live + one per attack type [binary].")
 @click.option("--w-con", type=float, default=None, help="segdec: weight of the supervised contrastive loss [0.5].")
@@ -59,7 +61,7 @@ def cli():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
 def train(store, train_stores, test_stores, named_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
-          pretrained, seg_classes, w_con, w_seg, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
+          pretrained, domain_key, seg_classes, w_con, w_seg, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
     """Train a model on the train group of a protocol (resumes a run directory)."""
     from trainer.train import TrainConfig
     from trainer.train import train as run_training
@@ -89,8 +91,18 @@ def train(store, train_stores, test_stores, named_stores, protocol, model, epoch
         if not scales or any(k < 1 or k > 32 or 32 % k for k in scales):
             raise AnnotatorError(f"--pyramid takes scales among 32, 16, 8, 4, 2, 1 (the store's levels), got {pyramid!r}")
         options["scales"] = scales
-    if model == "ccdd":  # one domain per training store
+    if domain_key and model != "ccdd":
+        raise AnnotatorError("--domain-key applies to --model ccdd")
+    if model == "ccdd":  # one domain per training store, or per value of --domain-key
         options["domains"] = len(sources)
+        if domain_key:
+            from trainer.data import select
+
+            values = sorted({str(v) for v in select(sources, protocol, "train", columns=(domain_key,)).meta[domain_key]})
+            if len(values) < 2:
+                raise AnnotatorError(f"--domain-key {domain_key}: the training rows hold {len(values)} value(s) "
+                                     f"({', '.join(values)}); domains need at least 2")
+            options.update(domain_key=domain_key, domain_values=values, domains=len(values))
     cfg = TrainConfig(model=model, train=sources, protocol=protocol, test=tests, epochs=epochs,
                       batch=batch, lr=lr, lr_step=lr_step, size=size, width=width, model_options=options,
                       mcrea=mcrea, mcrea_rho=mcrea_rho, mcrea_scheme=mcrea_scheme, augment=not no_augment,

@@ -49,6 +49,7 @@ class Selection:
 
     parts: list[Part]
     meta: dict[str, np.ndarray] = field(default_factory=dict)
+    domain_codes: np.ndarray | None = None  # set by use_domain_key; else the domain is the store
 
     def __len__(self) -> int:
         return sum(len(p.rows) for p in self.parts)
@@ -69,9 +70,17 @@ class Selection:
 
     @property
     def domain(self) -> np.ndarray:
-        """(len,) int64: which store (part) each position comes from — the domain of
-        domain-generalization models."""
+        """(len,) int64: the domain of each position for domain-generalization models: which store
+        (part) it comes from, or its code after use_domain_key."""
+        if self.domain_codes is not None:
+            return self.domain_codes
         return np.repeat(np.arange(len(self.parts)), [len(p.rows) for p in self.parts]).astype(np.int64)
+
+    def use_domain_key(self, key: str, values: list[str]) -> None:
+        """Domains from the meta column `key` (read by select(columns=...)): the index of each row's
+        value in `values`, -1 for a value not among them."""
+        index = {v: i for i, v in enumerate(values)}
+        self.domain_codes = np.array([index.get(str(v), -1) for v in self.meta[key]], dtype=np.int64)
 
 
 def protocol_names(url: str) -> list[str]:
@@ -99,9 +108,11 @@ def select_rows(url: str, protocol: str, group: str, root=None) -> Part:
     return Part(url, rows, shard_size_of(root))
 
 
-def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] = ()) -> Selection:
+def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] = (),
+           columns: tuple[str, ...] = ()) -> Selection:
     """The rows of `group` of `protocol` over several stores (each opened once); one-line errors
-    when a store lacks an array in `needs` or the selection is empty."""
+    when a store lacks an array in `needs` or a meta column in `columns` (read besides META), or
+    the selection is empty."""
     if not stores:
         raise AnnotatorError("no store given")
     parts, roots = [], []
@@ -110,16 +121,19 @@ def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] 
         missing = [n for n in needs if n not in root]
         if missing:
             raise AnnotatorError(f"{url} lacks {', '.join(missing)}, which this model needs")
+        absent = [c for c in columns if f"meta/{c}" not in root]
+        if absent:
+            raise AnnotatorError(f"{url} has no meta column {', '.join(absent)}")
         parts.append(select_rows(url, protocol, group, root))
         roots.append(root)
     sel = Selection(parts)
     if not len(sel):
         raise AnnotatorError(f"protocol {protocol!r} selects no annotated rows of group {group!r} in "
                              f"{', '.join(stores)}")
-    cols = {c: [] for c in META}
+    cols = {c: [] for c in (*META, *columns)}
     for p, root in zip(parts, roots):
         meta = root["meta"]
-        for c in META:
+        for c in cols:
             cols[c].append(meta[c][:][p.rows] if c in meta else np.full(len(p.rows), "", dtype=object))
     sel.meta = {c: np.concatenate(v) for c, v in cols.items()}
     sel.meta["is_attack"] = sel.meta["is_attack"].astype(bool)

@@ -179,7 +179,10 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     run = Path(out)
     torch.manual_seed(cfg.seed)
     model = cfg.build_model()
-    sel = select(cfg.train, cfg.protocol, "train", needs=model.needs)
+    key = cfg.model_options.get("domain_key")
+    sel = select(cfg.train, cfg.protocol, "train", needs=model.needs, columns=(key,) if key else ())
+    if key:  # domains from a meta column instead of the stores
+        sel.use_domain_key(key, cfg.model_options["domain_values"])
     # check the other groups now: a bad protocol or an empty split must fail before hours of training
     select(cfg.dev_stores, cfg.protocol, "dev", needs=model.needs)
     select(cfg.test_stores, cfg.protocol, "test", needs=model.needs)

@@ -221,3 +221,20 @@ def test_segdec_eval_reports_pixel_hter_and_writes_overlays(sample_store, tmp_pa
     fixed = segmentation_quality(Always(), sel, 16, 64, "cpu")
     assert (fixed["apcer"], fixed["bpcer"], fixed["hter"]) == (0.0, 1.0, 0.5)
     assert fixed["spoof_pixels"] == seg["spoof_pixels"] and fixed["live_pixels"] == seg["live_pixels"]
+
+
+def test_ccdd_domains_from_a_meta_column(tmp_path):
+    stores = [make_store(str(tmp_path / f"k{k}.zarr"), n=24, seed=k) for k in range(2)]
+    base = ["train", "--train", ",".join(stores), "--protocol", "all", "--model", "ccdd", "--epochs", "1", "--batch",
+            "12", "--size", "32", "--workers", "0", "--no-augment"]
+    r = CliRunner().invoke(cli, base + ["--domain-key", "attack_type", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    options = json.loads((tmp_path / "r" / "config.json").read_text())["model_options"]
+    assert options == {"domains": 2, "domain_key": "attack_type", "domain_values": ["bonafide", "print"]}
+    sel = select(stores, "all", "train", columns=("attack_type",))
+    sel.use_domain_key("attack_type", options["domain_values"])
+    assert sel.domain.tolist() == [int(t == "print") for t in sel.meta["attack_type"]]
+    r = CliRunner().invoke(cli, base + ["--domain-key", "dataset", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "--domain-key dataset: the training rows hold 1 value(s) (synthetic)" in r.output
+    r = CliRunner().invoke(cli, base + ["--domain-key", "camera", "--out", str(tmp_path / "y")])
+    assert r.exit_code == 1 and "has no meta column camera" in r.output

@@ -46,7 +46,8 @@ def dann_lambda(p: float) -> float:
 
 class CCDD(FasModel):
     """(B, 3, S, S) image -> (B, 1 + 2 D): the live/spoof logit, then the live head's and the spoof
-    head's D domain logits. `domains`: the number of source domains (stores); `width` is not used."""
+    head's D domain logits. `domains`: the number of source domains (the training stores, or the
+    values of the meta column `domain_key`); `width` is not used."""
 
     train_needs = needs = ()
     card = {"outputs": "live/spoof logit + domain logits of the live and the spoof discriminator head",
@@ -54,7 +55,9 @@ class CCDD(FasModel):
                     "(lambda = 2/(1+exp(-10p))-1)",
             "score": "sigmoid(logit)"}
 
-    def __init__(self, domains: int = 1, width: float = 1.0, dropout: float = 0.5, pretrained: str | None = None):
+    def __init__(self, domains: int = 1, width: float = 1.0, dropout: float = 0.5, pretrained: str | None = None,
+                 domain_key: str = "", domain_values: list | None = None):
+        # domain_key / domain_values: recorded with the run; the trainer maps each row's value to its domain
         super().__init__()
         from torchvision.models import resnet18
 
