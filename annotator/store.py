@@ -236,8 +236,8 @@ def clear_failed(url: str, shard_id: int) -> None:
         fs.rm(p)
 
 
-def _markers(url: str, folder: str) -> dict[int, dict]:
-    """The <id>.json files of a marker folder of the store: shard id -> content."""
+def _marker_files(url: str, folder: str) -> dict[int, str]:
+    """The <id>.json files of a marker folder of the store, from one listing: shard id -> path."""
     fs, path = _fs(url)
     base = f"{path}/{folder}"
     if not fs.exists(base):
@@ -245,9 +245,15 @@ def _markers(url: str, folder: str) -> dict[int, dict]:
     out = {}
     for f in fs.ls(base, detail=False):
         name = f.rstrip("/").rsplit("/", 1)[-1]
-        if name.endswith(".json"):
-            out[int(name[:-5])] = json.loads(fs.cat_file(f))
+        if name.endswith(".json") and name[:-5].isdigit():
+            out[int(name[:-5])] = f
     return out
+
+
+def _markers(url: str, folder: str) -> dict[int, dict]:
+    """The contents of a marker folder's files: shard id -> content."""
+    fs, _ = _fs(url)
+    return {i: json.loads(fs.cat_file(f)) for i, f in _marker_files(url, folder).items()}
 
 
 def failed(url: str) -> dict[int, str]:
@@ -263,12 +269,7 @@ def committed(url: str) -> dict[int, dict]:
 def committed_ids(url: str) -> set[int]:
     """The ids of the committed shards, from the marker names alone (one listing, no reads: what a
     resume of a store with tens of thousands of shards needs)."""
-    fs, path = _fs(url)
-    base = f"{path}/{SHARDS_DIR}"
-    if not fs.exists(base):
-        return set()
-    names = (f.rstrip("/").rsplit("/", 1)[-1] for f in fs.ls(base, detail=False))
-    return {int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()}
+    return set(_marker_files(url, SHARDS_DIR))
 
 
 def failed_rows(root: zarr.Group, rows: np.ndarray) -> list[list]:

@@ -188,9 +188,9 @@ def verify(store_url, quick, do_repair, workers, scheduler_address):
     url = normalize(store_url)
     level = "quick" if quick else "full"
     if scheduler_address:
-        from distributed import Client
+        from pipelines.cluster import connect  # an unreachable address is a one-line error there
 
-        with Client(scheduler_address) as client:
+        with connect(scheduler_address) as client:
             report = check(url, level, workers, client=client, progress=True)
     else:
         report = check(url, level, workers, progress=True)

@@ -169,9 +169,9 @@ def grid(store, train_stores, test_stores, named_stores, protocol, model, params
     base.validate()
     kwargs = {"rule": threshold, "device": device}
     if scheduler_address:
-        from distributed import Client
+        from pipelines.cluster import connect  # an unreachable address is a one-line error there
 
-        with Client(scheduler_address) as client:
+        with connect(scheduler_address) as client:
             rows = run_grid(base, grid_params, seeds, out, kwargs, client=client)
     else:
         rows = run_grid(base, grid_params, seeds, out, kwargs)

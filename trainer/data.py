@@ -221,21 +221,17 @@ class StoreStream(IterableDataset):
         order = rng.permutation(len(self._units)) if self.shuffle else np.arange(len(self._units))
         mine = [self._units[i] for i in order[wid::nw]]
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)) + wid)
+        if self.balance:
+            yield from self._balanced(mine, rng, gen, info is not None)
+            return
         arrays: dict[int, dict] = {}
         blocks: list[dict[str, np.ndarray]] = []  # decoded chunks still holding rows to emit
         # rows waiting in the buffer: (block, row in block, position in the selection)
         pending = np.empty((0, 3), np.int64)
-        if self.balance:
-            yield from self._balanced(mine, rng, gen, info is not None)
-            return
         for k, c, positions in mine:
             part = self.sel.parts[k]
-            if k not in arrays:
-                root = open_store(part.url)
-                arrays[k] = {f: root[f] for f in self.fields}
-            start = c * part.chunk
-            local = part.rows[positions - self.sel.offsets[k]] - start
-            blocks.append({f: a[start:start + part.chunk] for f, a in arrays[k].items()})  # whole chunk, one decode
+            block, local = self._read(arrays, k, c, positions)
+            blocks.append(block)
             rows = np.stack([np.full(len(local), len(blocks) - 1), local, positions], axis=1)
             pending = np.concatenate([pending, rows])
             if len(pending) >= max(self.batch_size, self.buffer_chunks * part.chunk):
@@ -254,7 +250,8 @@ class StoreStream(IterableDataset):
             yield from self._batches(blocks, pending, gen, info is not None)
 
     def _read(self, arrays: dict, k: int, c: int, positions: np.ndarray) -> tuple[dict, np.ndarray]:
-        """(the decoded chunk c of part k, the rows of `positions` in it)."""
+        """(the decoded chunk c of part k, whole: one decode; the rows of `positions` in it). arrays:
+        the per-part array handles, opened on first use."""
         part = self.sel.parts[k]
         if k not in arrays:
             root = open_store(part.url)
