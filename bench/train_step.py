@@ -8,7 +8,10 @@ Baseline in the same run (--baseline, default on CUDA): the same network with th
 plain convolutions of the same shapes, which shows what the central-difference term costs.
 
     .venv/bin/python bench/train_step.py [--model NAME|all] [--batch 32] [--size 256] [--width 1.0] [--steps N]
-                                         [--device cuda]
+                                         [--device cuda] [--video [--frames 8] [--video-batch 6]]
+
+--video (ccdd): the image step, then a video-branch step on --video-batch sequences of --frames
+frames (the paper's 6 x 8), compared with the image step in frames/s.
 
 On CPU the defaults are --steps 1 --warmup 0 and no baseline: full-width dccdn3 is ~330 GFLOP
 per 256x256 image forward and holds ~1.1 GB of activations per image for backward, so batch 32
@@ -27,7 +30,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def step_time(model, batch: dict, device: torch.device, steps: int, warmup: int) -> float:
+def step_time(model, batch: dict, device: torch.device, steps: int, warmup: int, video: bool = False) -> float:
+    """Seconds per training step; video: a video-branch step (forward_video + video_loss) on a batch
+    of whole sequences, the augmentation drawn per sequence."""
     from trainer.inputs import Augment, to_inputs
 
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -36,10 +41,10 @@ def step_time(model, batch: dict, device: torch.device, steps: int, warmup: int)
     gen = torch.Generator().manual_seed(0)
 
     def one():
-        x = to_inputs(batch, device, augment=Augment(), generator=gen)
+        x = to_inputs(batch, device, augment=Augment(), generator=gen, group=model.frames if video else 1)
         with cast:
-            out = model(x["image"])
-        loss, _ = model.loss(out.float(), x)
+            out = model.forward_video(x["image"]) if video else model(x["image"])
+        loss, _ = (model.video_loss if video else model.loss)(out.float(), x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -90,6 +95,11 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=None)
+    ap.add_argument("--video", action="store_true",
+                    help="ccdd: also time a video-branch step (--video-batch sequences of --frames frames) beside "
+                         "the image step")
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--video-batch", type=int, default=6)
     ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
                     help="also time the central-difference models with theta 0 (plain convolutions)")
     args = ap.parse_args()
@@ -112,12 +122,24 @@ def main() -> None:
     print(f"{args.model} width {args.width}, batch {b}, {s}x{s}, {where}, {steps} timed step(s) after {warmup} warm-up")
     cdc = args.model in ("cdcn", "cdcnpp", "cdcn_ps", "dccdn3")
     runs = [(args.model, {})] + ([("baseline: plain convs (theta 0)", {"theta": 0.0})] if baseline and cdc else [])
+    if args.video:
+        if args.model != "ccdd":
+            sys.exit("--video applies to --model ccdd")
+        runs = [("image step", {"video": True, "frames": args.frames, "video_batch": args.video_batch})]
     for label, kw in runs:
         torch.manual_seed(0)
         model = create(args.model, width=args.width, **kw).to(device).train()
         sec = step_time(model, synthetic_batch(model, b, s), device, steps, warmup)
         print(f"  {label:32s} {sec:9.3f} s/step  {b / sec:9.1f} samples/s  peak {peak_memory_gb(device):6.2f} GB "
               f"({'allocated' if gpu else 'resident'})")
+    if args.video:  # the video step, against the image step above as the baseline of the same run
+        n = args.video_batch * args.frames
+        vbatch = synthetic_batch(model, n, s)
+        vbatch["is_attack"] = (torch.arange(n) // args.frames) % 2 == 1  # half of the sequences attacks
+        sec_v = step_time(model, vbatch, device, steps, warmup, video=True)
+        print(f"  {f'video step ({args.video_batch} x {args.frames} frames)':32s} {sec_v:9.3f} s/step  "
+              f"{args.video_batch / sec_v:9.1f} sequences/s  {n / sec_v:9.1f} frames/s ({n / sec_v / (b / sec):.2f}x "
+              f"the image step's samples/s)  peak {peak_memory_gb(device):6.2f} GB")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,13 @@ def cli():
                    "state-dict file [random init].")
 @click.option("--domain-key", type=str, default=None,
               help="ccdd: the meta column whose values are the domains [the training store of each row].")
+@click.option("--backbone", type=str, default=None, help="ccdd: feature backbone, resnet18 or resnet50 [resnet18].")
+@click.option("--grl-lambda", type=str, default=None,
+              help="ccdd: gradient reversal factor, a number or `dann` (2/(1+exp(-10p))-1 over training) [0.2].")
+@click.option("--video", is_flag=True, help="ccdd: add the video branch (LSTM over whole-video sequences), "
+                                            "trained alternately with the image branch.")
+@click.option("--frames", type=int, default=None, help="ccdd --video: frames per sequence [8].")
+@click.option("--video-batch", type=int, default=None, help="ccdd --video: sequences per video step [6].")
 @click.option("--seg-classes", type=click.Choice(["binary", "types"]), default=None,
               help="segdec: segmentation channels, live/spoof or live + one per attack type [binary].")
 @click.option("--w-con", type=float, default=None, help="segdec: weight of the supervised contrastive loss [0.5].")
@@ -61,7 +68,7 @@ def cli():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
 def train(store, train_stores, test_stores, named_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
-          pretrained, domain_key, seg_classes, w_con, w_seg, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
+          pretrained, domain_key, backbone, grl_lambda, video, frames, video_batch, seg_classes, w_con, w_seg, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
     """Train a model on the train group of a protocol (resumes a run directory)."""
     from trainer.train import TrainConfig
     from trainer.train import train as run_training
@@ -91,8 +98,7 @@ def train(store, train_stores, test_stores, named_stores, protocol, model, epoch
         if not scales or any(k < 1 or k > 32 or 32 % k for k in scales):
             raise AnnotatorError(f"--pyramid takes scales among 32, 16, 8, 4, 2, 1 (the store's levels), got {pyramid!r}")
         options["scales"] = scales
-    if domain_key and model != "ccdd":
-        raise AnnotatorError("--domain-key applies to --model ccdd")
+    options.update(_ccdd_options(model, domain_key, backbone, grl_lambda, video, frames, video_batch))
     if model == "ccdd":  # one domain per training store, or per value of --domain-key
         options["domains"] = len(sources)
         if domain_key:
@@ -109,6 +115,38 @@ def train(store, train_stores, test_stores, named_stores, protocol, model, epoch
                       workers=workers, seed=seed)
     result = run_training(cfg, out, device=device)
     click.echo(json.dumps(result.summary()))
+
+
+def _ccdd_options(model, domain_key, backbone, grl_lambda, video, frames, video_batch) -> dict:
+    """ccdd's options from the command line (one-line errors for another model or a bad value)."""
+    given = {"--domain-key": domain_key, "--backbone": backbone, "--grl-lambda": grl_lambda,
+             "--video": video or None, "--frames": frames, "--video-batch": video_batch}
+    used = [k for k, v in given.items() if v is not None]
+    if used and model != "ccdd":
+        raise AnnotatorError(f"{', '.join(used)} appl{'ies' if len(used) == 1 else 'y'} to --model ccdd")
+    if (frames is not None or video_batch is not None) and not video:
+        raise AnnotatorError("--frames and --video-batch go with --video")
+    options = {}
+    if backbone is not None:
+        from trainer.models.backbones import BACKBONES
+
+        BACKBONES.get(backbone)  # an unknown name is a one-line error naming the known ones
+        options["backbone"] = backbone
+    if grl_lambda is not None:
+        try:
+            options["grl_lambda"] = float(grl_lambda)
+        except ValueError:
+            if grl_lambda != "dann":
+                raise AnnotatorError(f"--grl-lambda takes a number or `dann`, got {grl_lambda!r}") from None
+            options["grl_lambda"] = "dann"
+    if video:
+        options["video"] = True
+        for flag, name, value in (("--frames", "frames", frames), ("--video-batch", "video_batch", video_batch)):
+            if value is not None:
+                if value < 1:
+                    raise AnnotatorError(f"{flag} must be at least 1, got {value}")
+                options[name] = value
+    return options
 
 
 def leave_one_out(protocol: str, named: str | None) -> tuple[list[str], list[str], str]:

@@ -30,7 +30,7 @@ SMALL = ("index", "is_attack", "domain", "attack_code")
 PSEUDO_PROTOCOLS = ("split", "all")
 # Per-row arrays a batch may carry: the store's (annotator/schema.py), pyramid levels by name.
 FIELDS = tuple(name for name in array_specs(1 << 5) if not name.startswith("pyramid/"))
-META = ("sample_id", "video_id", "is_attack", "attack_type", "dataset")
+META = ("sample_id", "video_id", "frame_index", "is_attack", "attack_type", "dataset")
 
 
 @dataclass
@@ -174,6 +174,7 @@ class StoreStream(IterableDataset):
         self._domain = selection.domain
         self._attack_code = selection.attack_code if selection.meta else np.full(len(selection), -1, np.int64)
         self.ring: BatchRing | None = None  # set by StoreLoader when batches travel through shared slots
+        self.group = 1  # rows flipped together (a video stream's sequences)
 
     def field_specs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
         """Per-row shape and dtype of each field; one-line error when the stores disagree."""
@@ -341,7 +342,8 @@ class StoreStream(IterableDataset):
                 batch, _ = mcrea(batch, generator=gen, out=into, **self.mcrea)
                 batch.pop("exchanged", None)
             if self.flip:
-                batch = flip_batch(batch, torch.rand(n, generator=gen) < 0.5)
+                which = torch.rand(math.ceil(n / self.group), generator=gen) < 0.5
+                batch = flip_batch(batch, which.repeat_interleave(self.group)[:n])
             if slot is not None:  # only the slot number and the small columns cross the process boundary
                 for f in self.fields:
                     if batch[f].data_ptr() != self.ring.buffers[f][slot].data_ptr():

@@ -13,11 +13,24 @@ from annotator.errors import SettingError
 
 from .data import Selection, select
 from .metrics import Scores, cross_dataset, evaluate, roc, write_scores
-from .train import device_of, load_run, score
+from .train import device_of, load_run, score, score_videos
 
 
 def scores_of(sel: Selection, values: np.ndarray) -> Scores:
-    return Scores(values, sel.meta["is_attack"], sel.meta["attack_type"], sel.meta["video_id"])
+    return Scores(values, sel.meta["is_attack"], sel.meta["attack_type"], video_keys(sel))
+
+
+def video_keys(sel: Selection) -> np.ndarray:
+    """Each row's video_id; prefixed with its store's number in the selection ("1/v3") when two
+    stores hold a video of the same id, so that video-level scores never merge videos of two stores."""
+    ids = sel.meta["video_id"].astype(str)
+    seen: dict[str, int] = {}
+    for k, (p, off) in enumerate(zip(sel.parts, sel.offsets)):
+        for v in set(ids[off:off + len(p.rows)].tolist()):
+            if seen.setdefault(v, k) != k:
+                store = np.repeat(np.arange(len(sel.parts)), [len(q.rows) for q in sel.parts]).astype(str)
+                return np.char.add(np.char.add(store, "/"), ids).astype(object)
+    return ids.astype(object)
 
 
 def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[str] | None = None,
@@ -32,6 +45,9 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
     APCER (spoof pixels of the label called live), BPCER (live pixels called spoof) and their mean,
     the segmentation HTER; save_masks writes masks/<row>_<sample_id>.png for the first N test rows:
     the image with the predicted spoof pixels in red | the same with the label's attack pixels.
+
+    A model with a video branch (ccdd --video) scores each video with it: "video" (and
+    "cross_dataset") use those scores, and the CSVs get a video_score column.
 
     When the test stores differ from the dev stores (leave-one-dataset-out), the report also holds
     "cross_dataset": HTER at the target's own EER threshold (common, optimistic) and at the source
@@ -51,15 +67,23 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
     workers = cfg.workers if workers is None else workers
     dev, test = (scores_of(sel, score(model, sel, cfg.batch, cfg.size, workers, where))
                  for sel in (dev_sel, test_sel))
+    by_video = dev, test  # video level: the mean of the frame scores, or a video branch's own score
+    extra = {}
+    if model.frames:
+        values = [score_videos(model, sel, cfg.batch, cfg.size, workers, where) for sel in (dev_sel, test_sel)]
+        by_video = tuple(scores_of(sel, v) for sel, v in zip((dev_sel, test_sel), values))
+        extra = {"dev": {"video_score": values[0]}, "test": {"video_score": values[1]}}
     report = {
         "run": str(run), "model": ckpt["model"], "epoch": int(ckpt["epoch"]) + 1, "protocol": protocol,
         "dev_stores": dev_stores, "test_stores": test_stores,
         "score": "higher = more likely an attack",
         "frame": evaluate(test, dev, rule),
-        "video": evaluate(test, dev, rule, video=True),
+        "video": evaluate(by_video[1], by_video[0], rule, video=True),
     }
+    if model.frames:
+        report["video"]["score"] = f"the video branch's (LSTM over {model.frames} evenly spaced frames)"
     if sorted(test_stores) != sorted(dev_stores):
-        report["cross_dataset"] = cross_dataset(test, dev, video=True)
+        report["cross_dataset"] = cross_dataset(by_video[1], by_video[0], video=True)
     folder = Path(out) if out else Path(run) / "eval"
     folder.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "spoof_probability"):
@@ -67,7 +91,7 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
                                                       folder / "masks" if save_masks else None, save_masks)
     for name, sel, s in (("dev", dev_sel, dev), ("test", test_sel, test)):
         write_scores(str(folder / f"scores_{name}.csv"), s,
-                     {"sample_id": sel.meta["sample_id"], "dataset": sel.meta["dataset"]})
+                     {"sample_id": sel.meta["sample_id"], "dataset": sel.meta["dataset"], **extra.get(name, {})})
     (folder / "metrics.json").write_text(json.dumps(report, indent=2))
     plot_curves(test, folder, report["frame"]["threshold"])
     if save_cues:

@@ -24,10 +24,13 @@ class Augment:
 
 
 def to_inputs(batch: dict[str, torch.Tensor], device: torch.device | str, size: int | None = None,
-              augment: Augment | None = None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+              augment: Augment | None = None, generator: torch.Generator | None = None,
+              group: int = 1) -> dict[str, torch.Tensor]:
     """Float inputs: image (B, 3, s, s) scaled as (x - 127.5) / 128; label (B, 3, s, s), depth
     (B, 1, s, s) and pyramid/<k> (B, 3, k, k) in [0, 1]; region (B, s, s) int64; s = `size` or the
-    store's S. index and is_attack pass through."""
+    store's S. index and is_attack pass through. group: the augmentation is drawn once per `group`
+    consecutive rows (the frames of one video sequence share their crop and colours); B must be a
+    multiple of it."""
     out: dict[str, torch.Tensor] = {}
     for k in ("index", "is_attack", "domain", "attack_code"):
         if k in batch:
@@ -43,10 +46,16 @@ def to_inputs(batch: dict[str, torch.Tensor], device: torch.device | str, size: 
         maps["region"] = batch["region"].to(device, non_blocking=True)[:, None].float()
     s = size or next(iter(maps.values())).shape[-1]
     n = next(iter(maps.values())).shape[0]
+    if n % group:
+        raise ValueError(f"expected a multiple of {group} rows (whole sequences), got {n}")
+
+    def draw(*shape):  # one draw per group, repeated over its rows
+        return torch.rand(n // group, *shape, generator=generator).repeat_interleave(group, dim=0)
+
     theta = None
     if augment is not None and augment.crop < 1:
-        side = augment.crop + (1 - augment.crop) * torch.rand(n, generator=generator)
-        shift = (1 - side)[:, None] * (2 * torch.rand(n, 2, generator=generator) - 1)
+        side = augment.crop + (1 - augment.crop) * draw()
+        shift = (1 - side)[:, None] * (2 * draw(2) - 1)
         theta = torch.zeros(n, 2, 3)
         theta[:, 0, 0] = theta[:, 1, 1] = side
         theta[:, :, 2] = shift
@@ -65,7 +74,7 @@ def to_inputs(batch: dict[str, torch.Tensor], device: torch.device | str, size: 
             c = augment.colour
 
             def factor():
-                return (1 - c + 2 * c * torch.rand(n, 1, 1, 1, generator=generator)).to(device)
+                return (1 - c + 2 * c * draw(1, 1, 1)).to(device)
 
             img = img * factor()  # brightness
             mean = img.mean(dim=(1, 2, 3), keepdim=True)

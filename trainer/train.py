@@ -97,14 +97,17 @@ class LossReader:
     def flush(self, bar) -> None:
         if not self.pending:
             return
-        names = sorted(self.pending[0][3])
-        table = torch.stack([torch.stack([v.float(), *(p[n].float() for n in names)])
+        # image and video steps name their parts differently: one table over all names, each row
+        # logging its own
+        names = sorted({n for *_, parts, _ in self.pending for n in parts})
+        none = torch.tensor(float("nan"), device=self.pending[0][1].device)
+        table = torch.stack([torch.stack([v.float(), *(p.get(n, none).float() for n in names)])
                              for _, v, _, p, _ in self.pending]).cpu().tolist()
-        for row, (step, _, rows, _, lr) in zip(table, self.pending):
+        for row, (step, _, rows, parts, lr) in zip(table, self.pending):
             if not math.isfinite(row[0]):
                 raise AnnotatorError(f"loss became {row[0]} at epoch {self.epoch + 1} step {step}; lower --lr")
             self.total, self.rows = self.total + row[0] * rows, self.rows + rows
-            self.log.step(self.epoch, step, row[0], dict(zip(names, row[1:])), lr)
+            self.log.step(self.epoch, step, row[0], {n: x for n, x in zip(names, row[1:]) if n in parts}, lr)
         bar.set_postfix(loss=f"{table[-1][0]:.4f}")
         self.pending.clear()
 
@@ -209,6 +212,13 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     mcrea = {"gamma": cfg.mcrea, "rho": cfg.mcrea_rho, "scheme": cfg.mcrea_scheme} if cfg.mcrea else None
     stream = StoreStream(sel, fields_for(model, True), cfg.batch, shuffle=True, seed=cfg.seed, drop_last=len(sel) > cfg.batch,
                          mcrea=mcrea, flip=cfg.augment, balance=model.balanced)
+    videos = None
+    if model.frames:  # a video branch: its steps alternate with the image steps
+        from .videos import VideoStream
+
+        videos = VideoStream(sel, fields_for(model, True), model.video_batch, model.frames, shuffle=True,
+                             seed=cfg.seed, flip=cfg.augment)
+    steps = len(stream) + (len(videos) if videos else 0)  # per epoch
     augment = Augment() if cfg.augment else None
     gen = torch.Generator().manual_seed(cfg.seed)
     from tqdm import tqdm
@@ -216,22 +226,32 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     from .logs import RunLog
 
     losses = []
-    batches = loader(stream, cfg.workers)  # once per run: its workers persist across epochs
+    batches = [loader(stream, cfg.workers)]  # once per run: their workers persist across epochs
+    if videos:
+        batches.append(loader(videos, cfg.workers))
     with RunLog(run) as log:
         for epoch in range(start, cfg.epochs):
-            stream.set_epoch(epoch)
+            for each in (stream, videos):
+                if each is not None:
+                    each.set_epoch(epoch)
             gen.manual_seed(cfg.seed * 1_000_003 + epoch)
             model.train()
             t0 = time.perf_counter()
             losses_read = LossReader(log, epoch)
-            bar = tqdm(batches, total=len(stream), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+            bar = tqdm(alternate(*batches), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                        disable=not progress)
-            for batch in bar:
-                model.on_step(step / max(1, cfg.epochs * len(stream)))
-                x = to_inputs(batch, dev, cfg.size, augment, gen)
-                with _autocast(dev):
-                    pred = model(x["image"])
-                loss, parts = model.loss(pred.float(), x)
+            for branch, batch in bar:
+                model.on_step(step / max(1, cfg.epochs * steps))
+                if branch == 0:
+                    x = to_inputs(batch, dev, cfg.size, augment, gen)
+                    with _autocast(dev):
+                        pred = model(x["image"])
+                    loss, parts = model.loss(pred.float(), x)
+                else:
+                    x = to_inputs(batch, dev, cfg.size, augment, gen, group=model.frames)
+                    with _autocast(dev):
+                        pred = model.forward_video(x["image"])
+                    loss, parts = model.video_loss(pred.float(), x)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -247,6 +267,19 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     return TrainResult(str(run), cfg.epochs, losses, model.eval())
 
 
+def alternate(*iterables):
+    """(k, item) from each iterable in turn, one item at a time, until all are exhausted (one that
+    ends first drops out and the others go on)."""
+    its = [iter(x) for x in iterables]
+    live = list(range(len(its)))
+    while live:
+        for k in list(live):
+            try:
+                yield k, next(its[k])
+            except StopIteration:
+                live.remove(k)
+
+
 @torch.no_grad()
 def score(model: FasModel, sel: Selection, batch: int, size: int | None, workers: int,
           device: torch.device) -> np.ndarray:
@@ -259,6 +292,26 @@ def score(model: FasModel, sel: Selection, batch: int, size: int | None, workers
         with _autocast(device):
             pred = model(x["image"])
         out[b["index"].numpy()] = model.score(pred.float(), x).double().cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def score_videos(model: FasModel, sel: Selection, batch: int, size: int | None, workers: int,
+                 device: torch.device) -> np.ndarray:
+    """The video branch's attack score of each video of sel (T evenly spaced frames through the
+    LSTM), given to every selected row of that video: (len(sel),) float64 in selection order."""
+    from .videos import VideoStream
+
+    model.eval()
+    stream = VideoStream(sel, fields_for(model, False), max(1, batch // model.frames), model.frames)
+    out = np.full(len(sel), np.nan)
+    for b in loader(stream, workers):
+        x = to_inputs(b, device, size)
+        with _autocast(device):
+            pred = model.forward_video(x["image"])
+        for v, value in zip(stream.video_of[b["index"][::model.frames].numpy()],
+                            model.video_score(pred.float()).double().cpu().numpy()):
+            out[stream.videos[v]] = value
     return out
 
 

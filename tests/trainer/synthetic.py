@@ -7,7 +7,7 @@ from annotator import store
 
 
 def make_store(url: str, n: int = 24, size: int = 32, shard: int = 8, protocols: dict | None = None,
-               status=None, is_attack=None, attack_type=None, split=None, video_id=None, seed: int = 0,
+               status=None, is_attack=None, attack_type=None, split=None, video_id=None, frame_index=None, seed: int = 0,
                drop: tuple[str, ...] = ()) -> str:
     """A small store with known contents: image[i] is filled with i (all pixels), label, depth,
     region and pyramid derived from it, so every row can be recognised after loading."""
@@ -25,6 +25,8 @@ def make_store(url: str, n: int = 24, size: int = 32, shard: int = 8, protocols:
         "status": list(status) if status is not None else [0] * n,
         "dataset": ["synthetic"] * n,
     }
+    if frame_index is not None:
+        meta_all["frame_index"] = [int(f) for f in frame_index]
     for sh in store.plan_shards(n, shard):
         rows = range(sh.start, sh.stop)
         k = len(rows)

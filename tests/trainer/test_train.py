@@ -181,7 +181,8 @@ def test_eval_saves_lgsc_cues_next_to_their_images(sample_store, tmp_path):
 
 def test_ccdd_trains_on_three_stores_as_domains_and_logs_lambda(tmp_path):
     stores = [make_store(str(tmp_path / f"d{k}.zarr"), n=24, seed=k) for k in range(3)]
-    cfg = _cfg(stores[0], model="ccdd", train=stores, size=32, epochs=6, batch=24, model_options={"domains": 3})
+    cfg = _cfg(stores[0], model="ccdd", train=stores, size=32, epochs=6, batch=24,
+               model_options={"domains": 3, "grl_lambda": "dann"})
     run = tmp_path / "run"
     result = train(cfg, str(run), device="cpu", progress=False)
     assert result.losses[-1] < result.losses[0], result.losses

@@ -20,6 +20,12 @@ class FasModel(nn.Module):
     balanced: bool = False
     #: what `fas-train models` prints: outputs, loss and score rule, one line each.
     card: dict[str, str] = {}
+    #: frames T per sequence of a video branch (0: none). A model with one also has
+    #: forward_video((B * T, 3, S, S)) -> per-sequence output, video_loss(out, batch) on batches of
+    #: whole-video sequences (trainer/videos.py) and video_score(out) -> (B,); `video_batch`
+    #: sequences per video step. The trainer then alternates image and video steps.
+    frames: int = 0
+    video_batch: int = 0
 
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(scalar loss, its named parts as detached 0-d tensors for the logs: the trainer reads them
