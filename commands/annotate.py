@@ -249,6 +249,23 @@ def augment(store_url, out, gamma, rho, scheme, copies, seed, overwrite):
 
 @cli.command()
 @click.argument("store_url")
+@click.option("--format", "fmt", required=True, help="cdcn, ssdg, ssan or folder (docs/exports.md).")
+@click.option("--out", required=True, help="The export folder (a rerun with the same settings resumes).")
+@click.option("--protocol", type=str, default="split", show_default=True,
+              help="The groups to export: protocols/<name>, `split` (meta/split) or `all`.")
+@click.option("--workers", type=int, default=None, help="Threads writing shards [the CPU count].")
+def export(store_url, fmt, out, protocol, workers):
+    """Write a store as the folder layout another codebase reads (CDCN, SSDG, SSAN, plain PNGs)."""
+    from annotator.export import export_store
+
+    res = export_store(store_url, fmt, out, protocol, workers)
+    groups = ", ".join(f"{g} {n}" for g, n in res["groups"].items())
+    resumed = f", {res['resumed']} of {res['shards']} shards already done" if res["resumed"] else ""
+    click.echo(f"wrote {out}: {res['rows']} rows ({groups}) as {fmt}{resumed}; see {out}/README.md")
+
+
+@cli.command()
+@click.argument("store_url")
 @click.option("--dataset", required=True, help="Adapter the store was made with.")
 @click.option("--root", type=str, default=None, help="Dataset root [the one the store was made from].")
 @click.option("--protocol-dir", type=str, default=None, help="Folder holding the protocol lists.")

@@ -1,0 +1,96 @@
+"""What an export format provides: the files of one row, written from plain numpy arrays, and the
+list files of all rows. The driver (run.py) plans rows, runs shards in parallel and resumes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..registry import Registry
+
+EXPORTERS: Registry = Registry("export format")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One exported store row. `group`: train, dev, test (or all); `video`: a file-system-safe name
+    of its video; `number`: its rank (0-based) among the exported frames of its video and group, in
+    frame order; `frame_index`: the frame of the source video (-1 for an image)."""
+
+    row: int
+    group: str
+    video: str
+    video_id: str
+    number: int
+    frame_index: int
+    is_attack: bool
+    attack_type: str
+    sample_id: str
+    dataset: str
+
+
+class Exporter:
+    """One export format. `write` gets the row's arrays in the store layouts: image (S, S, 3) uint8
+    RGB, label (3, S, S) uint8 (attack, live, background), landmarks (478, 3) float32 crop pixels."""
+
+    name = ""
+    #: README lines: the format's source, polarity, value ranges, and how its reader finds files.
+    about = ""
+
+    def __init__(self, size: int):
+        self.size = size  # the store's crop side S
+
+    def files(self, r: Row) -> list[str]:
+        """Paths (relative to the export folder) that write() creates for row r."""
+        raise NotImplementedError
+
+    def write(self, r: Row, image: np.ndarray, label: np.ndarray, landmarks: np.ndarray, out: Path) -> None:
+        raise NotImplementedError
+
+    def lists(self, rows: list[Row], out: Path) -> list[str]:
+        """Write the list / index files of all rows; returns their relative paths."""
+        raise NotImplementedError
+
+
+def safe_name(text: str) -> str:
+    """A file name for text: unchanged when already safe, else its unsafe characters replaced and
+    a short hash of the original appended (so two ids never share a name)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", text).strip(".") or "_"
+    return safe if safe == text else f"{safe}-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+
+
+def face_box(landmarks: np.ndarray, size: int) -> tuple[float, float, float, float]:
+    """(x, y, w, h) crop pixels of the square around the landmarks' extent (the face box the crop
+    was cut around, before the store's box scale), clipped to the crop."""
+    xy = landmarks[:, :2]
+    lo, hi = np.nanmin(xy, axis=0), np.nanmax(xy, axis=0)
+    side = float(max(hi - lo))
+    cx, cy = (lo + hi) / 2
+    x0, y0 = max(0.0, cx - side / 2), max(0.0, cy - side / 2)
+    return x0, y0, min(float(size), cx + side / 2) - x0, min(float(size), cy + side / 2) - y0
+
+
+def save(path: Path, pixels: np.ndarray, quality: int | None = None) -> None:
+    """A PNG, or a JPEG at `quality` when given; written to a temporary name, then renamed, so a
+    crash never leaves half a file under the final name."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    img = Image.fromarray(np.ascontiguousarray(pixels))
+    if quality is None:
+        img.save(tmp, format="PNG", compress_level=1)
+    else:
+        img.save(tmp, format="JPEG", quality=quality, subsampling=0 if quality >= 95 else 2)
+    tmp.replace(path)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -1,0 +1,173 @@
+"""The export driver: plan the rows, write them shard by shard in parallel (a shard's marker is
+written last, so a rerun resumes after the last finished shard), then the lists, frames.csv and the
+README that says what the files mean and where they came from (docs/exports.md)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__, places, store
+from ..errors import AnnotatorError, SettingError
+from ..samples import Status
+from ..verify import require_sound
+from .base import EXPORTERS, Exporter, Row, safe_name, write_text
+
+STATE = ".export"  # settings.json and done/<shard>.json live here
+GROUP_NAMES = ("train", "dev", "test")
+
+
+def export_store(url: str, fmt: str, out: str, protocol: str = "split", workers: int | None = None,
+                 progress: bool = True) -> dict:
+    """Export the store at `url` as format `fmt` into the folder `out`; returns {"rows", "groups",
+    "shards", "resumed", "lists"}. A rerun with the same settings resumes; other settings on the same
+    folder, or a folder that holds something else, are one-line errors before anything is written."""
+    exporter_cls = EXPORTERS.get(fmt)
+    url = places.normalize(url)
+    if places.local(out) is None:
+        raise SettingError("out", f"exports go to a local folder, got {out}")
+    places.refuse_overlap(out, url, "the input store")
+    if workers is not None and workers < 1:
+        raise SettingError("workers", f"must be at least 1, got {workers}")
+    require_sound(url, "quick", "repair it (`annotate verify --repair`, then rerun) before exporting")
+    root = store.open_store(url)
+    size = int(root["image"].shape[1])
+    rows = plan_rows(root, protocol)
+    folder = Path(out)
+    settings = {"store": str(places.local(url) or url), "store_id": root.attrs.get("store_id"), "format": fmt,
+                "protocol": protocol, "rows": len(rows)}
+    _claim(folder, settings)
+    exporter = exporter_cls(size)
+    shard = store.shard_size_of(root)
+    by_shard: dict[int, list[Row]] = {}
+    for r in rows:
+        by_shard.setdefault(r.row // shard, []).append(r)
+    done_dir = folder / STATE / "done"
+    done_dir.mkdir(parents=True, exist_ok=True)
+    done = {int(p.stem) for p in done_dir.glob("*.json") if p.stem.isdigit()}
+    todo = [k for k in sorted(by_shard) if k not in done]
+    from tqdm import tqdm
+
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool, \
+            tqdm(total=len(by_shard), initial=len(by_shard) - len(todo), desc=f"export {fmt}", unit="shard",
+                 disable=not progress) as bar:
+        futures = [pool.submit(_export_shard, root, exporter, k, shard, by_shard[k], folder) for k in todo]
+        for f in as_completed(futures):
+            f.result()
+            bar.update(1)
+    lists = exporter.lists(rows, folder)
+    _frames_csv(exporter, rows, folder)
+    groups = {g: sum(r.group == g for r in rows) for g in sorted({r.group for r in rows})}
+    write_text(folder / "README.md", readme(exporter, root, url, protocol, rows, groups, lists))
+    return {"rows": len(rows), "groups": groups, "shards": len(by_shard), "resumed": len(by_shard) - len(todo),
+            "lists": lists}
+
+
+def plan_rows(root, protocol: str) -> list[Row]:
+    """The usable rows (status 0) in a group of `protocol` ("split": meta/split; "all": one group
+    "all"; else protocols/<name>), each with its video's safe name and its rank in the video."""
+    meta = store.read_meta(root, ["sample_id", "video_id", "frame_index", "is_attack", "attack_type", "dataset",
+                                  "split", "status"])
+    n = len(meta["status"])
+    if protocol == "all":
+        group = np.full(n, "all", dtype=object)
+    elif protocol == "split":
+        group = np.array([s if s in GROUP_NAMES else "" for s in meta["split"].astype(str)], dtype=object)
+        if not (group != "").any():
+            raise AnnotatorError(f"the store's meta/split names no train/dev/test rows; give --protocol with one of: "
+                                 f"{', '.join(['all'] + store.protocol_names(root))}")
+    else:
+        names = store.protocol_names(root)
+        if protocol not in names:
+            raise AnnotatorError(f"the store has no protocol {protocol!r}; it has: {', '.join(['split', 'all'] + names)}")
+        codes = root[f"protocols/{protocol}"][:]
+        group = np.array([GROUP_NAMES[c] if 0 <= c < 3 else "" for c in codes.tolist()], dtype=object)
+    keep = np.nonzero((group != "") & (meta["status"] == int(Status.OK)))[0]
+    if not len(keep):
+        raise AnnotatorError(f"protocol {protocol!r} selects no usable rows of the store; nothing to export")
+    vids = meta["video_id"].astype(str)
+    names: dict[str, str] = {}
+    order = sorted(keep.tolist(), key=lambda i: (group[i], vids[i], int(meta["frame_index"][i]), i))
+    rows, rank = [], {}
+    for i in order:
+        key = (group[i], vids[i])
+        rank[key] = rank.get(key, -1) + 1
+        video = names.setdefault(vids[i], safe_name(vids[i] or str(meta["sample_id"][i])))
+        rows.append(Row(i, str(group[i]), video, vids[i], rank[key], int(meta["frame_index"][i]),
+                        bool(meta["is_attack"][i]), str(meta["attack_type"][i]), str(meta["sample_id"][i]),
+                        str(meta["dataset"][i])))
+    return rows
+
+
+def _claim(folder: Path, settings: dict) -> None:
+    """Make `folder` this export's, or resume it; refuse a folder holding anything else."""
+    marker = folder / STATE / "settings.json"
+    if folder.exists() and not folder.is_dir():
+        raise AnnotatorError(f"--out {folder} is a file; give a folder")
+    if folder.exists() and any(folder.iterdir()):
+        if not marker.is_file():
+            raise AnnotatorError(f"--out {folder} is not empty and holds no export; choose another --out "
+                                 "(nothing was written)")
+        before = json.loads(marker.read_text())
+        diff = [k for k in settings if before.get(k) != settings[k]]
+        if diff:
+            raise AnnotatorError(f"--out {folder} holds an export with other settings ({', '.join(diff)}: "
+                                 f"{', '.join(str(before.get(k)) for k in diff)}); choose another --out or the same "
+                                 "settings to resume")
+        return
+    places.require_writable(str(folder))
+    write_text(marker, json.dumps(settings, indent=2))
+
+
+def _export_shard(root, exporter: Exporter, k: int, shard: int, rows: list[Row], folder: Path) -> None:
+    """The files of one shard's rows (its chunks read once), then its marker."""
+    sl = slice(k * shard, (k + 1) * shard)
+    image, label, landmarks = root["image"][sl], root["label"][sl], root["landmarks"][sl]
+    for r in rows:
+        i = r.row - k * shard
+        exporter.write(r, image[i], label[i], landmarks[i], folder)
+    write_text(folder / STATE / "done" / f"{k:06d}.json", json.dumps({"rows": len(rows)}))
+
+
+def _frames_csv(exporter: Exporter, rows: list[Row], folder: Path) -> None:
+    with open(folder / "frames.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "group", "row", "sample_id", "video_id", "frame_index", "is_attack", "attack_type"])
+        for r in rows:
+            w.writerow([exporter.files(r)[0], r.group, r.row, r.sample_id, r.video_id, r.frame_index,
+                        int(r.is_attack), r.attack_type])
+
+
+def readme(exporter: Exporter, root, url: str, protocol: str, rows: list[Row], groups: dict, lists: list[str]) -> str:
+    cfg = root.attrs.get("config", {})
+    size = exporter.size
+    sampling = cfg.get("sampling") or f"even:{cfg.get('frames_per_video', '?')}"
+    counts = ", ".join(f"{g} {n}" for g, n in groups.items())
+    return f"""# {exporter.name} export of {url}
+
+Written by `annotate export --format {exporter.name} --protocol {protocol}` (fas-annotator {__version__})
+from the label store {url} (store_id {root.attrs.get('store_id')}, schema {root.attrs.get('schema_version')},
+dataset {cfg.get('dataset', '?')}). Rows: {len(rows)} ({counts}); rows whose annotation failed
+(meta/status != 0) are left out.
+
+Crop: every image is the store's face crop, {size} x {size} pixels: the square around the face's 478
+landmarks times the box scale {cfg.get('box_scale', '?')}, upright (meta/rotation), RGB.
+
+Frames: the store sampled video frames as `{sampling}`; frames.csv lists every exported row with
+the source frame index (meta/frame_index, 0-based) of its first file. Videos are named by a
+file-system-safe form of meta/video_id; frames are numbered in frame order within a video and group.
+
+Labels: the store's three-channel map (attack, live, background; 0-255). live = pseudo-depth on
+bona fide skin (0 where there is none), attack = attack-instrument pixels, background = 255 where both
+are 0. Whole-sample labels: bona fide = the dataset's bona fide presentations; every other row is an
+attack.
+
+{exporter.about}
+
+Lists written: {', '.join(lists)}.
+"""
