@@ -14,6 +14,9 @@ class AnnotateConfig:
     dataset: str
     root: str
     frames_per_video: int = 10
+    # Which frames of a video become rows (annotator/sampling.py); "" = even:<frames_per_video>.
+    # Kept in its canonical form ("even:10"), so a store made before the setting existed compares equal.
+    sampling: str = ""
     size: int = 256
     box_scale: float = 1.3
     detector: str = "blazeface"
@@ -33,6 +36,19 @@ class AnnotateConfig:
     runtime: dict = field(default_factory=dict)
     # The output-changing constants of the code that made the store (annotator/tuning.py).
     tuning: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.frames_per_video >= 1:  # else validate() says so
+            from .sampling import parse
+
+            object.__setattr__(self, "sampling", parse(self.sampling, self.frames_per_video).spec)
+
+    @property
+    def video_slots(self) -> int | None:
+        """Rows per video when the sampling fixes them (even, first, presets), else None."""
+        from .sampling import parse
+
+        return parse(self.sampling, self.frames_per_video).slots
 
     def validate(self) -> None:
         if self.frames_per_video < 1:

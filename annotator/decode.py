@@ -77,8 +77,10 @@ def count_frames(path: str) -> int:
         container.close()
 
 
-def read_video_frames(path: str, n_slots: int, threads: int = 0) -> tuple[np.ndarray, list[np.ndarray | DecodeError], int]:
-    """Decode the n_slots frames sampled evenly over the video at `path`.
+def read_video_frames(path: str, n_slots: int, threads: int = 0, sampling=None
+                      ) -> tuple[np.ndarray, list[np.ndarray | DecodeError], int]:
+    """Decode the n_slots frames that `sampling` (annotator/sampling.py; None: even) takes from the
+    video at `path`.
 
     Returns (frame indices (n_slots,) int64, one HWC uint8 RGB frame or a DecodeError per slot, the
     container's display rotation: degrees clockwise (0/90/180/270) that make the stored frames upright,
@@ -89,12 +91,15 @@ def read_video_frames(path: str, n_slots: int, threads: int = 0) -> tuple[np.nda
     decodes a fraction of its frames. Frames are identified by their timestamps. threads: FFmpeg
     slice threads (0 = FFmpeg's choice; a worker process given one core passes 1).
     """
-    from .samples import even_frame_indices
+    from .sampling import planned_indices
 
     n_frames = count_frames(path)
     if n_frames == 0:
         raise DecodeError("video has no frames")
-    wanted = even_frame_indices(n_frames, n_slots)
+    try:
+        wanted = planned_indices(sampling, n_frames, n_slots)
+    except ValueError as e:
+        raise DecodeError(str(e)) from None
     targets = sorted(set(int(i) for i in wanted))
     container = _open(path)
     found: dict[int, np.ndarray] = {}

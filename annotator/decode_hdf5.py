@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 from .decode import DecodeError
-from .samples import even_frame_indices
+from .sampling import planned_indices
 
 _FRAME = re.compile(r"^Frame_(\d+)$")
 
@@ -30,9 +30,28 @@ def _bgr_chw_to_rgb(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a[::-1].transpose(1, 2, 0), dtype=np.uint8)
 
 
-def read_hdf5_frames(path: str, n_slots: int, media: dict
+def count_hdf5_frames(path: str, media: dict) -> int:
+    """The number of frames read_hdf5_frames samples from (frame groups: those in both files)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if media.get("kind") == "stacks":
+                key = media["color_key"]
+                return int(f[key].shape[0]) if key in f else 0
+            ids = set(_frame_ids(f))
+            if media.get("depth_file"):
+                with h5py.File(media["depth_file"], "r") as fd:
+                    ids &= set(_frame_ids(fd))
+            return len(ids)
+    except (OSError, KeyError) as e:
+        raise DecodeError(f"cannot read HDF5: {e}") from None
+
+
+def read_hdf5_frames(path: str, n_slots: int, media: dict, sampling=None
                      ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray | None]]:
-    """(frame indices, HWC uint8 RGB frames, (H, W) float depth or None per slot), sampled evenly."""
+    """(frame indices, HWC uint8 RGB frames, (H, W) float depth or None per slot): the n_slots
+    frames `sampling` (annotator/sampling.py; None: even) takes."""
     import h5py
 
     try:
@@ -46,14 +65,14 @@ def read_hdf5_frames(path: str, n_slots: int, media: dict
                         common = sorted(set(color_ids) & set(depth_ids))
                         if not common:
                             raise DecodeError("no frame is present in both the colour and the depth file")
-                        idx = [common[i] for i in even_frame_indices(len(common), n_slots)]
+                        idx = [common[i] for i in planned_indices(sampling, len(common), n_slots)]
                         ch = int(media.get("depth_channel", 1))
                         depths = [fd[depth_ids[i]]["array"][ch].astype(np.float32) for i in idx]
                 else:
                     common = sorted(color_ids)
                     if not common:
                         raise DecodeError("no Frame_<i> groups in the file")
-                    idx = [common[i] for i in even_frame_indices(len(common), n_slots)]
+                    idx = [common[i] for i in planned_indices(sampling, len(common), n_slots)]
                     depths = [None] * len(idx)
                 frames = [_bgr_chw_to_rgb(fc[color_ids[i]]["array"][()]) for i in idx]
             return np.array(idx), frames, depths
@@ -67,7 +86,7 @@ def read_hdf5_frames(path: str, n_slots: int, media: dict
                 n = color.shape[0]
                 if n == 0:
                     raise DecodeError("colour stream has no frames")
-                idx = even_frame_indices(n, n_slots)
+                idx = planned_indices(sampling, n, n_slots)
                 frames = [np.ascontiguousarray(color[int(i)][..., ::-1]) for i in idx]
                 dkey = media.get("depth_key")
                 depths = ([f[dkey][int(i)].astype(np.float32) for i in idx] if dkey and dkey in f

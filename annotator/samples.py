@@ -52,15 +52,3 @@ class SampleRef:
     @property
     def is_video(self) -> bool:
         return self.slot >= 0
-
-
-def even_frame_indices(n_frames: int, k: int) -> np.ndarray:
-    """Indices of k frames spread evenly over a video of n_frames (first and last included).
-
-    Shorter videos than k repeat frames rather than dropping rows, so every slot has a frame.
-    """
-    if n_frames <= 0:
-        raise ValueError("video has no frames")
-    if k == 1:
-        return np.array([n_frames // 2])
-    return np.round(np.linspace(0, n_frames - 1, k)).astype(np.int64)

@@ -27,6 +27,7 @@ from .face.annotations import box_for_frame
 from .face.regions import CHIN, FACE_REGIONS, FOREHEAD_TOP
 from .labels import Policy, depth_to_uint8, pyramid
 from .samples import SampleRef, Status
+from .sampling import parse as parse_sampling
 from .schema import empty_meta, empty_rows
 from .tuning import TUNING
 from .segment import SEGMENTERS, FaceItem, Segmenter
@@ -69,7 +70,7 @@ def build_models(cfg: AnnotateConfig, decode_threads: int = 0) -> Models:
                   SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads)
 
 
-def load_frames(refs: list[SampleRef], decode_threads: int = 0
+def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None
                 ) -> list[tuple[int, np.ndarray | DecodeError, np.ndarray | None, int]]:
     """(frame index, HWC uint8 RGB frame or DecodeError, sensor depth (H, W) or None, the container's
     clockwise display rotation) per ref; frames as stored (not rotated).
@@ -90,10 +91,10 @@ def load_frames(refs: list[SampleRef], decode_threads: int = 0
         media = refs[rows[0]].media
         try:
             if media.get("kind"):
-                indices, frames, depths = read_hdf5_frames(path, n_slots, media)
+                indices, frames, depths = read_hdf5_frames(path, n_slots, media, sampling)
                 rotation = 0
             else:
-                indices, frames, rotation = read_video_frames(path, n_slots, decode_threads)
+                indices, frames, rotation = read_video_frames(path, n_slots, decode_threads, sampling)
                 depths = [None] * len(frames)
         except DecodeError as e:
             for i in rows:
@@ -259,7 +260,7 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -
     of the shard at once, then depth, labels and the pyramid."""
     rows = _Rows(refs, empty_rows(len(refs), cfg.size), new_meta(refs))
     t = time.perf_counter()
-    frames = load_frames(refs, models.decode_threads)
+    frames = load_frames(refs, models.decode_threads, parse_sampling(cfg.sampling, cfg.frames_per_video))
     rows.seconds["decode"] += time.perf_counter() - t
     tracks: dict[str, Located] = {}  # video id -> its face in the latest sampled frame of the shard
     rotations: dict[str, int] = {}  # video id -> clockwise degrees its frames are turned by

@@ -31,6 +31,9 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--root", type=str, default=None, help="Dataset root directory (not needed for `sample`).")
 @click.option("--out", type=str, default=None, help="Output store path or fsspec URL [sample: sample.zarr].")
 @click.option("--frames-per-video", type=int, default=10, show_default=True, help="Frames sampled evenly per video.")
+@click.option("--sampling", type=str, default=None,
+              help="Which frames become rows: even:K [K = --frames-per-video], first:K, every:N, all, or a preset "
+                   "(ssdg-train, ssdg-test, cdcn-test); docs/datasets.md.")
 @click.option("--size", type=int, default=256, show_default=True, help="Side of the square face crop (multiple of 32).")
 @click.option("--box-scale", type=float, default=1.3, show_default=True, help="Crop side / landmark extent.")
 @click.option("--segmenter", type=str, default="geometry", show_default=True, help="Segmenter backend: geometry or sam.")
@@ -72,7 +75,7 @@ def _setup_logging(verbose: int) -> None:
               help="Resume a store started by another version of the annotator or other tuning constants "
                    "(recorded in its provenance).")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
-def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
+def run(dataset, root, out, frames_per_video, sampling, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
         sam_batch, compile_, use_dataset_faces, track, auto_rotate, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, cluster_wait, workers,
         retries, max_failure_rate, resume_failed, overwrite, allow_code_change, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
@@ -99,7 +102,8 @@ def run(dataset, root, out, frames_per_video, size, box_scale, segmenter, sam_ch
         raise AnnotatorError("--device, --sam-batch and --compile only apply to --segmenter sam")
     if segmenter == "sam":
         _warn_if_sam_on_cpu(device)
-    cfg = AnnotateConfig(dataset=dataset, root=root or "", frames_per_video=frames_per_video, size=size,
+    cfg = AnnotateConfig(dataset=dataset, root=root or "", frames_per_video=frames_per_video,
+                         sampling=sampling or "", size=size,
                          box_scale=box_scale, segmenter=segmenter, limit=limit, shard_size=shard_size,
                          policy=policy.table, segmenter_options=options, runtime=runtime,
                          use_dataset_faces=use_dataset_faces, track=track, auto_rotate=auto_rotate,

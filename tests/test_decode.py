@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from annotator.decode import DecodeError, count_frames, read_image, read_video_frames
-from annotator.samples import even_frame_indices
+from annotator.sampling import even_frame_indices
 from helpers import write_video
 
 
