@@ -21,6 +21,7 @@ video's frame count from its header when the run enumerates samples.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,3 +107,37 @@ def planned_indices(sampling: Sampling | None, n_frames: int, n_slots: int) -> n
         raise ValueError(f"the video has {n_frames} frames now, which gives {len(idx)} rows under "
                          f"{sampling.spec}, not the {n_slots} planned; rerun with --overwrite")
     return idx
+
+
+def sampled(refs, sampling: Sampling):
+    """SampleRefs with each video's slots re-planned by the sampling rule: its fixed count, or
+    (every, all) as many as the rule takes from the frame count in the video's header. A video whose
+    header cannot be read keeps one row, which fails at decode with the reason."""
+    from .decode import DecodeError  # here: the rules themselves need no media libraries
+
+    for r in refs:
+        if not r.is_video:
+            yield r
+            continue
+        if r.slot != 0:  # the adapter's other slots of this video: re-planned with slot 0
+            continue
+        n = sampling.slots
+        if n is None:
+            try:
+                n = len(sampling.indices(frame_count(r))) or 1
+            except (DecodeError, ValueError):
+                n = 1
+        base = r.sample_id.rsplit("#", 1)[0]
+        for j in range(n):
+            yield dataclasses.replace(r, sample_id=f"{base}#{j}", slot=j, n_slots=n)
+
+
+def frame_count(r) -> int:
+    """Frames of a video row's media, from its header (HDF5: the frames the decoder samples from)."""
+    if r.media.get("kind"):
+        from .decode_hdf5 import count_hdf5_frames
+
+        return count_hdf5_frames(r.path, r.media)
+    from .decode import count_frames
+
+    return count_frames(r.path)

@@ -236,6 +236,7 @@ class _Rows:
     items: list[FaceItem] = field(default_factory=list)  # faces to segment, one per row in `faced`
     faced: list[int] = field(default_factory=list)
     sensor: dict[int, np.ndarray] = field(default_factory=dict)  # row -> sensor depth cropped like the image
+    boxes: dict[int, tuple] = field(default_factory=dict)  # row -> its face box, XYXY pixels of the upright frame
 
     def fail(self, i: int, status: Status, error: str) -> None:
         self.meta["status"][i] = int(status)
@@ -258,6 +259,15 @@ def new_meta(refs: list[SampleRef]) -> dict[str, list]:
 def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> ShardResult:
     """The store rows of refs: decode, then per frame locate and crop the face, then segment all faces
     of the shard at once, then depth, labels and the pyramid."""
+    rows = crop_faces(refs, cfg, models)
+    segment_and_fuse(rows, cfg, models)
+    return ShardResult(rows.arrays, rows.meta, rows.seconds)
+
+
+def crop_faces(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> _Rows:
+    """Decode refs and locate and crop each frame's face as the config says (no segmenter needed):
+    rows.arrays image / landmarks, rows.meta status / frame_index / rotation, rows.boxes. What
+    `annotate run` and `fas-train infer` share, so that both crop alike."""
     rows = _Rows(refs, empty_rows(len(refs), cfg.size), new_meta(refs))
     t = time.perf_counter()
     frames = load_frames(refs, models.decode_threads, parse_sampling(cfg.sampling, cfg.frames_per_video))
@@ -276,8 +286,7 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -
             except Exception as e:  # a model failing on one odd frame must not sink the shard
                 log.debug("sample %s failed", refs[i].sample_id, exc_info=True)
                 rows.fail(i, Status.FAILED, f"{type(e).__name__}: {e}")
-    _segment_and_fuse(rows, cfg, models)
-    return ShardResult(rows.arrays, rows.meta, rows.seconds)
+    return rows
 
 
 def _crop_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray | None, container_rotation: int,
@@ -303,6 +312,7 @@ def _crop_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray |
         return
     lm = located.landmarks
     meta["face_score"][i] = located.face.score
+    rows.boxes[i] = tuple(float(v) for v in located.face.box)
     if ref.is_video:
         tracks[vid] = located
     size = cfg.size
@@ -318,7 +328,7 @@ def _crop_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray |
     rows.faced.append(i)
 
 
-def _segment_and_fuse(rows: _Rows, cfg: AnnotateConfig, models: Models) -> None:
+def segment_and_fuse(rows: _Rows, cfg: AnnotateConfig, models: Models) -> None:
     """Regions of every cropped face (one segmenter call), their depth (sensor or rendered), the
     three-channel label by the policy, and the pyramid of all rows."""
     t = time.perf_counter()

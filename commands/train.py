@@ -232,6 +232,31 @@ def _sources(store, train_stores, test_stores, named_stores, protocol) -> tuple[
     return _stores(store or train_stores), _stores(test_stores), protocol
 
 
+@cli.command()
+@click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train` (and `eval`).")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--threshold", type=float, default=None,
+              help="Decision threshold [the one `fas-train eval` chose on dev, from RUN/eval/metrics.json].")
+@click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
+@click.option("--batch", type=int, default=32, show_default=True, help="Frames per model call.")
+def infer(run_dir, inputs, threshold, device, batch):
+    """Score images, videos or folders of them: one JSON line per input (score, decision, face box)."""
+    from trainer.infer import Inference, media_inputs
+
+    from .quiet import filter_native_stderr
+
+    filter_native_stderr()  # MediaPipe's native log lines would interleave with the results
+    files = media_inputs(list(inputs))
+    if batch < 1:
+        raise AnnotatorError(f"--batch must be at least 1, got {batch}")
+    job = Inference(run_dir, device=device, threshold=threshold, batch=batch)
+    for level, t in job.limits.items():
+        click.echo(f"{level} threshold {t['threshold']:.6g} (rule {t['rule']}, from {t['from']}); "
+                   "score >= threshold: attack", err=True)
+    for path in files:
+        click.echo(json.dumps(job(path)))
+
+
 @cli.command("eval")
 @click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train`.")
 @click.option("--store", type=str, default=None, help="Store(s) for dev and test [the run's].")

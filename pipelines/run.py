@@ -18,10 +18,9 @@ from annotator.datasets import DATASETS
 from annotator.errors import AnnotatorError, SettingError
 from annotator.failures import FailedRow, summary_lines
 from annotator.labels import ATTACK_TYPES, Policy
-from annotator.decode import DecodeError
 from annotator.samples import SampleRef
-from annotator.sampling import Sampling
 from annotator.sampling import parse as parse_sampling
+from annotator.sampling import sampled
 from annotator.segment import prepare_options
 from annotator.tuning import TUNING
 
@@ -90,38 +89,6 @@ def videos_first(refs: list[SampleRef]) -> list[SampleRef]:
 def open_adapter(cfg: AnnotateConfig, strict: bool = True):
     return DATASETS.create(cfg.dataset, root=cfg.root or None, frames_per_video=cfg.frames_per_video,
                            protocol_dir=cfg.protocol_dir or None, strict=strict)
-
-
-def sampled(refs, sampling: Sampling):
-    """The adapter's rows, each video's slots re-planned by the sampling rule: its fixed count, or
-    (every, all) as many as the rule takes from the frame count in the video's header. A video whose
-    header cannot be read keeps one row, which fails at decode with the reason."""
-    for r in refs:
-        if not r.is_video:
-            yield r
-            continue
-        if r.slot != 0:  # the adapter's other slots of this video: re-planned with slot 0
-            continue
-        n = sampling.slots
-        if n is None:
-            try:
-                n = len(sampling.indices(frame_count(r))) or 1
-            except (DecodeError, ValueError):
-                n = 1
-        base = r.sample_id.rsplit("#", 1)[0]
-        for j in range(n):
-            yield dataclasses.replace(r, sample_id=f"{base}#{j}", slot=j, n_slots=n)
-
-
-def frame_count(r: SampleRef) -> int:
-    """Frames of a video row's media, from its header (HDF5: the frames the decoder samples from)."""
-    if r.media.get("kind"):
-        from annotator.decode_hdf5 import count_hdf5_frames
-
-        return count_hdf5_frames(r.path, r.media)
-    from annotator.decode import count_frames
-
-    return count_frames(r.path)
 
 
 def enumerate_samples(cfg: AnnotateConfig):

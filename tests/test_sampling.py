@@ -77,7 +77,7 @@ def test_hdf5_recordings_are_sampled_by_the_rule(tmp_path, face_image):
 
     from annotator.datasets import DATASETS
     from annotator.decode_hdf5 import count_hdf5_frames, read_hdf5_frames
-    from pipelines.run import sampled
+    from annotator.sampling import sampled
 
     p = tmp_path / "raw" / "face-station" / "12.01.18" / "005_02_005_4_01.hdf5"
     p.parent.mkdir(parents=True)

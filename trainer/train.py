@@ -22,6 +22,7 @@ from .inputs import Augment, to_inputs
 from .models import MODELS, FasModel, create
 
 CHECKPOINT = "last.pt"
+ANNOTATE_CONFIG = "annotate_config.json"  # how the first training store cropped its faces (fas-train infer)
 
 
 @dataclass
@@ -199,6 +200,10 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
             raise AnnotatorError(f"{run} holds a run with different settings ({', '.join(diff)}); "
                                  "use another --out or the same settings to resume")
     saved.write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    from annotator.store import open_store
+
+    store_config = dict(open_store(cfg.train[0]).attrs.get("config", {}))
+    (run / ANNOTATE_CONFIG).write_text(json.dumps(store_config, indent=2))
     model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=0.5)

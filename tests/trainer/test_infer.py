@@ -1,0 +1,90 @@
+"""`fas-train infer` crops like the store and scores like `fas-train eval`."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from commands.train import cli
+from trainer.evaluate import evaluate_run
+from trainer.train import TrainConfig, train
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
+
+
+def _trained(url, folder, model, **options):
+    cfg = TrainConfig(model=model, train=[url], protocol="all", epochs=1, batch=8, size=64, width=0.25, workers=0,
+                      augment=False, model_options=options)
+    train(cfg, str(folder), device="cpu", progress=False)
+    evaluate_run(str(folder), [url], "all", device="cpu", workers=0)
+    return folder
+
+
+def _eval_scores(folder) -> dict[tuple[str, int], float]:
+    """sample_id -> (score, video_score) that `fas-train eval` wrote for that store row."""
+    out = {}
+    for r in csv.DictReader(open(folder / "eval" / "scores_test.csv")):
+        out[r["sample_id"]] = float(r["score"]), float(r.get("video_score") or "nan")
+    return out
+
+
+def _frame_of(url) -> dict[str, int]:
+    import zarr
+
+    root = zarr.open_group(url, mode="r")
+    return dict(zip(root["meta/sample_id"][:].tolist(), root["meta/frame_index"][:].tolist()))
+
+
+@pytest.mark.parametrize("model, options", [("cdcn", {}), ("dccdn3", {}),
+                                            ("ccdd", {"video": True, "frames": 4, "video_batch": 1})])
+def test_infer_gives_evals_scores_for_the_same_frames(sample_store, tmp_path, model, options):
+    url, _ = sample_store
+    run = _trained(url, tmp_path / model, model, **options)
+    r = CliRunner().invoke(cli, ["infer", "--run", str(run), str(SAMPLE)])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert len(lines) == 6 and all(x["status"] == "ok" for x in lines)
+    report = json.loads((run / "eval" / "metrics.json").read_text())
+    assert f"frame threshold {report['frame']['threshold']:.6g} (rule eer, from dev of {url}" in r.stderr
+    expected, frames = _eval_scores(run), _frame_of(url)
+    by_key = {(sid.split("#")[0].rsplit("/", 1)[-1], frames[sid]): v for sid, v in expected.items()}
+    for x in lines:
+        name = Path(x["input"]).name
+        if x["kind"] == "image":
+            assert x["score"] == pytest.approx(by_key[(name, -1)][0], abs=1e-5)
+            limit = report["frame"]["threshold"]
+        else:
+            assert len(x["frames"]) == 10
+            for f in x["frames"]:
+                assert f["score"] == pytest.approx(by_key[(name, f["frame_index"])][0], abs=1e-5)
+            video = [v for (n, _), v in by_key.items() if n == name]
+            want = video[0][1] if model == "ccdd" else np.mean([s for s, _ in video])  # LSTM, or the mean
+            assert x["score"] == pytest.approx(want, abs=1e-5)
+            limit = report["video"]["threshold"]
+        assert x["decision"] == ("attack" if x["score"] >= limit else "bona fide") and x["threshold"] == limit
+        x0, y0, x1, y1 = x["face_box"]
+        assert 0 <= x0 < x1 and 0 <= y0 < y1
+
+
+def test_infer_reports_inputs_without_a_face_and_refuses_bad_inputs(sample_store, tmp_path):
+    url, _ = sample_store
+    run = _trained(url, tmp_path / "r", "cdcn")
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(blank)
+    r = CliRunner().invoke(cli, ["infer", "--run", str(run), str(blank), "--threshold", "0.5"])
+    assert r.exit_code == 0, r.output
+    line = json.loads(r.stdout.splitlines()[-1])
+    assert line["status"] == "no_face" and "no usable face" in line["error"] and "score" not in line
+    assert "frame threshold 0.5 (rule given, from --threshold)" in r.stderr
+    for args, message in (([str(tmp_path / "nope.jpg")], "nope.jpg does not exist"),
+                          ([str(tmp_path / "run.txt")], "is not an image or video")):
+        (tmp_path / "run.txt").write_text("x")
+        r = CliRunner().invoke(cli, ["infer", "--run", str(run), *args])
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+    (run / "eval" / "metrics.json").unlink()
+    r = CliRunner().invoke(cli, ["infer", "--run", str(run), str(blank)])
+    assert r.exit_code == 1 and "run `fas-train eval --run" in r.output
