@@ -257,6 +257,19 @@ def infer(run_dir, inputs, threshold, device, batch):
         click.echo(json.dumps(job(path)))
 
 
+@cli.command("export-onnx")
+@click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train`.")
+@click.option("--out", required=True, help="The ONNX file to write (and OUT.json beside it).")
+@click.option("--checkpoint", type=str, default=None, help="Checkpoint [RUN/last.pt].")
+def export_onnx(run_dir, out, checkpoint):
+    """Write a run's model as ONNX (store uint8 crops in, attack scores out), checked against PyTorch."""
+    from trainer.onnx_export import export_onnx as write_onnx
+
+    res = write_onnx(run_dir, out, checkpoint)
+    click.echo(f"wrote {out} (inputs: {', '.join(res['inputs'])}); ONNX Runtime vs PyTorch on {res['checked_on']}: "
+               f"max |difference| {res['max_difference']:.2g}")
+
+
 @cli.command("eval")
 @click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train`.")
 @click.option("--store", type=str, default=None, help="Store(s) for dev and test [the run's].")

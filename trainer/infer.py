@@ -93,8 +93,8 @@ class Inference:
         self.model.to(self.device).eval()
         self.batch = batch
         self.rule = parse_sampling(self.acfg.sampling, self.acfg.frames_per_video)
-        # maps the score needs (dccdn3: regions) come from the store's own segmenter
-        self.models = (build_models(self.acfg) if self.model.needs else
+        # maps the score reads (dccdn3: regions) come from the store's own segmenter
+        self.models = (build_models(self.acfg) if self.model.score_needs else
                        Models(DETECTORS.create(self.acfg.detector), LANDMARKERS.create(self.acfg.landmarker), None, None))
 
     def __call__(self, path: Path) -> dict:
@@ -103,7 +103,7 @@ class Inference:
         refs = list(sampled(refs_for_file(path, path.parent, self.acfg.frames_per_video, is_attack=False,
                                           attack_type="bonafide", dataset="infer"), self.rule))
         rows = crop_faces(refs, self.acfg, self.models)
-        if self.model.needs:
+        if self.model.score_needs:
             segment_and_fuse(rows, self.acfg, self.models)
         kind = "video" if refs[0].is_video else "image"
         ok = [i for i in range(len(refs)) if rows.meta["status"][i] == int(Status.OK)]
@@ -129,7 +129,7 @@ class Inference:
         out = []
         for s in range(0, len(rows), self.batch):
             take = rows[s:s + self.batch]
-            batch = {f: torch.from_numpy(np.ascontiguousarray(arrays[f][take])) for f in ("image", *self.model.needs)}
+            batch = {f: torch.from_numpy(np.ascontiguousarray(arrays[f][take])) for f in ("image", *self.model.score_needs)}
             x = to_inputs(batch, self.device, self.cfg.size)
             with _autocast(self.device):
                 pred = self.model(x["image"])

@@ -16,6 +16,9 @@ class FasModel(nn.Module):
     #: Checked against each store before any work; training reads only train_needs.
     train_needs: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    #: the store arrays score() reads from the batch (a subset of needs): what `fas-train infer`
+    #: and the ONNX graph must supply besides the image.
+    score_needs: tuple[str, ...] = ()
     #: training batches drawn live:spoof 1:1 (trainer.data.StoreStream(balance=True)).
     balanced: bool = False
     #: what `fas-train models` prints: outputs, loss and score rule, one line each.

@@ -56,6 +56,7 @@ class DCCDN(FasModel):
             "loss": "alpha MSE + beta contrastive depth loss on the three-channel label (Fine-grained annotation, eq. 3)",
             "score": "F_attack - F_real: mean attack over the face minus mean live over eyes, nose, mouth (eq. 4-5)"}
     needs = ("label", "region")  # the region map is the decision rule's A_face and A_key
+    score_needs = ("region",)
     map_size = 32
 
     def __init__(self, channels: int = 3, theta: float = 0.8, width: float = 1.0, alpha: float = 1.0,
@@ -103,8 +104,9 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def decision_score(maps: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Fine-grained annotation eq. 4-5 as a score: F_attack - F_real. maps (B, >=2, S, S) channels attack, live;
     region (B, S, S) region ids at the same size. Returns (B,) float."""
-    face = torch.isin(region, torch.tensor(FACE_REGIONS, device=region.device))
-    key = torch.isin(region, torch.tensor(KEY_REGIONS, device=region.device))
+    # membership by broadcast comparison rather than torch.isin: the same values, and ONNX-exportable
+    face = (region[..., None] == torch.tensor(FACE_REGIONS, device=region.device)).any(-1)
+    key = (region[..., None] == torch.tensor(KEY_REGIONS, device=region.device)).any(-1)
     return _masked_mean(maps[:, 0].float(), face) - _masked_mean(maps[:, 1].float(), key)
 
 

@@ -15,6 +15,8 @@ Score: the mean absolute cue. The model returns one packed tensor (cue, logit, s
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -44,7 +46,7 @@ def batch_all_triplet(features: torch.Tensor, is_attack: torch.Tensor, margin: f
 def unpack(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """(cue (B, 3, S, S), logit (B,), [stage features (B, C) for E5, D1..D4]) of a packed output."""
     extra = 1 + sum(STAGE_CHANNELS)
-    side = int(round(((out.shape[1] - extra) / 3) ** 0.5))
+    side = math.isqrt(int(out.shape[1] - extra) // 3)  # int(): a plain number also while tracing (ONNX)
     cue = out[:, :3 * side * side].view(-1, 3, side, side)
     at = 3 * side * side
     logit = out[:, at]

@@ -86,7 +86,7 @@ class ResNet50PS(FasModel):
         for stage in self.stages[:max(self.stage_of.values()) + 1]:
             x = stage(x)
             feats.append(x)
-        masks = [torch.sigmoid(self.heads[str(k)](F.adaptive_avg_pool2d(feats[self.stage_of[k]], k))).flatten(1)
+        masks = [torch.sigmoid(self.heads[str(k)](pool_to(feats[self.stage_of[k]], k))).flatten(1)
                  for k in self.scales]
         flat = torch.cat(masks, dim=1)
         return torch.cat([self.classifier(flat), flat], dim=1)
@@ -123,7 +123,7 @@ class CDCNPS(CDCN):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         cat = self.features(image)
-        maps = [self.head(cat) if k == self.map_size else self.side[str(k)](F.adaptive_avg_pool2d(cat, k))
+        maps = [self.head(cat) if k == self.map_size else self.side[str(k)](pool_to(cat, k))
                 for k in self.scales]
         return torch.cat([m.flatten(1) for m in maps], dim=1)
 
@@ -140,6 +140,15 @@ class CDCNPS(CDCN):
     def score(self, out, batch):
         _, maps = unpack(out, self.scales)
         return 1.0 - torch.stack([m.flatten(1).mean(dim=1) for m in maps]).mean(dim=0)
+
+
+def pool_to(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, k, k) area means: adaptive average pooling, written as a plain
+    average pooling when H and W are multiples of k (the same values; ONNX exports only that form)."""
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if h % k == 0 and w % k == 0:
+        return F.avg_pool2d(x, (h // k, w // k))
+    return F.adaptive_avg_pool2d(x, k)
 
 
 @MODELS.register("resnet50_ps")

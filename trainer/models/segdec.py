@@ -16,6 +16,8 @@ when the spoof probability (binary: channel 1; types: the largest attack channel
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -89,7 +91,7 @@ class SegDec(FasModel):
 
     def unpack(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logit (B,), embedding (B, 128), segmentation logits (B, C, S, S))."""
-        side = int(round(((out.shape[1] - 1 - EMBED) / self.channels) ** 0.5))
+        side = math.isqrt(int(out.shape[1] - 1 - EMBED) // self.channels)  # int(): plain also while tracing
         return out[:, 0], out[:, 1:1 + EMBED], out[:, 1 + EMBED:].reshape(-1, self.channels, side, side)
 
     def spoof_probability(self, out: torch.Tensor) -> torch.Tensor:
