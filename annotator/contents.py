@@ -30,6 +30,7 @@ class Contents:
     protocols: list[str]
     provenance: dict
     problems: list[Problem]  # what the metadata check found, besides pending shards
+    flags: dict[str, int] | None = None  # QA flags (qa/ group) per kind; None without the group
 
     def failed(self) -> list[FailedRow]:
         m, rows = self.meta, np.nonzero(self.committed & (self.meta["status"] != 0))[0]
@@ -53,6 +54,8 @@ class Contents:
                                more=" (--failures lists every failed row)")
         if self.protocols:
             lines.append("protocols: " + ", ".join(self.protocols))
+        if self.flags is not None:
+            lines.append("qa flags: " + ", ".join(f"{k} {v}" for k, v in self.flags.items()))
         lines += [f"problem: {p}" for p in self.problems]
         lines.append("provenance: " + json.dumps(self.provenance, indent=2))
         return "\n".join(lines)
@@ -82,6 +85,11 @@ def read_contents(url: str) -> Contents:
         if s.id in layout.committed:
             committed[s.start:s.stop] = True
     protocols = sorted(k.split("/", 1)[1] for k in layout.nodes if k.startswith("protocols/"))
+    flags = None
+    if "qa/flag" in layout.nodes:
+        from .qa import counts
+
+        flags = counts(zarr.open_group(layout.url, mode="r"))
     return Contents(layout.url, layout.n, layout.size, len(layout.shards), len(layout.committed), committed, meta,
                     protocols, layout.attrs.get("provenance", {}),
-                    [p for p in report.problems if p.action != "rerun"])
+                    [p for p in report.problems if p.action != "rerun"], flags)

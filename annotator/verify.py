@@ -180,8 +180,9 @@ def _folders(fs, path: str) -> list[str]:
 
 
 def expected_arrays(version: int, n: int, size: int, shard_size: int, present_meta: list[str],
-                    present_protocols: list[str]) -> dict[str, tuple]:
-    """Array path -> (shape, chunk shape, data type, dimension names) the layout prescribes."""
+                    present_protocols: list[str], present_qa: list[str] = ()) -> dict[str, tuple]:
+    """Array path -> (shape, chunk shape, data type, dimension names) the layout prescribes (the
+    qa/ group's arrays when the store has that group: annotator/qa.py)."""
     out = {}
     for name, (shape, dtype, dims) in store.array_specs(size).items():
         out[name] = ((n, *shape), (shard_size, *shape), dtype, dims)
@@ -193,6 +194,11 @@ def expected_arrays(version: int, n: int, size: int, shard_size: int, present_me
         out.setdefault(f"meta/{col}", ((n,), (shard_size,), "str", ("sample",)))
     for name in present_protocols:
         out[f"protocols/{name}"] = ((n,), (shard_size,), "int8", ("sample",))
+    if present_qa:  # written by `annotate serve --allow-flags`: all three arrays, once the group exists
+        from .qa import ARRAYS as QA_ARRAYS
+
+        for name, dtype in QA_ARRAYS.items():
+            out[f"qa/{name}"] = ((n,), (shard_size,), dtype, ("sample",))
     if version >= 2:
         for name in store.COORDINATES:
             out[name] = ((len(LABEL_CHANNELS),), (len(LABEL_CHANNELS),), "str", ("channel",))
@@ -228,8 +234,9 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
 
     listed = set(consolidated or {})
     present = {g: set(_folders(fs, f"{path}/{g}")) | {k.split("/", 1)[1] for k in listed if k.startswith(g + "/")}
-               for g in ("meta", "protocols")}
-    layout.expected = expected_arrays(version, n, size, shard_size, sorted(present["meta"]), sorted(present["protocols"]))
+               for g in ("meta", "protocols", "qa")}
+    layout.expected = expected_arrays(version, n, size, shard_size, sorted(present["meta"]), sorted(present["protocols"]),
+                                      sorted(present["qa"]))
     extra_top = [k for k in listed if "/" not in k and k not in layout.expected
                  and (consolidated[k] or {}).get("node_type") == "array"]  # e.g. augment's mcrea_mask
     for group in ("meta", "protocols", "pyramid"):
@@ -451,6 +458,10 @@ def value_problems(name: str, v: np.ndarray, ok: np.ndarray | None, levels: dict
         unknown = sorted(set(np.unique(v).tolist()) - {-1, 0, 1, 2})
         if unknown:
             out.append(f"code(s) {unknown[:5]}, expected -1 (unused), 0, 1 or 2")
+    elif name == "qa/flag":
+        unknown = sorted(set(np.unique(v).tolist()) - {0, 1, 2})
+        if unknown:
+            out.append(f"flag code(s) {unknown[:5]}, expected 0 (none), 1 (bad) or 2 (good)")
     return out
 
 

@@ -253,6 +253,19 @@ def augment(store_url, out, gamma, rho, scheme, copies, seed, overwrite):
 
 @cli.command()
 @click.argument("store_url")
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--host", type=str, default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but this machine's loopback makes the page reachable by others.")
+@click.option("--allow-flags", is_flag=True, help="Let the page flag samples bad / good (writes the store's qa/ group).")
+def serve(store_url, port, host, allow_flags):
+    """Browse and audit a store in the browser: thumbnails, overlays, sample view, flags (docs/serve.md)."""
+    from annotator.serve import serve as run_server
+
+    run_server(store_url, host, port, allow_flags)
+
+
+@cli.command()
+@click.argument("store_url")
 @click.option("--format", "fmt", required=True, help="cdcn, ssdg, ssan or folder (docs/exports.md).")
 @click.option("--out", required=True, help="The export folder (a rerun with the same settings resumes).")
 @click.option("--protocol", type=str, default="split", show_default=True,

@@ -63,12 +63,14 @@ def cli():
 @click.option("--mcrea-scheme", type=click.Choice(["integrated", "overlay", "clipping"]), default="integrated",
               show_default=True)
 @click.option("--no-augment", is_flag=True, help="No flips, crops or colour jitter.")
+@click.option("--exclude-flagged", is_flag=True,
+              help="Leave out training rows flagged bad in label QA (`annotate serve --allow-flags`).")
 @click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")
 @click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
 def train(store, train_stores, test_stores, named_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
-          pretrained, domain_key, backbone, grl_lambda, video, frames, video_batch, seg_classes, w_con, w_seg, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, workers, device, seed, out):
+          pretrained, domain_key, backbone, grl_lambda, video, frames, video_batch, seg_classes, w_con, w_seg, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, exclude_flagged, workers, device, seed, out):
     """Train a model on the train group of a protocol (resumes a run directory)."""
     from trainer.train import TrainConfig
     from trainer.train import train as run_training
@@ -112,7 +114,7 @@ def train(store, train_stores, test_stores, named_stores, protocol, model, epoch
     cfg = TrainConfig(model=model, train=sources, protocol=protocol, test=tests, epochs=epochs,
                       batch=batch, lr=lr, lr_step=lr_step, size=size, width=width, model_options=options,
                       mcrea=mcrea, mcrea_rho=mcrea_rho, mcrea_scheme=mcrea_scheme, augment=not no_augment,
-                      workers=workers, seed=seed)
+                      workers=workers, seed=seed, exclude_flagged=exclude_flagged)
     result = run_training(cfg, out, device=device)
     click.echo(json.dumps(result.summary()))
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
@@ -83,3 +88,25 @@ def assert_same_store(a_url, b_url) -> None:
         x, y = a[k][:], b[k][:]
         assert x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), k
     assert problems(str(b_url)) == []
+
+
+@contextlib.contextmanager
+def read_only(*folders):
+    """Folders nobody may create or delete entries in: mode bits, or for root (who ignores them) the
+    immutable attribute, which binds root too; skip only when neither can be set."""
+    if os.geteuid() != 0:
+        for f in folders:
+            f.chmod(0o555)
+        try:
+            yield
+        finally:
+            for f in folders:
+                f.chmod(0o755)
+        return
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", *map(str, folders)],
+                                                    capture_output=True).returncode:
+        pytest.skip("running as root on a filesystem without the immutable attribute: cannot make a folder read-only")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, folders)], check=True)

@@ -1,17 +1,14 @@
 """No command destroys what it did not write; output places are checked before any work; a local
 file:// URL behaves like its path."""
 
-import contextlib
 import hashlib
-import os
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import zarr
 
-from helpers import sync_config
+from helpers import read_only, sync_config
 from test_cli import assert_one_line_error, invoke
 
 
@@ -96,28 +93,6 @@ def test_file_url_writes_the_same_store_as_the_path(sample_store, tmp_path):
         assert np.array_equal(a[name][:], b[name][:]), name
     assert invoke("verify", url).exit_code == 0
     assert "15 samples" in invoke("inspect", url).output
-
-
-@contextlib.contextmanager
-def read_only(*folders):
-    """Folders nobody may create or delete entries in: mode bits, or for root (who ignores them) the
-    immutable attribute, which binds root too; skip only when neither can be set."""
-    if os.geteuid() != 0:
-        for f in folders:
-            f.chmod(0o555)
-        try:
-            yield
-        finally:
-            for f in folders:
-                f.chmod(0o755)
-        return
-    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", *map(str, folders)],
-                                                    capture_output=True).returncode:
-        pytest.skip("running as root on a filesystem without the immutable attribute: cannot make a folder read-only")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", *map(str, folders)], check=True)
 
 
 def test_read_only_places_are_one_line_errors(sample_store, tmp_path):

@@ -87,8 +87,9 @@ def protocol_names(url: str) -> list[str]:
     return store_protocols(open_store(url))
 
 
-def select_rows(url: str, protocol: str, group: str, root=None) -> Part:
-    """Rows of `url` in `group` (train/dev/test) of `protocol`, annotated without error (status 0).
+def select_rows(url: str, protocol: str, group: str, root=None, exclude_flagged: bool = False) -> Part:
+    """Rows of `url` in `group` (train/dev/test) of `protocol`, annotated without error (status 0),
+    and with exclude_flagged not flagged bad in label QA (qa/flag, annotator/qa.py).
     root: the store already opened (else it is opened here)."""
     if group not in GROUPS:
         raise AnnotatorError(f"unknown group {group!r}; use one of {', '.join(GROUPS)}")
@@ -104,15 +105,20 @@ def select_rows(url: str, protocol: str, group: str, root=None) -> Part:
             raise AnnotatorError(f"{url} has no protocol {protocol!r}; it has: "
                                  f"{', '.join(list(PSEUDO_PROTOCOLS) + names)}")
         chosen = root[f"protocols/{protocol}"][:] == GROUPS[group]
-    rows = np.nonzero(chosen & (status == int(Status.OK)))[0].astype(np.int64)
+    chosen &= status == int(Status.OK)
+    if exclude_flagged:
+        from annotator.qa import FLAGS, read_flags
+
+        chosen &= read_flags(root) != FLAGS["bad"]
+    rows = np.nonzero(chosen)[0].astype(np.int64)
     return Part(url, rows, shard_size_of(root))
 
 
 def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] = (),
-           columns: tuple[str, ...] = ()) -> Selection:
+           columns: tuple[str, ...] = (), exclude_flagged: bool = False) -> Selection:
     """The rows of `group` of `protocol` over several stores (each opened once); one-line errors
     when a store lacks an array in `needs` or a meta column in `columns` (read besides META), or
-    the selection is empty."""
+    the selection is empty. exclude_flagged: leave out rows flagged bad in label QA."""
     if not stores:
         raise AnnotatorError("no store given")
     parts, roots = [], []
@@ -124,7 +130,7 @@ def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] 
         absent = [c for c in columns if f"meta/{c}" not in root]
         if absent:
             raise AnnotatorError(f"{url} has no meta column {', '.join(absent)}")
-        parts.append(select_rows(url, protocol, group, root))
+        parts.append(select_rows(url, protocol, group, root, exclude_flagged))
         roots.append(root)
     sel = Selection(parts)
     if not len(sel):

@@ -46,6 +46,7 @@ class TrainConfig:
     augment: bool = True
     workers: int = 2
     seed: int = 0
+    exclude_flagged: bool = False  # leave training rows flagged bad in label QA (qa/flag) out
 
     def validate(self) -> None:
         MODELS.get(self.model)
@@ -184,7 +185,8 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     torch.manual_seed(cfg.seed)
     model = cfg.build_model()
     key = cfg.model_options.get("domain_key")
-    sel = select(cfg.train, cfg.protocol, "train", needs=model.needs, columns=(key,) if key else ())
+    sel = select(cfg.train, cfg.protocol, "train", needs=model.needs, columns=(key,) if key else (),
+                 exclude_flagged=cfg.exclude_flagged)
     if key:  # domains from a meta column instead of the stores
         sel.use_domain_key(key, cfg.model_options["domain_values"])
     # check the other groups now: a bad protocol or an empty split must fail before hours of training
@@ -195,7 +197,9 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     if saved.exists():
         before = json.loads(saved.read_text())
         now = json.loads(json.dumps(dataclasses.asdict(cfg)))
-        diff = [k for k in now if k != "epochs" and before.get(k) != now[k]]
+        # a setting added after a run was made counts as its default there
+        defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig(model=cfg.model, train=cfg.train))))
+        diff = [k for k in now if k != "epochs" and before.get(k, defaults[k]) != now[k]]
         if diff:
             raise AnnotatorError(f"{run} holds a run with different settings ({', '.join(diff)}); "
                                  "use another --out or the same settings to resume")
