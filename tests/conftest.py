@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,8 @@ from PIL import Image
 from helpers import SAMPLE, sync_config
 
 os.environ.setdefault("GLOG_minloglevel", "2")
+# annotate serve's column cache: per test session, never the user's ~/.cache
+os.environ.setdefault("ANNOTATOR_CACHE", tempfile.mkdtemp(prefix="annotator-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -174,3 +174,38 @@ def test_the_qa_group_round_trips_through_the_library(store_copy):
     assert qa.row_flag(root, 7) == saved and qa.counts(root) == {"bad": 0, "good": 1}
     with pytest.raises(AnnotatorError, match="unknown flag 'ok'"):
         qa.set_flag(store_copy, 7, "ok")
+
+
+def test_a_second_start_reads_the_columns_from_the_cache(store_copy, tmp_path, monkeypatch):
+    from annotator import store
+    from annotator.serve.catalog import Catalog
+
+    monkeypatch.setenv("ANNOTATOR_CACHE", str(tmp_path / "cache"))
+    first = Catalog(store.open_store(store_copy), store_copy)
+    saved = sorted(p.name for p in (tmp_path / "cache").rglob("*.npy"))
+    assert "sample_id.buffer.npy" in saved and "attack_type.codes.npy" in saved and "status.npy" in saved
+    root = store.open_store(store_copy)
+
+    class NoMeta(dict):  # any read of a meta column would fail: everything must come from the cache
+        def __getitem__(self, name):
+            raise AssertionError(f"read meta/{name}")
+
+        def __contains__(self, name):
+            return name in root["meta"]
+
+    class Root:
+        attrs = root.attrs
+
+        def __getitem__(self, name):
+            return NoMeta() if name == "meta" else root[name]
+
+        def __contains__(self, name):
+            return name in root
+
+    second = Catalog(Root(), store_copy)
+    for q in ({"class": "attack"}, {"attack_type": "print"}, {"status": "ok", "sort": "status"}):
+        assert second.query(q).tolist() == first.query(q).tolist()
+    assert [second.sample_ids[i] for i in range(15)] == [first.sample_ids[i] for i in range(15)]
+    qa.set_flag(store_copy, 2, "bad")  # the metadata changed: a new cache key, nothing stale served
+    third = Catalog(store.open_store(store_copy), store_copy)
+    assert third.flags[2] == 1 and len({p.parent for p in (tmp_path / "cache").rglob("*.npy")}) == 2

@@ -30,7 +30,7 @@ def create_app(url: str, allow_flags: bool = False) -> Flask:
             raise AnnotatorError(f"--allow-flags needs a writable store, and {url} is read-only here; "
                                  "serve it without --allow-flags to browse")
     root = store.open_store(url)
-    catalog, renderer = Catalog(root), Renderer(root)
+    catalog, renderer = Catalog(root, url), Renderer(root)
     meta_names = sorted(root["meta"].array_keys())
     app = Flask(__name__, static_folder=None)
     app.config.update(JSON_SORT_KEYS=False)
@@ -79,12 +79,10 @@ def create_app(url: str, allow_flags: bool = False) -> Flask:
             raise QueryError("page and per_page take whole numbers") from None
         chosen = catalog.query(args)
         shown, pages = catalog.page(chosen, page, per_page)
-        cols = {c: root[f"meta/{c}"].get_orthogonal_selection((shown,)) if len(shown) else []
-                for c in ("sample_id", "attack_type", "status") if c in meta_names}
         names = {v: k for k, v in qa.FLAGS.items()}
         return jsonify(total=int(len(chosen)), page=page, pages=pages, rows=[
-            {"row": int(r), **{c: _plain(cols[c][j]) for c in cols}, "flag": names[int(catalog.flags[r])]}
-            for j, r in enumerate(shown.tolist())])
+            {"row": r, **catalog.describe(r),
+             "flag": names[int(catalog.flags[r])]} for r in shown.tolist()])
 
     @app.get("/api/rows/<int:row>")
     def one(row: int):
@@ -119,7 +117,7 @@ def create_app(url: str, allow_flags: bool = False) -> Flask:
         if not isinstance(body, dict) or body.get("flag") not in qa.FLAGS or not isinstance(body.get("note", ""), str):
             raise QueryError('send JSON {"flag": "bad" | "good" | "none", "note": "text"}')
         saved = qa.set_flag(url, row, body["flag"], body.get("note", "")[:2000])
-        catalog.flags[row] = qa.FLAGS[body["flag"]]
+        catalog.set_flag(row, qa.FLAGS[body["flag"]])
         return jsonify(row=row, qa=saved)
 
     return app

@@ -92,7 +92,7 @@ class Renderer:
     """Rows of `root` (an open zarr group) as PNG bytes. chunks: decoded chunks kept per array;
     thumbs: encoded thumbnails kept."""
 
-    def __init__(self, root, chunks: int = 32, thumbs: int = 4096):
+    def __init__(self, root, chunks: int = 256, thumbs: int = 4096):
         self.root = root
         self.arrays = {name: root[name] for name in ("image", "label", "depth", "region", "landmarks") if name in root}
         self.pyramid = sorted(int(k) for k in root["pyramid"].array_keys() if k.isdigit()) if "pyramid" in root else []
@@ -101,7 +101,7 @@ class Renderer:
         self._chunks, self._thumbs = Cache(chunks), Cache(thumbs)
 
     def _chunk(self, name: str, c: int) -> np.ndarray:
-        arr = self.root[name] if name.startswith("pyramid/") else self.arrays[name]
+        arr = self.arrays[name] if name in self.arrays else self.root[name]
         return self._chunks.get((name, c), lambda: arr[c * self.shard:(c + 1) * self.shard])
 
     def row(self, name: str, i: int) -> np.ndarray:

@@ -90,6 +90,7 @@ async function flag(kind) {
     const r = await getJSON(`/api/rows/${row}/flag`, { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ flag: kind, note: $("note").value }) });
     state.rows[state.current].flag = kind;
+    await openSample(state.current);  // the meta table shows the new qa values
     $("flag-status").textContent = kind === "none" ? "cleared" : `flagged ${kind} ${r.qa.time}`;
   } catch (e) { $("flag-status").textContent = "error: " + e.message; }
 }
