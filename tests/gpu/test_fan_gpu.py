@@ -1,0 +1,28 @@
+"""FAN on CUDA (skipped without a CUDA device): the network is placed on the device, runs in bf16
+batches, and finds the points the fp32 CPU run finds, up to bf16 rounding."""
+
+import numpy as np
+import pytest
+import torch
+
+from annotator.face.detect import BlazeFaceDetector
+
+pytestmark = pytest.mark.gpu
+
+
+def test_fan_on_cuda_in_bf16_matches_the_cpu(tmp_path, face_image):
+    from face_alignment.models import FAN
+
+    from annotator.face.fan import FanLandmarker
+
+    torch.manual_seed(0)
+    path = tmp_path / "2DFAN4-11f355bf06.pth.tar"
+    torch.save(FAN(4).state_dict(), path)
+    box = BlazeFaceDetector()(face_image)[0]
+    gpu = FanLandmarker("2d", str(path), device="cuda", batch=64)
+    assert next(gpu.fan.parameters()).device.type == "cuda"
+    cpu = FanLandmarker("2d", str(path), device="cpu")
+    a, b = gpu.landmarks([(face_image, box)] * 64), cpu(face_image, box)
+    assert len(a) == 64 and all(np.allclose(p, a[0]) for p in a)
+    side = max(box.box[2] - box.box[0], box.box[3] - box.box[1])
+    assert np.median(np.linalg.norm(a[0][:, :2] - b[:, :2], axis=1)) < 0.05 * side  # heatmap argmax under bf16
