@@ -36,6 +36,9 @@ class AnnotateConfig:
     runtime: dict = field(default_factory=dict)
     # The output-changing constants of the code that made the store (annotator/tuning.py).
     tuning: dict = field(default_factory=dict)
+    # --landmark-check: FAN's weights ({"type", "checkpoint", "sha256", ...} after checking) and
+    # "max_nme"; {} when off. Rows whose FAN and FaceMesh points differ more fail as landmark_disagreement.
+    landmark_check: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.frames_per_video >= 1:  # else validate() says so

@@ -31,6 +31,8 @@ class Contents:
     provenance: dict
     problems: list[Problem]  # what the metadata check found, besides pending shards
     flags: dict[str, int] | None = None  # QA flags (qa/ group) per kind; None without the group
+    landmark_nme: np.ndarray | None = None  # --landmark-check: (n,) float, NaN where not checked
+    max_nme: float | None = None
 
     def failed(self) -> list[FailedRow]:
         m, rows = self.meta, np.nonzero(self.committed & (self.meta["status"] != 0))[0]
@@ -56,6 +58,13 @@ class Contents:
             lines.append("protocols: " + ", ".join(self.protocols))
         if self.flags is not None:
             lines.append("qa flags: " + ", ".join(f"{k} {v}" for k, v in self.flags.items()))
+        if self.landmark_nme is not None:
+            v = self.landmark_nme[done & np.isfinite(self.landmark_nme)]
+            if len(v):
+                above = f"; {int((v > self.max_nme).sum())} above {self.max_nme:g} (landmark_disagreement)" \
+                    if self.max_nme else ""
+                lines.append(f"landmark NME, FAN vs FaceMesh ({len(v)} rows): median {np.median(v):.3f}, "
+                             f"p90 {np.percentile(v, 90):.3f}, p99 {np.percentile(v, 99):.3f}, max {v.max():.3f}{above}")
         lines += [f"problem: {p}" for p in self.problems]
         lines.append("provenance: " + json.dumps(self.provenance, indent=2))
         return "\n".join(lines)
@@ -90,6 +99,10 @@ def read_contents(url: str) -> Contents:
         from .qa import counts
 
         flags = counts(zarr.open_group(layout.url, mode="r"))
+    nme = None
+    if "meta/landmark_nme" in layout.nodes:
+        nme = zarr.open_array(store=layout.url, path="meta/landmark_nme", mode="r", zarr_format=3)[:]
+    max_nme = (layout.attrs.get("config", {}).get("landmark_check") or {}).get("max_nme")
     return Contents(layout.url, layout.n, layout.size, len(layout.shards), len(layout.committed), committed, meta,
                     protocols, layout.attrs.get("provenance", {}),
-                    [p for p in report.problems if p.action != "rerun"], flags)
+                    [p for p in report.problems if p.action != "rerun"], flags, nme, max_nme)

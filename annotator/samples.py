@@ -17,6 +17,7 @@ class Status(enum.IntEnum):
     NO_LANDMARKS = 3  # a face was detected but FaceMesh found no landmarks on it
     TOO_SMALL = 4  # the image or face is below the minimum size
     FAILED = 5  # any other error while processing the sample
+    LANDMARK_DISAGREEMENT = 6  # --landmark-check: FAN's 68 points and FaceMesh's differ beyond --max-landmark-nme
 
 
 STATUS_CODES = {s.name.lower(): int(s) for s in Status}

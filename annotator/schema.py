@@ -14,9 +14,11 @@ META_COLUMNS = {
     "sample_id": "str", "video_id": "str", "frame_index": "int32", "subject": "str", "is_attack": "bool",
     "attack_type": "str", "pai": "str", "dataset": "str", "split": "str", "status": "int8", "error": "str",
     "segmenter": "str", "source": "str", "n_faces": "int16", "face_score": "float32", "depth_source": "str",
-    "face_source": "str", "rotation": "int16",
+    "face_source": "str", "rotation": "int16", "landmark_nme": "float32",
 }
 OPTIONAL_IN_SCHEMA_1 = ("rotation",)  # added late in schema 1: older stores lack it
+# added after stores of schema 2 were written: a store may lack them (verify accepts that)
+OPTIONAL_COLUMNS = ("landmark_nme",)
 
 
 def array_specs(size: int) -> dict[str, tuple[tuple[int, ...], str, tuple[str, ...]]]:

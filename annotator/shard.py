@@ -61,13 +61,20 @@ class Models:
     segmenter: Segmenter
     policy: Policy
     decode_threads: int = 0  # FFmpeg slice threads per video (0 = FFmpeg's choice)
+    checker: object = None  # --landmark-check: a face.fan.FanLandmarker, else None
 
 
 def build_models(cfg: AnnotateConfig, decode_threads: int = 0) -> Models:
     """The config's detector, landmarker, segmenter (from their registries) and policy."""
     options = {**cfg.segmenter_options, **cfg.runtime}
+    checker = None
+    if cfg.landmark_check:
+        from .face.fan import FanLandmarker
+
+        lc = cfg.landmark_check
+        checker = FanLandmarker(lc["type"], lc["checkpoint"], lc.get("depth_checkpoint"))
     return Models(DETECTORS.create(cfg.detector), LANDMARKERS.create(cfg.landmarker),
-                  SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads)
+                  SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads, checker)
 
 
 def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None
@@ -260,8 +267,36 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -
     """The store rows of refs: decode, then per frame locate and crop the face, then segment all faces
     of the shard at once, then depth, labels and the pyramid."""
     rows = crop_faces(refs, cfg, models)
+    if models.checker is not None:
+        check_landmarks(rows, models.checker, cfg.landmark_check["max_nme"])
     segment_and_fuse(rows, cfg, models)
     return ShardResult(rows.arrays, rows.meta, rows.seconds)
+
+
+def check_landmarks(rows: _Rows, checker, max_nme: float) -> None:
+    """FAN's 68 points of every cropped face (one batched call) against FaceMesh's through the
+    68 -> 478 map: meta/landmark_nme per row; a row above max_nme fails as landmark_disagreement
+    (and leaves the faces to segment)."""
+    from .face.points68 import mesh_to_68, nme
+
+    if not rows.items:
+        return
+    t = time.perf_counter()
+    found = checker.landmarks([(it.frame, FaceBox(rows.boxes[i], 1.0))
+                               for i, it in zip(rows.faced, rows.items)])
+    keep = []
+    for i, it, pts in zip(rows.faced, rows.items, found):
+        m = it.crop_matrix  # FAN's frame pixels -> the crop, where FaceMesh's points are
+        crop_pts = pts[:, :2] @ m[:, :2].T + m[:, 2]
+        err = nme(crop_pts, mesh_to_68(it.landmarks))
+        rows.meta["landmark_nme"][i] = err
+        if err > max_nme:
+            rows.fail(i, Status.LANDMARK_DISAGREEMENT, f"FAN and FaceMesh landmarks disagree: NME {err:.3f} > {max_nme}")
+            rows.arrays["image"][i], rows.arrays["landmarks"][i] = 0, np.nan  # a failed row's fill values
+        else:
+            keep.append((i, it))
+    rows.faced, rows.items = [i for i, _ in keep], [it for _, it in keep]
+    rows.seconds["landmarks"] += time.perf_counter() - t
 
 
 def crop_faces(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> _Rows:

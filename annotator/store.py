@@ -25,7 +25,7 @@ from .errors import AnnotatorError
 from .face.regions import REGION_NAMES
 from .labels import LABEL_CHANNELS
 from .samples import STATUS_CODES
-from .schema import META_COLUMNS, OPTIONAL_IN_SCHEMA_1, array_specs, fill_value  # noqa: F401  (the layout)
+from .schema import META_COLUMNS, OPTIONAL_COLUMNS, OPTIONAL_IN_SCHEMA_1, array_specs, fill_value  # noqa: F401
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -123,6 +123,7 @@ class _Writer:
     def __init__(self, url: str):
         self.root = zarr.open_group(url, mode="r+")
         self.arrays: dict[str, zarr.Array] = {}
+        self.meta_columns = set(self.root["meta"].array_keys())
 
     @classmethod
     def get(cls, url: str, store_id: str) -> "_Writer":
@@ -166,6 +167,8 @@ def write_shard(url: str, shard: Shard, arrays: dict[str, np.ndarray], meta: dic
     w = _Writer.get(url, store_id)
     sl = slice(shard.start, shard.stop)
     writes = dict(arrays)
+    # a column the caller does not fill gets its fill value: every chunk of a committed shard is written
+    meta = {**{c: [fill_value(d)] * n for c, d in META_COLUMNS.items() if c in w.meta_columns}, **meta}
     for col, values in meta.items():
         writes[f"meta/{col}"] = column(values, w[f"meta/{col}"].dtype)
     w.write_all(sl, writes)

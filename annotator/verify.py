@@ -187,7 +187,8 @@ def expected_arrays(version: int, n: int, size: int, shard_size: int, present_me
     for name, (shape, dtype, dims) in store.array_specs(size).items():
         out[name] = ((n, *shape), (shard_size, *shape), dtype, dims)
     for col, dtype in store.META_COLUMNS.items():
-        if version == 1 and col in store.OPTIONAL_IN_SCHEMA_1 and col not in present_meta:
+        optional = col in store.OPTIONAL_COLUMNS or (version == 1 and col in store.OPTIONAL_IN_SCHEMA_1)
+        if optional and col not in present_meta:
             continue
         out[f"meta/{col}"] = ((n,), (shard_size,), dtype, ("sample",))
     for col in present_meta:  # the adapter's extra columns are text

@@ -34,6 +34,15 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--sampling", type=str, default=None,
               help="Which frames become rows: even:K [K = --frames-per-video], first:K, every:N, all, or a preset "
                    "(ssdg-train, ssdg-test, cdcn-test); docs/datasets.md.")
+@click.option("--landmark-check", is_flag=True,
+              help="Also run FAN (face-alignment) and fail rows whose 68 points disagree with FaceMesh's.")
+@click.option("--fan-type", type=click.Choice(["2d", "3d"]), default="2d", show_default=True)
+@click.option("--fan-checkpoint", type=str, default=None,
+              help="FAN state dict [TORCH_HOME/hub/checkpoints/2DFAN4-11f355bf06.pth.tar or 3DFAN4-7835d9f11d.pth.tar].")
+@click.option("--fan-depth-checkpoint", type=str, default=None,
+              help="3D FAN's ResNetDepth [TORCH_HOME/hub/checkpoints/depth-2a464da4ea.pth.tar].")
+@click.option("--max-landmark-nme", type=float, default=0.1, show_default=True,
+              help="--landmark-check: the largest normalised mean error (over the inter-ocular distance) kept.")
 @click.option("--size", type=int, default=256, show_default=True, help="Side of the square face crop (multiple of 32).")
 @click.option("--box-scale", type=float, default=1.3, show_default=True, help="Crop side / landmark extent.")
 @click.option("--segmenter", type=str, default="geometry", show_default=True, help="Segmenter backend: geometry or sam.")
@@ -75,7 +84,8 @@ def _setup_logging(verbose: int) -> None:
               help="Resume a store started by another version of the annotator or other tuning constants "
                    "(recorded in its provenance).")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
-def run(dataset, root, out, frames_per_video, sampling, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
+def run(dataset, root, out, frames_per_video, sampling, landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
+        max_landmark_nme, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
         sam_batch, compile_, use_dataset_faces, track, auto_rotate, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, cluster_wait, workers,
         retries, max_failure_rate, resume_failed, overwrite, allow_code_change, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
@@ -107,7 +117,9 @@ def run(dataset, root, out, frames_per_video, sampling, size, box_scale, segment
                          box_scale=box_scale, segmenter=segmenter, limit=limit, shard_size=shard_size,
                          policy=policy.table, segmenter_options=options, runtime=runtime,
                          use_dataset_faces=use_dataset_faces, track=track, auto_rotate=auto_rotate,
-                         protocol_dir=protocol_dir or "")
+                         protocol_dir=protocol_dir or "",
+                         landmark_check=_landmark_check(landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
+                                                        max_landmark_nme))
     command = " ".join(shlex.quote(a) for a in ["annotate"] + sys.argv[1:])
     if not 0.0 <= max_failure_rate <= 1.0:
         raise AnnotatorError(f"--max-failure-rate must be in [0, 1], got {max_failure_rate}")
@@ -249,6 +261,18 @@ def augment(store_url, out, gamma, rho, scheme, copies, seed, overwrite):
 
     res = augment_store(store_url, out, gamma, rho, scheme, copies, seed, overwrite)
     click.echo(f"wrote {out}: {res['rows']} rows, {res['augmented']} augmented with {res['exchanges']} exchanges")
+
+
+def _landmark_check(on: bool, kind: str, checkpoint: str | None, depth: str | None, max_nme: float) -> dict:
+    """AnnotateConfig.landmark_check from the flags ({} when off); checked before any work by the run."""
+    if not on:
+        if checkpoint or depth:
+            raise AnnotatorError("--fan-checkpoint and --fan-depth-checkpoint go with --landmark-check")
+        return {}
+    from pathlib import Path
+
+    return {"type": kind, "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+            "depth_checkpoint": str(Path(depth).resolve()) if depth else None, "max_nme": max_nme}
 
 
 @cli.command()

@@ -230,6 +230,14 @@ def resolve(cfg: AnnotateConfig):
     Policy.from_table(cfg.policy)
     cfg = dataclasses.replace(cfg, tuning=TUNING.to_dict())
     cfg = dataclasses.replace(cfg, segmenter_options=prepare_options(cfg.segmenter, cfg.segmenter_options))
+    if cfg.landmark_check:  # FAN's weights load and fit before any work; their sha256 is recorded
+        from annotator.face.fan import check_checkpoints
+
+        lc = cfg.landmark_check
+        if not lc.get("max_nme", 0) > 0:
+            raise SettingError("max_landmark_nme", f"must be positive, got {lc.get('max_nme')}")
+        info = check_checkpoints(lc.get("type", "2d"), lc.get("checkpoint"), lc.get("depth_checkpoint"))
+        cfg = dataclasses.replace(cfg, landmark_check={**info, "max_nme": float(lc["max_nme"])})
     refs, adapter = enumerate_samples(cfg)
     refs = videos_first(refs)
     if cfg.shard_size is None:

@@ -78,7 +78,10 @@ def test_bad_queries_are_4xx_with_a_message(client, query, code, text):
 def test_sample_thumbnail_and_layers_come_from_the_store(client):
     c, url = client
     root = zarr.open_group(url, mode="r")
+    raw = c.get("/api/rows/12").get_data(as_text=True)
+    assert "NaN" not in raw  # the meta row holds NaN (landmark_nme unchecked): JSON has no NaN
     one = c.get("/api/rows/12").get_json()
+    assert one["meta"]["landmark_nme"] is None
     assert one["meta"]["sample_id"] == root["meta/sample_id"][12] and one["qa"]["flag"] == "none"
     assert np.allclose(one["landmarks"], root["landmarks"][12][:, :2], atol=0.051)
     plain, label = _png(c.get("/thumb/12.png")), _png(c.get("/thumb/12.png?overlay=label"))

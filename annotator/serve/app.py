@@ -4,6 +4,7 @@ JSON {"error": ...} and an unforeseen failure a 500 with a one-line message, nev
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -128,6 +129,8 @@ def _plain(v):
     it stands for."""
     while hasattr(v, "item") and not isinstance(v, (str, bytes)):
         v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None  # JSON has no NaN: browsers refuse the whole document
     return v
 
 
