@@ -26,10 +26,11 @@ def create_app(url: str, allow_flags: bool = False) -> Flask:
     url = places.normalize(url)
     require_sound(url, "metadata", "repair it (`annotate verify --repair`) before serving it", allow_pending=True)
     if allow_flags:
-        path = places.local(url)
-        if path is not None and not _writable(path):
+        try:
+            places.require_writable(url, "the store")
+        except AnnotatorError:
             raise AnnotatorError(f"--allow-flags needs a writable store, and {url} is read-only here; "
-                                 "serve it without --allow-flags to browse")
+                                 "serve it without --allow-flags to browse") from None
     root = store.open_store(url)
     catalog, renderer = Catalog(root, url), Renderer(root)
     meta_names = sorted(root["meta"].array_keys())
@@ -138,18 +139,6 @@ def _png(data: bytes):
     from flask import Response
 
     return Response(data, mimetype="image/png", headers={"Cache-Control": "max-age=60"})
-
-
-def _writable(path: Path) -> bool:
-    import os
-    import tempfile
-
-    try:
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
-            pass
-    except OSError:
-        return False
-    return os.access(path, os.W_OK)
 
 
 def serve(url: str, host: str = "127.0.0.1", port: int = 8765, allow_flags: bool = False) -> None:
