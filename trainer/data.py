@@ -256,16 +256,16 @@ class StoreStream(IterableDataset):
                 pending = pending[:len(pending) // self.batch_size * self.batch_size]
             yield from self._batches(blocks, pending, gen, info is not None)
 
-    def _read(self, arrays: dict, k: int, c: int, positions: np.ndarray) -> tuple[dict, np.ndarray]:
-        """(the decoded chunk c of part k, whole: one decode; the rows of `positions` in it). arrays:
-        the per-part array handles, opened on first use."""
+    def _read(self, arrays: dict, k: int, c: int, positions) -> tuple[dict, np.ndarray]:
+        """(the decoded chunk c of part k, whole: one decode; the rows of `positions` (selection
+        positions, possibly none) in it). arrays: the per-part array handles, opened on first use."""
         part = self.sel.parts[k]
         if k not in arrays:
             root = open_store(part.url)
             arrays[k] = {f: root[f] for f in self.fields}
         start = c * part.chunk
         block = {f: a[start:start + part.chunk] for f, a in arrays[k].items()}
-        return block, part.rows[positions - self.sel.offsets[k]] - start
+        return block, part.rows[np.asarray(positions, np.int64) - self.sel.offsets[k]] - start
 
     def _balanced(self, mine: list, rng: np.random.Generator, gen: torch.Generator, shared: bool):
         """Batches of half live, half spoof rows, chunks read whole as usual: rows wait in one pool

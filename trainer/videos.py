@@ -152,36 +152,30 @@ class VideoStream(StoreStream):
         pending: list[np.ndarray] = []  # sequences waiting: (T, 3) of (block, row in block, position)
         alive: set[int] = set()  # blocks still holding their chunk
         for run in (runs[i] for i in order[wid::nw]):
-            k, p = run.part, self.sel.parts[run.part]
-            chunk_block, where = {}, {}  # chunk id -> block; position -> (block, row in block)
-            last = {}  # chunk id -> the videos of this run that it completes
-            need_from = {}  # chunk id -> the first chunk a video still open after it needs
+            k, p, off = run.part, self.sel.parts[run.part], self.sel.offsets[run.part]
+            ends: dict[int, list[int]] = {}  # chunk id -> the videos of this run that it completes
             for v in run.videos:
-                lo, hi = self._span[v]
-                last.setdefault(min(hi, int(run.chunks[-1])), []).append(v)
-            opened = np.full(len(run.chunks), np.iinfo(np.int64).max)
-            for c, vids in last.items():
-                i = int(np.searchsorted(run.chunks, c))
-                opened[i] = min(self._span[v][0] for v in vids)
-            after = np.minimum.accumulate(opened[::-1])[::-1]  # min first chunk of videos ending at or after
+                ends.setdefault(min(self._span[v][1], int(run.chunks[-1])), []).append(v)
+            # after[i]: the first chunk id still needed once chunk i is read (videos completed later)
+            opened = np.full(len(run.chunks) + 1, np.iinfo(np.int64).max)
+            for c, vids in ends.items():
+                opened[np.searchsorted(run.chunks, c)] = min(self._span[v][0] for v in vids)
+            after = np.minimum.accumulate(opened[::-1])[::-1]
+            base = len(blocks)  # blocks of this run: base + i for run.chunks[i], in reading order
             for i, c in enumerate(run.chunks.tolist()):
-                need_from[c] = int(after[i + 1]) if i + 1 < len(run.chunks) else None
-            for c in run.chunks.tolist():
-                positions = self._positions(k, c)
-                block, local = self._read(arrays, k, c, positions)
-                blocks.append(block)
-                alive.add(len(blocks) - 1)
-                chunk_block[c] = len(blocks) - 1
-                where.update(zip(positions.tolist(), zip([len(blocks) - 1] * len(local), local.tolist())))
-                for v in last.get(c, []):
-                    pos = np.asarray([q for q in self.videos[v].tolist() if q in where])  # cut: this piece's frames
-                    pick = pos[pick_frames(len(pos), self.frames, draw)]
-                    pending.append(np.array([(*where[q], q) for q in pick.tolist()], np.int64))
+                blocks.append(self._read(arrays, k, c, ())[0])
+                alive.add(base + i)
+                for v in ends.get(c, []):
+                    rows = p.rows[self.videos[v] - off]
+                    chunk = rows // p.chunk
+                    inside = (chunk >= run.chunks[0]) & (chunk <= c)  # a cut video: this piece's frames
+                    pick = np.flatnonzero(inside)[pick_frames(int(inside.sum()), self.frames, draw)]
+                    block = base + np.searchsorted(run.chunks, chunk[pick])
+                    pending.append(np.stack([block, rows[pick] - chunk[pick] * p.chunk, self.videos[v][pick]], 1))
                 if len(pending) >= max(self.sequences, self.buffer):
                     pending = yield from self._emit(blocks, pending, rng, gen, info is not None, final=False)
-                keep = need_from[c]
-                held = {b for cc, b in chunk_block.items() if keep is not None and cc >= keep}
-                live = held | {int(b) for s in pending for b in s[:, 0]}
+                first = base + int(np.searchsorted(run.chunks, after[i + 1]))  # open videos need blocks from here
+                live = {b for b in alive if first <= b <= base + i} | {int(b) for s in pending for b in s[:, 0]}
                 for b in alive - live:
                     blocks[b] = {}  # free a chunk no waiting or open video needs
                 alive &= live
@@ -197,9 +191,3 @@ class VideoStream(StoreStream):
         if full:
             yield from self._batches(blocks, np.concatenate(pending[:full]), gen, shared)
         return pending[full:]
-
-    def _positions(self, k: int, c: int) -> np.ndarray:
-        """Positions in the selection of the selected rows of chunk c of part k."""
-        p, off = self.sel.parts[k], self.sel.offsets[k]
-        lo, hi = np.searchsorted(p.rows, [c * p.chunk, (c + 1) * p.chunk])
-        return np.arange(lo, hi) + off
