@@ -104,6 +104,11 @@ def pixels(image) -> np.ndarray:
     return (image * 128 + 127.5).clamp(0, 255).permute(0, 2, 3, 1).byte().cpu().numpy()
 
 
+def png_name(sel: Selection, row: int) -> str:
+    """<row>_<sample_id>.png, the name of a row's picture in eval's masks/ and cues/."""
+    return f"{row:06d}_{str(sel.meta['sample_id'][row]).replace('/', '_')}.png"
+
+
 def segmentation_quality(model, sel, batch: int, size: int | None, device, folder: Path | None = None,
                          n_png: int = 0) -> dict:
     """Pixel-level APCER / BPCER / HTER of the model's spoof maps against the label maps of sel (a
@@ -136,8 +141,7 @@ def segmentation_quality(model, sel, batch: int, size: int | None, device, folde
                 pred, truth = image[j].copy(), image[j].copy()
                 pred[called[j].cpu().numpy()] = (pred[called[j].cpu().numpy()] * 0.4 + [153, 0, 0]).astype(np.uint8)
                 truth[spoof[j].cpu().numpy()] = (truth[spoof[j].cpu().numpy()] * 0.4 + [153, 0, 0]).astype(np.uint8)
-                name = f"{row:06d}_{str(sel.meta['sample_id'][row]).replace('/', '_')}.png"
-                Image.fromarray(np.concatenate([pred, truth], axis=1)).save(folder / name)
+                Image.fromarray(np.concatenate([pred, truth], axis=1)).save(folder / png_name(sel, row))
                 written += 1
     apcer = counts["spoof_missed"] / counts["spoof"] if counts["spoof"] else float("nan")
     bpcer = counts["live_flagged"] / counts["live"] if counts["live"] else float("nan")
@@ -167,7 +171,7 @@ def write_cues(model, sel, n: int, size: int | None, device, folder: Path) -> li
             if len(written) == n:
                 return written
             sheet = np.concatenate([image[j], np.repeat(mag[j][..., None], 3, axis=2)], axis=1)
-            path = folder / f"{row:06d}_{str(sel.meta['sample_id'][row]).replace('/', '_')}.png"
+            path = folder / png_name(sel, row)
             Image.fromarray(sheet).save(path)
             written.append(path)
     return written

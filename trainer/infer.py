@@ -87,8 +87,9 @@ class Inference:
         self.cfg, self.model, self.ckpt = load_run(run)
         self.limits = thresholds(run, threshold)
         acfg = preprocess_config(run, self.cfg.train)
-        # the dataset's own face files do not exist for new inputs: the store's detector stands in
-        self.acfg = dataclasses.replace(acfg, use_dataset_faces=False)
+        # the dataset's own face files do not exist for new inputs: the store's detector stands in;
+        # the landmark cross-check decides rows of a store, not scores (and its FAN weights may be absent here)
+        self.acfg = dataclasses.replace(acfg, use_dataset_faces=False, landmark_check={})
         self.device = device_of(device)
         self.model.to(self.device).eval()
         self.batch = batch
