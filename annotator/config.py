@@ -20,7 +20,7 @@ class AnnotateConfig:
     size: int = 256
     box_scale: float = 1.3
     detector: str = "blazeface"
-    landmarker: str = "facemesh"
+    landmarker: str = "mediapipe"  # "mediapipe" (FaceMesh, 478 points) or "fan" (68); docs/labels.md
     segmenter: str = "geometry"
     min_face: int = 16  # smallest accepted face box side, frame pixels
     use_dataset_faces: bool = False  # face locations shipped with the dataset instead of the detector
@@ -39,12 +39,26 @@ class AnnotateConfig:
     # --landmark-check: FAN's weights ({"type", "checkpoint", "sha256", ...} after checking) and
     # "max_nme"; {} when off. Rows whose FAN and FaceMesh points differ more fail as landmark_disagreement.
     landmark_check: dict = field(default_factory=dict)
+    # --landmarker fan: its weights ({"type", "checkpoint", "sha256", ...} after checking); {} otherwise.
+    landmarker_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.landmarker == "facemesh":  # the name before FAN came: such stores resume as "mediapipe"
+            object.__setattr__(self, "landmarker", "mediapipe")
         if self.frames_per_video >= 1:  # else validate() says so
             from .sampling import parse
 
             object.__setattr__(self, "sampling", parse(self.sampling, self.frames_per_video).spec)
+
+    @property
+    def landmark_layout(self):
+        """The annotator.face.layouts.Layout its landmarker writes."""
+        from .face.landmarks import LAYOUT_OF
+        from .face.layouts import layout_named
+
+        if self.landmarker not in LAYOUT_OF:
+            raise SettingError("landmarker", f"takes {' or '.join(LAYOUT_OF)}, got {self.landmarker!r}")
+        return layout_named(LAYOUT_OF[self.landmarker])
 
     @property
     def video_slots(self) -> int | None:

@@ -33,6 +33,7 @@ class Contents:
     flags: dict[str, int] | None = None  # QA flags (qa/ group) per kind; None without the group
     landmark_nme: np.ndarray | None = None  # --landmark-check: (n,) float, NaN where not checked
     max_nme: float | None = None
+    landmark_layout: str = "mediapipe-478"
 
     def failed(self) -> list[FailedRow]:
         m, rows = self.meta, np.nonzero(self.committed & (self.meta["status"] != 0))[0]
@@ -42,7 +43,8 @@ class Contents:
     def text(self) -> str:
         done = self.committed
         pending = int((~done).sum())
-        lines = [f"{self.url}: {self.n} samples, crop {self.size} px, {self.n_committed} of {self.n_shards} "
+        lines = [f"{self.url}: {self.n} samples, crop {self.size} px, landmarks {self.landmark_layout}, "
+                 f"{self.n_committed} of {self.n_shards} "
                  f"shards committed" + (f" ({pending} rows pending)" if pending else "")]
         for col in ("split", "attack_type") if done.any() else ():
             counts = Counter(str(v) or "(none)" for v in self.meta[col][done])
@@ -105,4 +107,5 @@ def read_contents(url: str) -> Contents:
     max_nme = (layout.attrs.get("config", {}).get("landmark_check") or {}).get("max_nme")
     return Contents(layout.url, layout.n, layout.size, len(layout.shards), len(layout.committed), committed, meta,
                     protocols, layout.attrs.get("provenance", {}),
-                    [p for p in report.problems if p.action != "rerun"], flags, nme, max_nme)
+                    [p for p in report.problems if p.action != "rerun"], flags, nme, max_nme,
+                    (layout.attrs.get("landmark_layout") or {}).get("name", "mediapipe-478"))

@@ -1,21 +1,21 @@
-"""Pseudo-depth: z-buffer rasterization of the FaceMesh triangle mesh (3DDFA_V2 style)."""
+"""Pseudo-depth: z-buffer rasterization of the landmarks' face mesh (3DDFA_V2 style): FaceMesh's
+own triangles, or the ibug-68 layout's triangulation (annotator/face/layouts.py)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from .face.mesh import triangles
+from .face.layouts import layout_of
 
-N_MESH_VERTICES = 468  # the 10 iris points are not part of the mesh
 _SUB = 4  # fractional bits of the vertex coordinates given to OpenCV
 
 
 def render_depth(landmarks: np.ndarray, size: int) -> np.ndarray:
     """Rasterize the face mesh into a depth map.
 
-    landmarks: (478, 3) float, x/y in the pixels of a size x size image, z in the same units with
-    larger = nearer. Returns float32 (size, size): z normalized to [0, 1] over the mesh vertices
+    landmarks: (P, 3) float of a layout (478 FaceMesh or 68 iBUG points), x/y in the pixels of a
+    size x size image, z in the same units with larger = nearer. Returns float32 (size, size): z normalized to [0, 1] over the mesh vertices
     (nearest vertex = 1), 0 outside the mesh. Each pixel takes the plane of the nearest triangle
     covering it, evaluated at the pixel centre.
 
@@ -23,11 +23,10 @@ def render_depth(landmarks: np.ndarray, size: int) -> np.ndarray:
     (OpenCV fills, about 10x faster than a per-pixel z test in numpy); for a face mesh the only
     overlaps are self-occlusions near the silhouette, where the mean-depth order is the z order.
     """
-    v = np.asarray(landmarks[:N_MESH_VERTICES], dtype=np.float64)
+    v, tri = layout_of(landmarks).mesh(np.asarray(landmarks, dtype=np.float64))
     z = v[:, 2]
     span = z.max() - z.min()
     zn = (z - z.min()) / span if span > 0 else np.ones_like(z)
-    tri = triangles()
     p = v[tri, :2]  # (T, 3, 2) pixel coordinates; pixel (x, y) has its centre at (x + 0.5, y + 0.5)
     zt = zn[tri]  # (T, 3)
     # Plane of each triangle: depth = ax * x + ay * y + c at pixel centres.

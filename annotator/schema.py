@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .face.landmarks import N_LANDMARKS
+from .face.landmarks import N_LANDMARKS  # points per face of a store without a `landmark_layout` attribute
 from .labels import PYRAMID_SIZES
 
 # meta column -> numpy dtype ("str" = Zarr variable-length UTF-8)
@@ -21,14 +21,15 @@ OPTIONAL_IN_SCHEMA_1 = ("rotation",)  # added late in schema 1: older stores lac
 OPTIONAL_COLUMNS = ("landmark_nme",)
 
 
-def array_specs(size: int) -> dict[str, tuple[tuple[int, ...], str, tuple[str, ...]]]:
-    """Store path -> (shape after the sample axis, dtype, dimension names) for crops of side `size`."""
+def array_specs(size: int, n_points: int = N_LANDMARKS) -> dict[str, tuple[tuple[int, ...], str, tuple[str, ...]]]:
+    """Store path -> (shape after the sample axis, dtype, dimension names) for crops of side `size`
+    and landmarks of `n_points` points (the store's landmark layout: 478 FaceMesh, 68 FAN)."""
     specs = {
         "image": ((size, size, 3), "uint8", ("sample", "y", "x", "rgb")),
         "label": ((3, size, size), "uint8", ("sample", "channel", "y", "x")),
         "depth": ((size, size), "uint8", ("sample", "y", "x")),
         "region": ((size, size), "uint8", ("sample", "y", "x")),
-        "landmarks": ((N_LANDMARKS, 3), "float32", ("sample", "point", "xyz")),
+        "landmarks": ((n_points, 3), "float32", ("sample", "point", "xyz")),
     }
     for k in PYRAMID_SIZES:
         specs[f"pyramid/{k}"] = ((3, k, k), "uint8", ("sample", "channel", f"y{k}", f"x{k}"))
@@ -40,9 +41,15 @@ def fill_value(dtype: str):
     return np.nan if dtype == "float32" else "" if dtype == "str" else False if dtype == "bool" else 0
 
 
-def empty_rows(n: int, size: int) -> dict[str, np.ndarray]:
+def empty_rows(n: int, size: int, n_points: int = N_LANDMARKS) -> dict[str, np.ndarray]:
     """n rows of every array, each at its fill value (what a failed row keeps)."""
-    return {name: np.full((n, *shape), fill_value(dtype), dtype) for name, (shape, dtype, _) in array_specs(size).items()}
+    return {name: np.full((n, *shape), fill_value(dtype), dtype)
+            for name, (shape, dtype, _) in array_specs(size, n_points).items()}
+
+
+def landmark_points(attrs: dict) -> int:
+    """Points per face of a store from its root attributes (stores from before the attribute are FaceMesh's)."""
+    return int((attrs.get("landmark_layout") or {}).get("points", N_LANDMARKS))
 
 
 def empty_meta(n: int) -> dict[str, list]:

@@ -24,7 +24,8 @@ from .face.detect import FaceBox
 from .face.landmarks import square_crop_matrix, warp_crop
 from .face.track import TRACK_CONTEXT, box_from_landmarks, follows
 from .face.annotations import box_for_frame
-from .face.regions import CHIN, FACE_REGIONS, FOREHEAD_TOP
+from .face.layouts import layout_of
+from .face.regions import FACE_REGIONS
 from .labels import Policy, depth_to_uint8, pyramid
 from .samples import SampleRef, Status
 from .sampling import parse as parse_sampling
@@ -61,19 +62,24 @@ class Models:
     segmenter: Segmenter
     policy: Policy
     decode_threads: int = 0  # FFmpeg slice threads per video (0 = FFmpeg's choice)
-    checker: object = None  # --landmark-check: a face.fan.FanLandmarker, else None
+    checker: object = None  # --landmark-check: the other landmarker (FAN beside FaceMesh, or FaceMesh beside FAN)
+
+
+def build_landmarker(cfg: AnnotateConfig):
+    """The config's landmarker (FAN from its checked weights, on --device when given)."""
+    device = {"device": cfg.runtime["device"]} if cfg.landmarker == "fan" and cfg.runtime.get("device") else {}
+    return LANDMARKERS.create(cfg.landmarker, **cfg.landmarker_options, **device)
 
 
 def build_models(cfg: AnnotateConfig, decode_threads: int = 0) -> Models:
     """The config's detector, landmarker, segmenter (from their registries) and policy."""
-    options = {**cfg.segmenter_options, **cfg.runtime}
+    options = {**cfg.segmenter_options, **(cfg.runtime if cfg.segmenter == "sam" else {})}
     checker = None
     if cfg.landmark_check:
-        from .face.fan import FanLandmarker
-
         lc = cfg.landmark_check
-        checker = FanLandmarker(lc["type"], lc["checkpoint"], lc.get("depth_checkpoint"))
-    return Models(DETECTORS.create(cfg.detector), LANDMARKERS.create(cfg.landmarker),
+        checker = LANDMARKERS.create("mediapipe") if cfg.landmarker == "fan" else \
+            LANDMARKERS.create("fan", **{k: v for k, v in lc.items() if k != "max_nme"}, device=cfg.runtime.get("device"))
+    return Models(DETECTORS.create(cfg.detector), build_landmarker(cfg),
                   SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads, checker)
 
 
@@ -140,17 +146,19 @@ def rotate_box(face: FaceBox, degrees: int, h: int, w: int) -> FaceBox:
 
 
 def output_crop(landmarks: np.ndarray, box_scale: float, size: int) -> np.ndarray:
-    """2x3 frame->crop affine of the square around the landmarks' extent, times box_scale."""
-    lo, hi = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
+    """2x3 frame->crop affine of the square around the landmarks' extent (with ibug-68's derived
+    forehead: the crops of both layouts frame the same face), times box_scale."""
+    xy = layout_of(landmarks).points(landmarks[:, :2])
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
     side = box_scale * float(max(hi - lo))
     return square_crop_matrix(tuple((lo + hi) / 2), side, size)
 
 
 @dataclass
 class Located:
-    """Where a frame's face is: (478, 3) landmarks in frame pixels and the box they were found in
-    (both None when `status` is not OK), how many faces the detector saw, and where the box came
-    from (detector / dataset / track)."""
+    """Where a frame's face is: (P, 3) landmarks in frame pixels and the box they were found in
+    (both None when `status` is not OK; landmarks also None while a batched landmarker has yet to
+    run), how many faces the detector saw, and where the box came from (detector / dataset / track)."""
 
     landmarks: np.ndarray | None
     face: FaceBox | None
@@ -167,6 +175,7 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
 
     A video frame first follows the face of the previous sampled frame of its video (no detector
     run); the detector (or the dataset's box) is used for the first frame and when following fails.
+    landmarker None: only the box (a batched landmarker runs later over the shard's boxes).
     """
     if previous is not None and cfg.track and not cfg.use_dataset_faces:
         t = time.perf_counter()
@@ -192,6 +201,8 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
     side = max(faces[0].box[2] - faces[0].box[0], faces[0].box[3] - faces[0].box[1])
     if side < cfg.min_face:
         return failed(Status.TOO_SMALL, f"largest face is {side:.0f} px, smaller than {cfg.min_face} px")
+    if landmarker is None:
+        return Located(None, faces[0], len(faces), source)
     lm = landmarker(frame, faces[0])
     seconds["landmarks"] += time.perf_counter() - t2
     if lm is None:
@@ -202,7 +213,9 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
 def upright_turn(landmarks: np.ndarray) -> int:
     """Clockwise degrees (0/90/180/270) that turn the face of these frame-pixel landmarks upright:
     the chin-to-forehead direction snapped to the nearest quarter turn."""
-    dx, dy = landmarks[FOREHEAD_TOP, :2] - landmarks[CHIN, :2]
+    lay = layout_of(landmarks)
+    p = lay.points(landmarks[:, :2])
+    dx, dy = p[lay.forehead_top] - p[lay.chin]
     tilt = np.degrees(np.arctan2(dx, -dy))  # 0: forehead straight up; 90: pointing right
     return int(-round(tilt / 90.0)) % 4 * 90
 
@@ -274,10 +287,11 @@ def annotate_shard(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -
 
 
 def check_landmarks(rows: _Rows, checker, max_nme: float) -> None:
-    """FAN's 68 points of every cropped face (one batched call) against FaceMesh's through the
-    68 -> 478 map: meta/landmark_nme per row; a row above max_nme fails as landmark_disagreement
-    (and leaves the faces to segment)."""
-    from .face.points68 import mesh_to_68, nme
+    """The other landmarker's points of every cropped face (one batched call) against the row's, both
+    in the 68-point layout (FaceMesh's through the 68 -> 478 map), normalised by FaceMesh's eye
+    corners: meta/landmark_nme per row; a row above max_nme, or one where the other landmarker finds
+    no face, fails as landmark_disagreement (and leaves the faces to segment)."""
+    from .face.points68 import to_68, nme
 
     if not rows.items:
         return
@@ -286,12 +300,17 @@ def check_landmarks(rows: _Rows, checker, max_nme: float) -> None:
                                for i, it in zip(rows.faced, rows.items)])
     keep = []
     for i, it, pts in zip(rows.faced, rows.items, found):
-        m = it.crop_matrix  # FAN's frame pixels -> the crop, where FaceMesh's points are
-        crop_pts = pts[:, :2] @ m[:, :2].T + m[:, 2]
-        err = nme(crop_pts, mesh_to_68(it.landmarks))
+        if pts is None:
+            err, why = float("nan"), "the check's landmarker found no face in the box"
+        else:
+            m = it.crop_matrix  # its frame pixels -> the crop, where the row's points are
+            crop_pts = pts[:, :2] @ m[:, :2].T + m[:, 2]
+            mine, other = to_68(it.landmarks), to_68(crop_pts)
+            err = nme(*((mine, other) if len(pts) == 68 else (other, mine)))
+            why = f"FAN and FaceMesh landmarks disagree: NME {err:.3f} > {max_nme}"
         rows.meta["landmark_nme"][i] = err
-        if err > max_nme:
-            rows.fail(i, Status.LANDMARK_DISAGREEMENT, f"FAN and FaceMesh landmarks disagree: NME {err:.3f} > {max_nme}")
+        if not err <= max_nme:
+            rows.fail(i, Status.LANDMARK_DISAGREEMENT, why)
             rows.arrays["image"][i], rows.arrays["landmarks"][i] = 0, np.nan  # a failed row's fill values
         else:
             keep.append((i, it))
@@ -303,43 +322,98 @@ def crop_faces(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> _R
     """Decode refs and locate and crop each frame's face as the config says (no segmenter needed):
     rows.arrays image / landmarks, rows.meta status / frame_index / rotation, rows.boxes. What
     `annotate run` and `fas-train infer` share, so that both crop alike."""
-    rows = _Rows(refs, empty_rows(len(refs), cfg.size), new_meta(refs))
+    rows = _Rows(refs, empty_rows(len(refs), cfg.size, cfg.landmark_layout.n_points), new_meta(refs))
     t = time.perf_counter()
     frames = load_frames(refs, models.decode_threads, parse_sampling(cfg.sampling, cfg.frames_per_video))
     rows.seconds["decode"] += time.perf_counter() - t
-    tracks: dict[str, Located] = {}  # video id -> its face in the latest sampled frame of the shard
-    rotations: dict[str, int] = {}  # video id -> clockwise degrees its frames are turned by
-    for i, (frame_index, frame, depth_frame, container_rotation) in enumerate(frames):
+    readable = []
+    for i, (frame_index, frame, _, _) in enumerate(frames):
         rows.meta["frame_index"][i] = frame_index
         if isinstance(frame, DecodeError):
             rows.fail(i, Status.UNREADABLE, str(frame))
         elif min(frame.shape[:2]) < MIN_IMAGE_SIDE:
             rows.fail(i, Status.TOO_SMALL, f"image is {frame.shape[1]}x{frame.shape[0]}, smaller than {MIN_IMAGE_SIDE} px")
         else:
-            try:
-                _crop_face(rows, i, frame, depth_frame, container_rotation, cfg, models, tracks, rotations)
-            except Exception as e:  # a model failing on one odd frame must not sink the shard
-                log.debug("sample %s failed", refs[i].sample_id, exc_info=True)
-                rows.fail(i, Status.FAILED, f"{type(e).__name__}: {e}")
+            readable.append(i)
+    if getattr(models.landmarker, "batched", False):
+        _crop_batched(rows, frames, readable, cfg, models)
+        return rows
+    tracks: dict[str, Located] = {}  # video id -> its face in the latest sampled frame of the shard
+    rotations: dict[str, int] = {}  # video id -> clockwise degrees its frames are turned by
+    for i in readable:
+        _, frame, depth_frame, container_rotation = frames[i]
+        try:
+            ref, frame_index = refs[i], rows.meta["frame_index"][i]
+            vid = ref.video_id
+            rot = rotations.get(vid, container_rotation)
+            turned = rotate(frame, rot)
+            located = locate(turned, ref, frame_index, cfg, models.detector, models.landmarker, tracks.get(vid),
+                             rows.seconds, rot)
+            if vid not in rotations:  # the first frame of its video: settle the video's rotation once
+                if cfg.auto_rotate and container_rotation == 0:
+                    rot, turned, located = settle_rotation(frame, ref, frame_index, cfg, models.detector,
+                                                           models.landmarker, rows.seconds, located)
+                rotations[vid] = rot
+            if located.status == Status.OK and ref.is_video:
+                tracks[vid] = located
+            _write_face(rows, i, turned, rotate(depth_frame, rot), rot, located, cfg)
+        except Exception as e:  # a model failing on one odd frame must not sink the shard
+            _failed(rows, i, e)
     return rows
 
 
-def _crop_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray | None, container_rotation: int,
-               cfg: AnnotateConfig, models: Models, tracks: dict[str, Located], rotations: dict[str, int]) -> None:
-    """Row i: turn the frame upright, find its face (following the video's previous frame), and write
-    the crop and its landmarks; or record why not."""
-    ref, meta, frame_index = rows.refs[i], rows.meta, rows.meta["frame_index"][i]
-    vid = ref.video_id
-    rot = rotations.get(vid, container_rotation)
-    turned = rotate(frame, rot)
-    located = locate(turned, ref, frame_index, cfg, models.detector, models.landmarker, tracks.get(vid),
-                     rows.seconds, rot)
-    if vid not in rotations:  # the first frame of its video: settle the video's rotation once
-        if cfg.auto_rotate and container_rotation == 0:
-            rot, turned, located = settle_rotation(frame, ref, frame_index, cfg, models.detector, models.landmarker,
-                                                   rows.seconds, located)
-        rotations[vid] = rot
-    frame, depth_frame = turned, rotate(depth_frame, rot)
+def _failed(rows: _Rows, i: int, e: Exception) -> None:
+    log.debug("sample %s failed", rows.refs[i].sample_id, exc_info=True)
+    rows.fail(i, Status.FAILED, f"{type(e).__name__}: {e}")
+
+
+def _crop_batched(rows: _Rows, frames: list, readable: list[int], cfg: AnnotateConfig, models: Models) -> None:
+    """crop_faces with a batched landmarker (FAN): the detector (or the dataset's box) on every frame,
+    then one landmarker call over the boxes; first the first frames of the videos (and the images),
+    whose faces settle their videos' rotation, then all other frames. Faces are not followed from
+    frame to frame: FAN needs a box per frame anyway."""
+    seen: set[str] = set()
+    first = [i for i in readable if not (rows.refs[i].video_id in seen or seen.add(rows.refs[i].video_id))]
+    firsts = set(first)
+    rest = [i for i in readable if i not in firsts]
+    rotations: dict[str, int] = {}
+    for group in (first, rest):
+        found = {}
+        for i in group:
+            ref, (_, frame, _, container_rotation) = rows.refs[i], frames[i]
+            try:
+                rot = rotations.get(ref.video_id, container_rotation)
+                turned = rotate(frame, rot)
+                found[i] = (rot, turned, locate(turned, ref, rows.meta["frame_index"][i], cfg, models.detector, None,
+                                                None, rows.seconds, rot))
+            except Exception as e:
+                _failed(rows, i, e)
+        boxed = [i for i, (_, _, loc) in found.items() if loc.status == Status.OK]
+        t = time.perf_counter()
+        points = models.landmarker.landmarks([(found[i][1], found[i][2].face) for i in boxed])
+        rows.seconds["landmarks"] += time.perf_counter() - t
+        for i, lm in zip(boxed, points):
+            loc = found[i][2]
+            if lm is None:
+                loc.face, loc.status, loc.error = None, Status.NO_LANDMARKS, "no landmarks found on the detected face"
+            loc.landmarks = lm
+        for i, (rot, turned, located) in found.items():
+            ref, (_, frame, depth_frame, container_rotation) = rows.refs[i], frames[i]
+            try:
+                if group is first:
+                    if cfg.auto_rotate and container_rotation == 0:
+                        rot, turned, located = settle_rotation(frame, ref, rows.meta["frame_index"][i], cfg,
+                                                               models.detector, models.landmarker, rows.seconds, located)
+                    rotations[ref.video_id] = rot
+                _write_face(rows, i, turned, rotate(depth_frame, rot), rot, located, cfg)
+            except Exception as e:
+                _failed(rows, i, e)
+
+
+def _write_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray | None, rot: int, located: Located,
+                cfg: AnnotateConfig) -> None:
+    """Row i from its upright frame (HWC uint8 RGB) and face: the crop and its landmarks, or why not."""
+    meta = rows.meta
     meta["rotation"][i] = rot
     meta["n_faces"][i], meta["face_source"][i] = located.n_faces, located.source
     if located.status != Status.OK:
@@ -348,8 +422,6 @@ def _crop_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray |
     lm = located.landmarks
     meta["face_score"][i] = located.face.score
     rows.boxes[i] = tuple(float(v) for v in located.face.box)
-    if ref.is_video:
-        tracks[vid] = located
     size = cfg.size
     m = output_crop(lm, cfg.box_scale, size)
     crop_lm = lm.copy()
@@ -359,7 +431,7 @@ def _crop_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray |
     if depth_frame is not None:
         rows.sensor[i] = warp_crop(depth_frame, m, size, interpolation=cv2.INTER_NEAREST)
     rows.arrays["landmarks"][i] = crop_lm
-    rows.items.append(FaceItem(frame, m, size, crop_lm, ref.attack_type))
+    rows.items.append(FaceItem(frame, m, size, crop_lm, rows.refs[i].attack_type))
     rows.faced.append(i)
 
 

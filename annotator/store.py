@@ -25,7 +25,8 @@ from .errors import AnnotatorError
 from .face.regions import REGION_NAMES
 from .labels import LABEL_CHANNELS
 from .samples import STATUS_CODES
-from .schema import META_COLUMNS, OPTIONAL_COLUMNS, OPTIONAL_IN_SCHEMA_1, array_specs, fill_value  # noqa: F401
+from .schema import (META_COLUMNS, OPTIONAL_COLUMNS, OPTIONAL_IN_SCHEMA_1, array_specs, fill_value,  # noqa: F401
+                     landmark_points)
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -81,9 +82,12 @@ def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], chunks: t
 
 def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict) -> zarr.Group:
     """Create an empty store for n samples (overwriting whatever is at url); protocols come with
-    write_protocols."""
+    write_protocols. attrs["landmark_layout"] (Layout.attrs()) sizes `landmarks`; FaceMesh's when absent."""
+    from .face.layouts import MEDIAPIPE_478
+
+    attrs = {"landmark_layout": MEDIAPIPE_478.attrs(), **attrs}
     root = zarr.open_group(url, mode="w", zarr_format=3)
-    for name, (shape, dtype, dims) in array_specs(size).items():
+    for name, (shape, dtype, dims) in array_specs(size, landmark_points(attrs)).items():
         create_array(root, name, (n, *shape), (shard_size, *shape), dtype, dims)
     meta = root.create_group("meta")
     for col, dtype in {**META_COLUMNS, **{c: "str" for c in extra_columns}}.items():

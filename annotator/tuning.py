@@ -32,6 +32,11 @@ class Tuning:
     ear_half_height: float = 0.16
     neck_inset: float = 0.1
     neck_length: float = 0.7
+    # The ibug-68 layout's derived points (annotator/face/layouts.py), in inter-ocular distances: how far
+    # the forehead's top lies above the brow centre (MediaPipe's oval ends there on the sample faces), and
+    # the brows' thickness.
+    fan_forehead_lift: float = 0.35
+    fan_brow_thickness: float = 0.05
     # SAM (annotator/segment/sam/): interior points per prior-prompted region; the share of the face an
     # instrument mask must cover; the largest occluder, in eyes+brows areas.
     sam_prior_points: int = 3

@@ -29,6 +29,7 @@ from . import store
 from .labels import LABEL_CHANNELS, PYRAMID_SIZES, pyramid
 from .places import normalize
 from .samples import STATUS_CODES
+from .schema import N_LANDMARKS
 
 LEVELS = ("metadata", "quick", "full")
 RECREATE_FIX = ("no rerun can mend this: restore the file from a backup, or re-create the store with its "
@@ -180,11 +181,13 @@ def _folders(fs, path: str) -> list[str]:
 
 
 def expected_arrays(version: int, n: int, size: int, shard_size: int, present_meta: list[str],
-                    present_protocols: list[str], present_qa: list[str] = ()) -> dict[str, tuple]:
+                    present_protocols: list[str], present_qa: list[str] = (), n_points: int = N_LANDMARKS
+                    ) -> dict[str, tuple]:
     """Array path -> (shape, chunk shape, data type, dimension names) the layout prescribes (the
-    qa/ group's arrays when the store has that group: annotator/qa.py)."""
+    qa/ group's arrays when the store has that group: annotator/qa.py); n_points: the landmark
+    layout's points per face (root attribute landmark_layout)."""
     out = {}
-    for name, (shape, dtype, dims) in store.array_specs(size).items():
+    for name, (shape, dtype, dims) in store.array_specs(size, n_points).items():
         out[name] = ((n, *shape), (shard_size, *shape), dtype, dims)
     for col, dtype in store.META_COLUMNS.items():
         optional = col in store.OPTIONAL_COLUMNS or (version == 1 and col in store.OPTIONAL_IN_SCHEMA_1)
@@ -223,6 +226,15 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
                         fix=RECREATE_FIX)], None
     problems = [Problem(f"root zarr.json: attribute {k!r} missing", fix=RECREATE_FIX)
                 for k in ("store_id", "config", "label_channels", "region_names", "status_codes") if k not in attrs]
+    layout_attr = attrs.get("landmark_layout")
+    if layout_attr is not None:
+        from .face.layouts import LAYOUTS
+
+        known = LAYOUTS.get((layout_attr or {}).get("name") if isinstance(layout_attr, dict) else None)
+        if known is None or layout_attr.get("points") != known.n_points:
+            problems.append(Problem(f"root zarr.json: landmark_layout {layout_attr!r} is none of "
+                                    f"{', '.join(f'{k} ({v.n_points} points)' for k, v in LAYOUTS.items())}",
+                                    fix=RECREATE_FIX))
     consolidated = (root.get("consolidated_metadata") or {}).get("metadata")
     image, why = _read_json(fs, f"{path}/image/zarr.json")
     source = image if image is not None else (consolidated or {}).get("image")
@@ -237,7 +249,7 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
     present = {g: set(_folders(fs, f"{path}/{g}")) | {k.split("/", 1)[1] for k in listed if k.startswith(g + "/")}
                for g in ("meta", "protocols", "qa")}
     layout.expected = expected_arrays(version, n, size, shard_size, sorted(present["meta"]), sorted(present["protocols"]),
-                                      sorted(present["qa"]))
+                                      sorted(present["qa"]), store.landmark_points(attrs))
     extra_top = [k for k in listed if "/" not in k and k not in layout.expected
                  and (consolidated[k] or {}).get("node_type") == "array"]  # e.g. augment's mcrea_mask
     for group in ("meta", "protocols", "pyramid"):

@@ -34,8 +34,12 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--sampling", type=str, default=None,
               help="Which frames become rows: even:K [K = --frames-per-video], first:K, every:N, all, or a preset "
                    "(ssdg-train, ssdg-test, cdcn-test); docs/datasets.md.")
+@click.option("--landmarker", type=click.Choice(["mediapipe", "fan"]), default="mediapipe", show_default=True,
+              help="Landmarks of the store: MediaPipe FaceMesh (478 points, CPU) or face-alignment's FAN (68 points, "
+                   "batched on the GPU; weights: --fan-checkpoint); docs/labels.md.")
 @click.option("--landmark-check", is_flag=True,
-              help="Also run FAN (face-alignment) and fail rows whose 68 points disagree with FaceMesh's.")
+              help="Also run the other landmarker (FAN beside FaceMesh, FaceMesh beside FAN) and fail rows whose "
+                   "68 points disagree.")
 @click.option("--fan-type", type=click.Choice(["2d", "3d"]), default="2d", show_default=True)
 @click.option("--fan-checkpoint", type=str, default=None,
               help="FAN state dict [TORCH_HOME/hub/checkpoints/2DFAN4-11f355bf06.pth.tar or 3DFAN4-7835d9f11d.pth.tar].")
@@ -84,7 +88,7 @@ def _setup_logging(verbose: int) -> None:
               help="Resume a store started by another version of the annotator or other tuning constants "
                    "(recorded in its provenance).")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
-def run(dataset, root, out, frames_per_video, sampling, landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
+def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
         max_landmark_nme, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
         sam_batch, compile_, use_dataset_faces, track, auto_rotate, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, cluster_wait, workers,
         retries, max_failure_rate, resume_failed, overwrite, allow_code_change, verbose):
@@ -108,8 +112,10 @@ def run(dataset, root, out, frames_per_video, sampling, landmark_check, fan_type
     options = {k: v for k, v in {"checkpoint": sam_checkpoint, "model": sam_model}.items() if v is not None}
     runtime = {k: v for k, v in {"device": device, "batch": sam_batch, "compile": compile_ or None}.items()
                if v is not None}
-    if runtime and segmenter != "sam":
-        raise AnnotatorError("--device, --sam-batch and --compile only apply to --segmenter sam")
+    if (sam_batch is not None or compile_) and segmenter != "sam":
+        raise AnnotatorError("--sam-batch and --compile only apply to --segmenter sam")
+    if device is not None and segmenter != "sam" and landmarker != "fan" and not landmark_check:
+        raise AnnotatorError("--device only applies to --segmenter sam and FAN (--landmarker fan or --landmark-check)")
     if segmenter == "sam":
         _warn_if_sam_on_cpu(device)
     cfg = AnnotateConfig(dataset=dataset, root=root or "", frames_per_video=frames_per_video,
@@ -118,8 +124,9 @@ def run(dataset, root, out, frames_per_video, sampling, landmark_check, fan_type
                          policy=policy.table, segmenter_options=options, runtime=runtime,
                          use_dataset_faces=use_dataset_faces, track=track, auto_rotate=auto_rotate,
                          protocol_dir=protocol_dir or "",
-                         landmark_check=_landmark_check(landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
-                                                        max_landmark_nme))
+                         landmarker=landmarker,
+                         **_fan_settings(landmarker, landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
+                                         max_landmark_nme))
     command = " ".join(shlex.quote(a) for a in ["annotate"] + sys.argv[1:])
     if not 0.0 <= max_failure_rate <= 1.0:
         raise AnnotatorError(f"--max-failure-rate must be in [0, 1], got {max_failure_rate}")
@@ -263,16 +270,21 @@ def augment(store_url, out, gamma, rho, scheme, copies, seed, overwrite):
     click.echo(f"wrote {out}: {res['rows']} rows, {res['augmented']} augmented with {res['exchanges']} exchanges")
 
 
-def _landmark_check(on: bool, kind: str, checkpoint: str | None, depth: str | None, max_nme: float) -> dict:
-    """AnnotateConfig.landmark_check from the flags ({} when off); checked before any work by the run."""
-    if not on:
-        if checkpoint or depth:
-            raise AnnotatorError("--fan-checkpoint and --fan-depth-checkpoint go with --landmark-check")
-        return {}
+def _fan_settings(landmarker: str, check: bool, kind: str, checkpoint: str | None, depth: str | None,
+                  max_nme: float) -> dict:
+    """AnnotateConfig's landmarker_options and landmark_check from the flags; FAN's weights go to
+    whichever of the two runs FAN. Checked before any work by the run."""
     from pathlib import Path
 
-    return {"type": kind, "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
-            "depth_checkpoint": str(Path(depth).resolve()) if depth else None, "max_nme": max_nme}
+    fan = {"type": kind, "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+           "depth_checkpoint": str(Path(depth).resolve()) if depth else None}
+    if landmarker != "fan" and not check:
+        if checkpoint or depth:
+            raise AnnotatorError("--fan-checkpoint and --fan-depth-checkpoint go with --landmarker fan or --landmark-check")
+        return {}
+    if landmarker == "fan":
+        return {"landmarker_options": fan, "landmark_check": {"max_nme": max_nme} if check else {}}
+    return {"landmark_check": {**fan, "max_nme": max_nme}}
 
 
 @cli.command()

@@ -133,7 +133,8 @@ def provenance(cfg: AnnotateConfig, command: str) -> dict:
     import importlib.metadata as md
 
     versions = {}
-    for pkg in ("fas-annotator", "numpy", "mediapipe", "zarr", "dask", "torch", "segment-anything", "av", "opencv-contrib-python"):
+    for pkg in ("fas-annotator", "numpy", "mediapipe", "face-alignment", "zarr", "dask", "torch", "segment-anything",
+                "av", "opencv-contrib-python"):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -144,6 +145,8 @@ def provenance(cfg: AnnotateConfig, command: str) -> dict:
         "packages": versions,
         "segmenter": cfg.segmenter,
         "checkpoint_sha256": cfg.segmenter_options.get("sha256"),
+        "landmarker": cfg.landmarker,
+        "landmarker_sha256": cfg.landmarker_options.get("sha256"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "python": sys.version.split()[0],
@@ -220,7 +223,7 @@ def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], overw
     extra = sorted({k for r in refs for k in r.extra})
     root = store.create(out, len(refs), cfg.size, cfg.shard_size, extra,
                  {"config": cfg.to_dict(), "provenance": provenance(cfg, command), "attack_types": ATTACK_TYPES,
-                  "policy": cfg.policy})
+                  "policy": cfg.policy, "landmark_layout": cfg.landmark_layout.attrs()})
     return root.attrs["store_id"], []
 
 
@@ -230,13 +233,23 @@ def resolve(cfg: AnnotateConfig):
     Policy.from_table(cfg.policy)
     cfg = dataclasses.replace(cfg, tuning=TUNING.to_dict())
     cfg = dataclasses.replace(cfg, segmenter_options=prepare_options(cfg.segmenter, cfg.segmenter_options))
-    if cfg.landmark_check:  # FAN's weights load and fit before any work; their sha256 is recorded
-        from annotator.face.fan import check_checkpoints
+    cfg.landmark_layout  # noqa: B018  (a one-line error for an unknown landmarker)
+    # FAN's weights load and fit before any work; their sha256 is recorded
+    from annotator.face.fan import check_checkpoints
 
+    if cfg.landmarker == "fan":
+        lo = cfg.landmarker_options
+        cfg = dataclasses.replace(cfg, landmarker_options=check_checkpoints(
+            lo.get("type", "2d"), lo.get("checkpoint"), lo.get("depth_checkpoint")))
+    elif cfg.landmarker_options:
+        raise SettingError("landmarker", f"options {', '.join(sorted(cfg.landmarker_options))} only apply to fan")
+    if cfg.landmark_check:
         lc = cfg.landmark_check
         if not lc.get("max_nme", 0) > 0:
             raise SettingError("max_landmark_nme", f"must be positive, got {lc.get('max_nme')}")
-        info = check_checkpoints(lc.get("type", "2d"), lc.get("checkpoint"), lc.get("depth_checkpoint"))
+        # the check runs the other landmarker: FAN beside FaceMesh, FaceMesh (no weights) beside FAN
+        info = {"landmarker": "mediapipe"} if cfg.landmarker == "fan" else \
+            check_checkpoints(lc.get("type", "2d"), lc.get("checkpoint"), lc.get("depth_checkpoint"))
         cfg = dataclasses.replace(cfg, landmark_check={**info, "max_nme": float(lc["max_nme"])})
     refs, adapter = enumerate_samples(cfg)
     refs = videos_first(refs)
@@ -348,7 +361,8 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
                 if getattr(c, "dashboard_link", None) and progress:
                     tqdm.write(f"Dask dashboard: {c.dashboard_link}")
                 watch_lost_workers(c)
-                wants_gpu = cfg.segmenter == "sam" and cfg.runtime.get("device", "cuda") != "cpu"
+                wants_gpu = (cfg.segmenter == "sam" or cfg.landmarker == "fan" or bool(cfg.landmark_check)) \
+                    and cfg.runtime.get("device", "cuda") != "cpu"
                 resources = {"GPU": 1} if wants_gpu and has_resource(c, "GPU") else None
                 run_bounded(c, run_shard, args, keys=[s.id for s, _ in jobs], on_done=collect,
                             retries=retries, resources=resources)

@@ -25,7 +25,8 @@ def _cached_models(key: str) -> Models:
 def models_for(cfg: AnnotateConfig) -> Models:
     """The config's models, built once per process and reused by every shard that process runs
     (keyed by the settings they are built from)."""
-    used = ("detector", "landmarker", "segmenter", "segmenter_options", "runtime", "policy", "landmark_check")
+    used = ("detector", "landmarker", "landmarker_options", "segmenter", "segmenter_options", "runtime", "policy",
+            "landmark_check")
     key = {"cfg": {k: getattr(cfg, k) for k in used}, "threads": THREADS["decode"]}
     return _cached_models(json.dumps(key, sort_keys=True))
 

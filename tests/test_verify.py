@@ -168,7 +168,7 @@ def test_a_schema_1_store_still_verifies_and_reads():
     code, found, out = verify_cli(SCHEMA_1)
     assert (code, found) == (0, []), out
     r = CliRunner().invoke(cli, ["inspect", str(SCHEMA_1)])
-    assert r.exit_code == 0 and "4 samples, crop 32 px, 2 of 2 shards committed" in r.output
+    assert r.exit_code == 0 and "4 samples, crop 32 px, landmarks mediapipe-478, 2 of 2 shards committed" in r.output
 
 
 def test_schema_2_stores_carry_crc32c_and_every_chunk(sample_store):

@@ -150,7 +150,8 @@ class StoreStream(IterableDataset):
     """Batches of a Selection, read chunk by chunk. Use with DataLoader(batch_size=None).
 
     Each batch is a dict of tensors in the store layouts: image (B, S, S, 3) uint8, label
-    (B, 3, S, S) uint8, depth / region (B, S, S) uint8, landmarks (B, 478, 3) float32,
+    (B, 3, S, S) uint8, depth / region (B, S, S) uint8, landmarks (B, P, 3) float32 (P: the stores'
+    landmark layout, 478 or 68),
     pyramid/<k> (B, 3, k, k) uint8 (only the `fields` asked for), plus index (B,) int64 (position
     in the Selection) and is_attack (B,) bool.
 
@@ -191,8 +192,9 @@ class StoreStream(IterableDataset):
                 a = root[f]
                 spec = (tuple(a.shape[1:]), torch.from_numpy(np.zeros(0, a.dtype)).dtype)
                 if specs.setdefault(f, spec) != spec:
+                    same = "--landmarker (one landmark layout)" if f == "landmarks" else "--size"
                     raise AnnotatorError(f"{f} has shape {spec[0]} in {p.url} but {specs[f][0]} in another store; "
-                                         "annotate all stores of one run with the same --size")
+                                         f"annotate all stores of one run with the same {same}")
         return specs
 
     def set_epoch(self, epoch: int) -> None:

@@ -81,8 +81,8 @@ class Inference:
     """A run ready to score inputs: its model on `device`, the store's crop settings and models."""
 
     def __init__(self, run: str, device: str | None = None, threshold: float | None = None, batch: int = 32):
-        from annotator.face import DETECTORS, LANDMARKERS
-        from annotator.shard import Models, build_models
+        from annotator.face import DETECTORS
+        from annotator.shard import Models, build_landmarker, build_models
 
         self.cfg, self.model, self.ckpt = load_run(run)
         self.limits = thresholds(run, threshold)
@@ -96,7 +96,7 @@ class Inference:
         self.rule = parse_sampling(self.acfg.sampling, self.acfg.frames_per_video)
         # maps the score reads (dccdn3: regions) come from the store's own segmenter
         self.models = (build_models(self.acfg) if self.model.score_needs else
-                       Models(DETECTORS.create(self.acfg.detector), LANDMARKERS.create(self.acfg.landmarker), None, None))
+                       Models(DETECTORS.create(self.acfg.detector), build_landmarker(self.acfg), None, None))
 
     def __call__(self, path: Path) -> dict:
         from annotator.shard import crop_faces, segment_and_fuse

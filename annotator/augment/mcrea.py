@@ -20,7 +20,8 @@ the paper's "mimicking partial attacks"); background is recomputed as 255 where 
 both 0, only inside the exchange mask, so untouched pixels stay bit-identical.
 
 Tensors use the store's layouts: image (N, S, S, 3) uint8, label (N, 3, S, S) uint8, depth and
-region (N, S, S) uint8, landmarks (N, 478, 3) float32 in crop pixels.
+region (N, S, S) uint8, landmarks (N, P, 3) float32 in crop pixels (P = 478 FaceMesh or 68 iBUG
+points: the point count picks the landmark layout whose points align each region).
 """
 
 from __future__ import annotations
@@ -32,17 +33,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..face import regions as R
+from ..face.layouts import MEDIAPIPE_478, layout_of
 
 SCHEMES = ("integrated", "overlay", "clipping")
-# Exchangeable regions: region id and the landmarks that align it.
-EXCHANGE_REGIONS: dict[str, tuple[int, tuple[int, ...]]] = {
-    "eyes": (R.Region.EYES, tuple(R.LEFT_EYE + R.RIGHT_EYE) + R.EYE_CENTERS),
-    "brows": (R.Region.BROWS, tuple(R.LEFT_BROW + R.RIGHT_BROW)),
-    "nose": (R.Region.NOSE, tuple(R.NOSE_POINTS)),
-    "mouth": (R.Region.MOUTH, tuple(R.LIPS_OUTER)),
-    "skin": (R.Region.SKIN, tuple(R.FACE_OVAL)),
-}
+# Exchangeable regions: region id and the landmarks that align it (the same names in every layout;
+# these are FaceMesh's, Layout.exchange has each layout's).
+EXCHANGE_REGIONS: dict[str, tuple[int, tuple[int, ...]]] = MEDIAPIPE_478.exchange
 
 
 @dataclass(frozen=True)
@@ -141,14 +137,15 @@ class _Donors:
 
     def __init__(self, batch: dict[str, torch.Tensor], names: list[str]):
         self.region, self.lm = batch["region"], batch["landmarks"]
+        self.table = layout_of(self.lm).exchange
         counts = torch.stack([torch.bincount(r.flatten(), minlength=256) for r in self.region])  # region sizes
-        self.holds = {r: (counts[:, EXCHANGE_REGIONS[r][0]] > 0).tolist() for r in names}
+        self.holds = {r: (counts[:, self.table[r][0]] > 0).tolist() for r in names}
         self.finite = torch.isfinite(self.lm).flatten(1).all(1).tolist()
         self._boxes: dict[tuple[int, str], tuple[int, int, int, int] | None] = {}
 
     def box(self, j: int, name: str):
         if (j, name) not in self._boxes:
-            self._boxes[(j, name)] = _bbox(self.region[j] == EXCHANGE_REGIONS[name][0])
+            self._boxes[(j, name)] = _bbox(self.region[j] == self.table[name][0])
         return self._boxes[(j, name)]
 
     def candidates(self, name: str, i: int) -> list[int]:
@@ -183,7 +180,7 @@ def mcrea(batch: dict[str, torch.Tensor], gamma: float = 0.5, rho: int = 1, sche
         for _ in range(rho):
             if i in changed:  # its own earlier steps may have brought or removed regions
                 present = [r for r in names if donors.finite[i]
-                           and bool((out["region"][i] == EXCHANGE_REGIONS[r][0]).any())]
+                           and bool((out["region"][i] == donors.table[r][0]).any())]
             else:
                 present = [r for r in names if donors.finite[i] and donors.holds[r][i]]
             if not present or n < 2:
@@ -205,7 +202,7 @@ def _exchange(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], dono
     landmarks and exchanged); False when the warped region lands outside the crop or is empty."""
     image, label, depth, region, lm = (out[k] for k in ("image", "label", "depth", "region", "landmarks"))
     size = image.shape[1]
-    rid, idx = EXCHANGE_REGIONS[name]
+    rid, idx = donors.table[name]
     idx_t = torch.tensor(idx, device=lm.device)
     m = similarity(donors.lm[j][idx_t, :2], lm[i][idx_t, :2])
     own = region[i] == rid

@@ -51,7 +51,7 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
         if col not in meta:
             meta[col] = np.full(n, "", object) if dtype == "str" else np.zeros(n, dtype)
     extra = [c for c in meta if c not in store.META_COLUMNS] + ["mcrea_donors", "mcrea_regions"]
-    attrs = {k: src.attrs[k] for k in ("config", "attack_types", "policy") if k in src.attrs}
+    attrs = {k: src.attrs[k] for k in ("config", "attack_types", "policy", "landmark_layout") if k in src.attrs}
     attrs["provenance"] = {**src.attrs.get("provenance", {}), "mcrea": {
         "source": src_url, "gamma": gamma, "rho": rho, "scheme": scheme, "copies": copies, "seed": seed}}
     out = store.create(out_url, n * copies, size, shard_size, extra, attrs)

@@ -6,8 +6,9 @@ face-alignment 1.5's official state dicts, never downloaded here: `2DFAN4-11f355
 `3DFAN4-7835d9f11d.pth.tar` and, for 3D, the ResNetDepth `depth-2a464da4ea.pth.tar`, read from the
 torch hub cache where face-alignment keeps them ($TORCH_HOME/hub/checkpoints/) or from given paths,
 loaded with weights_only=True into face_alignment.models.FAN(4) / ResNetDepth and checked for fit
-before any work (check_checkpoints). Points: x, y in frame pixels; z (3D FAN) in the same units
-(face-alignment's scaling), 0 for 2D FAN. The 68-point layout is iBUG's (docs/labels.md).
+before any work (check_checkpoints). Points: x, y in frame pixels; z in the same units, larger =
+nearer: 3D FAN's own (face-alignment's scaling, its sign set by layouts.orient_depth), 2D FAN's fitted
+from MediaPipe's canonical face (layouts.fit_canonical_depth). The layout is ibug-68 (docs/labels.md).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from ..errors import SettingError
 from .detect import FaceBox
+from .layouts import fit_canonical_depth, orient_depth
 
 FILES = {"2d": "2DFAN4-11f355bf06.pth.tar", "3d": "3DFAN4-7835d9f11d.pth.tar", "depth": "depth-2a464da4ea.pth.tar"}
 URL = "https://www.adrianbulat.com/downloads/python-fan/"
@@ -69,8 +71,8 @@ def _fit(net: torch.nn.Module, state: dict, path: Path, setting: str, what: str)
 
 def load_networks(kind: str = "2d", checkpoint: str | None = None, depth_checkpoint: str | None = None
                   ) -> tuple[torch.nn.Module, torch.nn.Module | None, dict]:
-    """(FAN, ResNetDepth or None, provenance {"type", "checkpoint", "sha256"[, "depth_checkpoint",
-    "depth_sha256"]}), on the CPU in eval mode; one-line SettingErrors for every checkpoint problem."""
+    """(FAN, ResNetDepth or None, {"type", "checkpoint"[, "depth_checkpoint"]} resolved), on the CPU in
+    eval mode; one-line SettingErrors for every checkpoint problem."""
     if kind not in ("2d", "3d"):
         raise SettingError("fan_type", f"takes 2d or 3d, got {kind!r}")
     from face_alignment.models import FAN, ResNetDepth
@@ -78,19 +80,23 @@ def load_networks(kind: str = "2d", checkpoint: str | None = None, depth_checkpo
     path = Path(checkpoint) if checkpoint else default_path(kind)
     fan = FAN(4)
     _fit(fan, _state(path, "fan_checkpoint", kind), path, "fan_checkpoint", f"face-alignment's FAN ({kind.upper()}FAN4)")
-    info = {"type": kind, "checkpoint": str(path.resolve()), "sha256": sha256(path)}
+    info = {"type": kind, "checkpoint": str(path.resolve())}
     depth = None
     if kind == "3d":
         dpath = Path(depth_checkpoint) if depth_checkpoint else default_path("depth")
         depth = ResNetDepth()
         _fit(depth, _state(dpath, "fan_depth_checkpoint", "depth"), dpath, "fan_depth_checkpoint",
              "face-alignment's ResNetDepth")
-        info.update(depth_checkpoint=str(dpath.resolve()), depth_sha256=sha256(dpath))
+        info.update(depth_checkpoint=str(dpath.resolve()))
     return fan.eval(), (depth.eval() if depth is not None else None), info
 
 
 class FanLandmarker:
-    """68 FAN points for (frame, box) pairs, batched. device: "cuda", "cpu" or None (CUDA when present)."""
+    """68 FAN points for (frame, box) pairs, batched. device: "cuda", "cpu" or None (CUDA when present).
+    As a store's landmarker (`--landmarker fan`) it takes a shard's faces in one `landmarks` call."""
+
+    batched = True
+    layout = "ibug-68"
 
     def __init__(self, kind: str = "2d", checkpoint: str | None = None, depth_checkpoint: str | None = None,
                  device: str | None = None, batch: int = 64):
@@ -101,8 +107,9 @@ class FanLandmarker:
             self.depth.to(self.device)
         self.batch = batch
 
-    def __call__(self, frame: np.ndarray, face: FaceBox) -> np.ndarray:
-        """(68, 3) float32 points of one face (HWC uint8 RGB frame, XYXY pixel box)."""
+    def __call__(self, frame: np.ndarray, face: FaceBox, context: float | None = None) -> np.ndarray:
+        """(68, 3) float32 points of one face (HWC uint8 RGB frame, XYXY pixel box). FAN crops by the
+        box itself; `context` (FaceMesh's search square) does not apply."""
         return self.landmarks([(frame, face)])[0]
 
     @torch.no_grad()
@@ -132,7 +139,7 @@ class FanLandmarker:
                 c, sc = centers[s + j], scales[s + j]
                 pts, pts_img, _ = get_preds_fromhm(hm[j:j + 1], c, sc)
                 pts, pts_img = pts.reshape(N_POINTS, 2) * 4, pts_img.reshape(N_POINTS, 2)
-                z = np.zeros((N_POINTS, 1), np.float32)
+                z = fit_canonical_depth(pts_img)[:, None]
                 if self.depth is not None:
                     maps = np.zeros((N_POINTS, CROP_RESOLUTION, CROP_RESOLUTION), np.float32)
                     for k in range(N_POINTS):
@@ -141,11 +148,17 @@ class FanLandmarker:
                     inp = torch.cat([x[j:j + 1].float(), torch.from_numpy(maps)[None].to(self.device)], 1)
                     with cast:
                         d = self.depth(inp)
-                    z = d.float().cpu().numpy().reshape(N_POINTS, 1) / (CROP_RESOLUTION / (SCALE_FACTOR * sc))
+                    z = orient_depth(d.float().cpu().numpy().reshape(N_POINTS) / (CROP_RESOLUTION / (SCALE_FACTOR * sc)))
+                    z = z[:, None]
                 out.append(np.concatenate([pts_img, z], axis=1).astype(np.float32))
         return out
 
 
 def check_checkpoints(kind: str = "2d", checkpoint: str | None = None, depth_checkpoint: str | None = None) -> dict:
-    """The provenance of the FAN weights a run will use, after checking that they load and fit."""
-    return load_networks(kind, checkpoint, depth_checkpoint)[2]
+    """The provenance of the FAN weights a run will use ({"type", "checkpoint", "sha256"[,
+    "depth_checkpoint", "depth_sha256"]}), after checking that they load and fit."""
+    info = load_networks(kind, checkpoint, depth_checkpoint)[2]
+    info["sha256"] = sha256(Path(info["checkpoint"]))
+    if "depth_checkpoint" in info:
+        info["depth_sha256"] = sha256(Path(info["depth_checkpoint"]))
+    return info

@@ -1,4 +1,6 @@
-"""Dense landmarkers by name: (frame, face box) -> (478, 3) landmarks in frame pixels."""
+"""Landmarkers by name: (frame, face box) -> (P, 3) landmarks in frame pixels, P and the points'
+meaning given by the landmarker's `layout` (annotator/face/layouts.py): "mediapipe" (FaceMesh, 478)
+or "fan" (face-alignment's FAN, 68; its faces of a shard go through in batches: `batched`)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def warp_crop(frame: np.ndarray, matrix: np.ndarray, size: int, interpolation=cv
     return cv2.warpAffine(frame, matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
 
 
-@LANDMARKERS.register("facemesh")
+@LANDMARKERS.register("mediapipe")
 class FaceMeshLandmarker:
     """MediaPipe FaceMesh with iris refinement (478 points), run on a square crop around the box.
 
@@ -37,7 +39,10 @@ class FaceMeshLandmarker:
     larger = nearer (FaceMesh's z is negated and scaled by the crop width), or None if no face.
     """
 
-    def __init__(self):
+    batched = False
+    layout = "mediapipe-478"
+
+    def __init__(self, **_provenance):
         import mediapipe as mp
 
         self._model = mp.solutions.face_mesh.FaceMesh(
@@ -63,3 +68,19 @@ class FaceMeshLandmarker:
         out[:, 1] = (pts[:, 1] * n - m[1, 2]) * scale
         out[:, 2] = -pts[:, 2] * side
         return out
+
+    def landmarks(self, items: list[tuple[np.ndarray, FaceBox]]) -> list[np.ndarray | None]:
+        """(478, 3) landmarks (or None) per (frame, box), one after the other."""
+        return [self(frame, face) for frame, face in items]
+
+
+@LANDMARKERS.register("fan")
+def _fan(type: str = "2d", checkpoint: str | None = None, depth_checkpoint: str | None = None,
+         device: str | None = None, **_provenance):
+    """face-alignment's FAN (annotator/face/fan.py) from the checked weights of a config's landmarker_options."""
+    from .fan import FanLandmarker
+
+    return FanLandmarker(type, checkpoint, depth_checkpoint, device)
+
+
+LAYOUT_OF = {"mediapipe": "mediapipe-478", "fan": "ibug-68"}  # landmarker -> the layout it writes

@@ -28,6 +28,12 @@ def mesh_to_68(mesh: np.ndarray) -> np.ndarray:
     return np.asarray(mesh)[list(MESH_68)]
 
 
+def to_68(points: np.ndarray) -> np.ndarray:
+    """(68, C) iBUG points from either layout's (478 FaceMesh points through MESH_68, or 68 as they are)."""
+    points = np.asarray(points)
+    return mesh_to_68(points) if len(points) != len(MESH_68) else points
+
+
 def nme(points: np.ndarray, reference: np.ndarray) -> float:
     """Mean 2-D distance between two (68, >=2) point sets over the reference's inter-ocular
     distance (outer eye corners 36 and 45), the usual normalisation of face alignment benchmarks."""

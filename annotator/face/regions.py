@@ -1,7 +1,9 @@
-"""The region taxonomy (docs/labels.md) and the FaceMesh landmark polygons that define it.
+"""The region taxonomy (docs/labels.md), the FaceMesh landmark polygons that define it, and the
+region priors drawn from landmarks of any layout (annotator/face/layouts.py).
 
 Polygons are index loops into the 478 FaceMesh landmarks; consecutive indices are edges of
-MediaPipe's own connection sets (checked in tests/face/test_regions.py).
+MediaPipe's own connection sets (checked in tests/face/test_regions.py). The ibug-68 layout has its
+own loops over its points.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ def _poly(lm: np.ndarray, idx) -> np.ndarray:
     return lm[list(idx), :2].astype(np.float32)
 
 
+def _layout(lm: np.ndarray):
+    """(layout, its working points) of stored landmarks."""
+    from .layouts import layout_of  # layouts builds on this module's tables
+
+    lay = layout_of(lm)
+    return lay, lay.points(lm)
+
+
 def _fill(size: int, polys: list[np.ndarray]) -> np.ndarray:
     mask = np.zeros((size, size), np.uint8)
     # Sub-pixel precision: 4 fractional bits keep small regions (eyes at low resolution) in place.
@@ -72,38 +82,47 @@ def _fill(size: int, polys: list[np.ndarray]) -> np.ndarray:
 
 
 def face_axes(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(centre, unit 'down' vector, face width, face height) from the oval, in the landmarks' pixels."""
-    top, chin = lm[FOREHEAD_TOP, :2], lm[CHIN, :2]
+    """(centre, unit 'down' vector, face width, face height) from the oval, in the landmarks' pixels.
+    lm: stored landmarks of any layout."""
+    lay, p = _layout(lm)
+    return _axes(lay, p)
+
+
+def _axes(lay, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    top, chin = p[lay.forehead_top, :2], p[lay.chin, :2]
     down = chin - top
     height = float(np.linalg.norm(down)) or 1.0
-    width = float(np.linalg.norm(lm[FACE_RIGHT_EDGE, :2] - lm[FACE_LEFT_EDGE, :2])) or 1.0
+    width = float(np.linalg.norm(p[lay.right_edge, :2] - p[lay.left_edge, :2])) or 1.0
     return (top + chin) / 2, down / height, width, height
 
 
 def nose_line_side(lm: np.ndarray, size: int) -> np.ndarray:
     """Boolean (size, size): True below the line through the nose tip, perpendicular to the face axis."""
-    _, down, _, _ = face_axes(lm)
+    lay, p = _layout(lm)
+    _, down, _, _ = _axes(lay, p)
     ys, xs = np.mgrid[0:size, 0:size]
-    tip = lm[NOSE_TIP, :2]
+    tip = p[lay.nose_tip, :2]
     return ((xs + 0.5 - tip[0]) * down[0] + (ys + 0.5 - tip[1]) * down[1]) > 0
 
 
 def region_priors(lm: np.ndarray, size: int) -> dict[int, np.ndarray]:
     """Geometric prior of each region from landmarks, before overlaps are resolved.
 
-    lm: (478, 3) float landmarks in the pixels of a size x size image. Returns {region id: bool
-    (size, size)}. Hair is a band above the upper oval, ears ellipses beside the oval at eye
-    height, neck a quadrilateral below the jaw; all three are estimates the SAM segmenter refines.
+    lm: (P, 3) float landmarks of a layout (478 FaceMesh or 68 iBUG points) in the pixels of a
+    size x size image. Returns {region id: bool (size, size)}. Hair is a band above the upper oval,
+    ears ellipses beside the oval at eye height, neck a quadrilateral below the jaw; all three are
+    estimates the SAM segmenter refines.
     """
-    oval = _poly(lm, FACE_OVAL)
-    centre, down, width, height = face_axes(lm)
+    lay, p = _layout(lm)
+    oval = _poly(p, lay.oval)
+    centre, down, width, height = _axes(lay, p)
     right = np.array([-down[1], down[0]])  # image-right when the face is upright
     priors = {
         Region.SKIN: _fill(size, [oval]),
-        Region.BROWS: _fill(size, [_poly(lm, LEFT_BROW), _poly(lm, RIGHT_BROW)]),
-        Region.EYES: _fill(size, [_poly(lm, LEFT_EYE), _poly(lm, RIGHT_EYE)]),
-        Region.NOSE: _fill(size, [cv2.convexHull(_poly(lm, NOSE_POINTS))[:, 0, :]]),
-        Region.MOUTH: _fill(size, [_poly(lm, LIPS_OUTER)]),
+        Region.BROWS: _fill(size, [_poly(p, b) for b in lay.brows]),
+        Region.EYES: _fill(size, [_poly(p, e) for e in lay.eyes]),
+        Region.NOSE: _fill(size, [cv2.convexHull(_poly(p, lay.nose))[:, 0, :]]),
+        Region.MOUTH: _fill(size, [_poly(p, lay.lips_outer)]),
     }
     # Hair: the upper half of the oval pushed outwards and upwards.
     upper = np.array([p for p in oval if np.dot(p - centre, down) < T.hair_cut * height], dtype=np.float32)
@@ -115,13 +134,13 @@ def region_priors(lm: np.ndarray, size: int) -> dict[int, np.ndarray]:
     # Ears: ellipses centred just outside the oval's widest points.
     ears = np.zeros((size, size), np.uint8)
     angle = float(np.degrees(np.arctan2(down[1], down[0]))) - 90.0
-    for idx, sign in ((FACE_LEFT_EDGE, -1.0), (FACE_RIGHT_EDGE, 1.0)):
-        c = lm[idx, :2] + sign * right * T.ear_offset * width
+    for idx, sign in ((lay.left_edge, -1.0), (lay.right_edge, 1.0)):
+        c = p[idx, :2] + sign * right * T.ear_offset * width
         axes = (max(1, int(round(T.ear_half_width * width))), max(1, int(round(T.ear_half_height * height))))
         cv2.ellipse(ears, (int(round(c[0])), int(round(c[1]))), axes, angle, 0, 360, 1, -1)
     priors[Region.EARS] = ears.astype(bool) & ~priors[Region.SKIN]
     # Neck: from the jaw corners down, slightly narrower than the jaw.
-    jl, jr = lm[JAW_LEFT, :2], lm[JAW_RIGHT, :2]
+    jl, jr = p[lay.jaw_left, :2], p[lay.jaw_right, :2]
     inset = (jr - jl) * T.neck_inset
     reach = down * T.neck_length * height
     neck = np.array([jl, jr, jr - inset + reach, jl + inset + reach], np.float32)

@@ -42,7 +42,7 @@ def _cropped(n=3):
                           dataset="sample")]
     refs += [r for r in refs_for_file(SAMPLE / "attack" / "print" / "print_on_table.jpg", SAMPLE, 10, is_attack=True,
                                       attack_type="print", dataset="sample")]
-    models = Models(DETECTORS.create("blazeface"), LANDMARKERS.create("facemesh"), None, None)
+    models = Models(DETECTORS.create("blazeface"), LANDMARKERS.create("mediapipe"), None, None)
     return crop_faces(refs[:n], cfg, models)
 
 
@@ -92,7 +92,7 @@ def test_bad_fan_settings_fail_before_any_work(tmp_path):
     out = tmp_path / "x.zarr"
     for args, message in ((["--landmark-check", "--fan-checkpoint", str(tmp_path / "none.pth.tar")],
                            "--fan-checkpoint 2DFAN4-11f355bf06.pth.tar is not at"),
-                          (["--fan-checkpoint", "w.pth"], "go with --landmark-check"),
+                          (["--fan-checkpoint", "w.pth"], "go with --landmarker fan or --landmark-check"),
                           (["--landmark-check", "--max-landmark-nme", "0"], "--max-landmark-nme must be positive")):
         r = CliRunner().invoke(cli, ["run", "--dataset", "sample", "--out", str(out), "--cluster", "none", *args])
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output

@@ -20,7 +20,9 @@ def test_every_detector_finds_no_face_in_noise(name):
     assert DETECTORS.create(name)(noise) == []
 
 
-@pytest.mark.parametrize("name", LANDMARKERS.names())
+# FAN has no weights here (tests give it random ones: tests/face/test_fan.py checks its contract),
+# so only the landmarkers that ship their weights can be checked on a real face.
+@pytest.mark.parametrize("name", [n for n in LANDMARKERS.names() if n != "fan"])
 def test_landmarks_in_frame_pixels_nearer_is_larger(face_image, name):
     from annotator.face.detect import BlazeFaceDetector
 

@@ -294,7 +294,8 @@ def test_cli_sam_run_records_the_checkpoint(vit_b_checkpoint, tmp_path):
 @pytest.mark.parametrize("args,fragment", [
     (["--segmenter", "sam"], "needs --sam-checkpoint"),
     (["--segmenter", "sam", "--sam-checkpoint", "/nonexistent/sam.pth"], "does not exist; download one"),
-    (["--device", "cpu"], "only apply to --segmenter sam"),
+    (["--device", "cpu"], "only applies to --segmenter sam and FAN"),
+    (["--sam-batch", "4"], "only apply to --segmenter sam"),
     (["--segmenter", "sam", "--sam-checkpoint", "x.pth", "--device", "tpu"], "unknown --device 'tpu'"),
 ])
 def test_cli_sam_errors_are_one_line(tmp_path, args, fragment):

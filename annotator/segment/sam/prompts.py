@@ -15,26 +15,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ...face.regions import Region
+from ...face.layouts import layout_of
 from ...tuning import TUNING
 
-# region id -> (positive landmark indices, negative landmark indices); "prior" positives come
-# from the region's geometric prior instead.
-REGION_PROMPTS: dict[Region, tuple[tuple[int, ...] | str, tuple[int, ...]]] = {
-    Region.SKIN: ((50, 280, 151, 199), (468, 473, 13)),  # cheeks, forehead, chin | irises, inner lip
-    Region.BROWS: ((105, 334, 66, 296), (468, 473, 151)),  # brows | irises, forehead
-    Region.EYES: ((468, 473, 159, 386), (105, 334, 50, 280)),  # eyes | brows, cheeks
-    Region.NOSE: ((1, 4, 195, 5), (50, 280, 13)),  # nose | cheeks, mouth
-    Region.MOUTH: ((13, 14, 0, 17), (1, 152, 50)),  # mouth | nose tip, chin, cheek
-    Region.HAIR: ("prior", (151, 9, 1)),  # hair | forehead, nose
-    Region.EARS: ("prior", (50, 280, 1)),  # ears | cheeks, nose
-    Region.NECK: ("prior", (152, 1, 13)),  # neck | chin, nose, mouth
-}
-# Instrument prompts: (region id, positive landmarks, negative landmarks).
-INSTRUMENT_PROMPTS = {
-    "pai_surface": (Region.PAI_SURFACE, (151, 1, 152, 234, 454), ()),
-    "occluder": (Region.OCCLUDER, (468, 473, 168), (1, 152)),
-}
+# The positive and negative points of each region and instrument, per landmark layout: Layout.region_prompts
+# ("prior" positives come from the region's geometric prior) and Layout.instrument_prompts.
 INSTRUMENTS = {
     "print": "pai_surface", "cut_print": "pai_surface", "replay": "pai_surface", "paper_mask": "pai_surface", "rigid_mask": "pai_surface",
     "flexible_mask": "pai_surface", "transparent_mask": "pai_surface", "fake_head": "pai_surface",
@@ -64,12 +49,15 @@ def build_prompts(landmarks: np.ndarray, priors: dict[int, np.ndarray], attack_t
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Point prompts for one face, in the landmarks' pixel frame (crop pixels).
 
-    landmarks: (478, 3) float; priors: {region id: bool (S, S)} geometric priors.
+    landmarks: (P, 3) float of a layout (478 FaceMesh or 68 iBUG points); priors: {region id: bool
+    (S, S)} geometric priors.
     Returns (points (R, P, 2) float32 XY, labels (R, P) int64 with 1 positive, 0 negative,
     -1 padding, region ids (R,) int64). Regions whose prior is empty are left out.
     """
+    layout = layout_of(landmarks)
+    landmarks = layout.points(landmarks)
     prompts = []
-    for rid, (pos, neg) in REGION_PROMPTS.items():
+    for rid, (pos, neg) in layout.region_prompts.items():
         if pos == "prior":
             p = interior_points(priors.get(rid, np.zeros((1, 1), bool)), N_PRIOR_POINTS)
         else:
@@ -78,7 +66,7 @@ def build_prompts(landmarks: np.ndarray, priors: dict[int, np.ndarray], attack_t
             prompts.append((rid, p, landmarks[list(neg), :2]))
     inst = INSTRUMENTS.get(attack_type)
     if inst:
-        rid, pos, neg = INSTRUMENT_PROMPTS[inst]
+        rid, pos, neg = layout.instrument_prompts[inst]
         prompts.append((rid, landmarks[list(pos), :2], landmarks[list(neg), :2].reshape(-1, 2)))
     r = len(prompts)
     points = np.zeros((r, POINTS_PER_PROMPT, 2), np.float32)
