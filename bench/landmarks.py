@@ -5,6 +5,10 @@ depend on the values, and no weights can be downloaded here.
 
 Faces: the bundled sample photo's face, --faces times (with its detector box).
 
+Then what a store's landmarks cost after the landmarker, on the CPU in either layout: regions
+(geometry segmenter), pseudo-depth and the label of one 256 px crop, from FaceMesh's 478 points and
+from the same face's 68 (ibug-68, with its derived points), faces/s.
+
     .venv/bin/python bench/landmarks.py [--faces 64] [--batch 64] [--fan-faces 8]
 """
 
@@ -44,6 +48,27 @@ def mediapipe_rate(n: int) -> float:
     return n / (time.perf_counter() - t)
 
 
+def geometry_rate(landmarks, n: int, size: int = 256) -> float:
+    """Faces/s of regions + depth + label fusion for one face's crop-pixel landmarks (any layout)."""
+    import numpy as np
+
+    from annotator.depth import render_depth
+    from annotator.face.regions import compose, region_priors
+    from annotator.labels import Policy, depth_to_uint8
+
+    policy = Policy.default()
+
+    def once():
+        region = compose(region_priors(landmarks, size), size)
+        policy.fuse(region, depth_to_uint8(render_depth(landmarks, size)), "print", landmarks)
+
+    once()
+    t = time.perf_counter()
+    for _ in range(n):
+        once()
+    return n / (time.perf_counter() - t) if n else float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--faces", type=int, default=64)
@@ -80,6 +105,22 @@ def main() -> None:
             rate = n / (time.perf_counter() - t)
             where = torch.cuda.get_device_name() + ", bf16" if device == "cuda" else f"CPU {torch.get_num_threads()} threads"
             print(f"  {f'FAN 2DFAN4, {where}, batch {batch}':44s} {rate:8.1f} faces/s ({rate / one:.2f}x MediaPipe, 1 process)")
+    from annotator.face.landmarks import FaceMeshLandmarker
+    from annotator.face.layouts import fit_canonical_depth
+    from annotator.face.points68 import mesh_to_68
+    from annotator.shard import output_crop
+
+    mesh = FaceMeshLandmarker()(image, box)
+    m = output_crop(mesh, 1.3, 256)
+    crop = mesh.copy()
+    crop[:, :2] = mesh[:, :2] @ m[:, :2].T + m[:, 2]
+    crop[:, 2] *= m[0, 0]
+    p68 = mesh_to_68(crop).copy()
+    p68[:, 2] = fit_canonical_depth(p68)
+    base = geometry_rate(crop, args.faces)
+    print(f"  {'regions + depth + label, 478 points, CPU':44s} {base:8.1f} faces/s")
+    rate = geometry_rate(p68, args.faces)
+    print(f"  {'regions + depth + label, 68 points, CPU':44s} {rate:8.1f} faces/s ({rate / base:.2f}x the 478)")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def _setup_logging(verbose: int) -> None:
               help="Use the face locations a dataset ships (Replay/MSU .face, OULU eye .txt) instead of the detector.")
 @click.option("--track/--no-track", default=True, show_default=True,
               help="Follow a video's face from one sampled frame to the next (the detector runs on the first "
-                   "frame and when the face is lost) instead of detecting in every frame.")
+                   "frame and when the face is lost) instead of detecting in every frame. --landmarker fan always "
+                   "detects in every frame.")
 @click.option("--auto-rotate/--no-auto-rotate", default=True, show_default=True,
               help="Turn a sample stored sideways (no rotation metadata; no face, or a face lying on its side "
                    "in its first frame) upright by 90/180/270 degrees; meta/rotation records the turn.")

@@ -29,7 +29,7 @@ OPSET = 17
 TOLERANCE = 1e-4
 LAYOUTS = {"image": ("(B, S, S, 3)", torch.uint8), "region": ("(B, S, S)", torch.uint8),
            "depth": ("(B, S, S)", torch.uint8), "label": ("(B, 3, S, S)", torch.uint8),
-           "landmarks": ("(B, 478, 3)", torch.float32)}
+           "landmarks": ("(B, P, 3)", torch.float32)}
 
 
 class Scorer(nn.Module):

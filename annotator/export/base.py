@@ -35,7 +35,8 @@ class Row:
 
 class Exporter:
     """One export format. `write` gets the row's arrays in the store layouts: image (S, S, 3) uint8
-    RGB, label (3, S, S) uint8 (attack, live, background), landmarks (478, 3) float32 crop pixels."""
+    RGB, label (3, S, S) uint8 (attack, live, background), landmarks (P, 3) float32 crop pixels (the
+    store's landmark layout: 478 or 68 points)."""
 
     name = ""
     #: README lines: the format's source, polarity, value ranges, and how its reader finds files.
@@ -65,8 +66,10 @@ def safe_name(text: str) -> str:
 
 def face_box(landmarks: np.ndarray, size: int) -> tuple[float, float, float, float]:
     """(x, y, w, h) crop pixels of the square around the landmarks' extent (the face box the crop
-    was cut around, before the store's box scale), clipped to the crop."""
-    xy = landmarks[:, :2]
+    was cut around, before the store's box scale; with ibug-68's derived forehead), clipped to the crop."""
+    from ..face.layouts import layout_of
+
+    xy = layout_of(landmarks).points(landmarks[:, :2])
     lo, hi = np.nanmin(xy, axis=0), np.nanmax(xy, axis=0)
     side = float(max(hi - lo))
     cx, cy = (lo + hi) / 2

@@ -143,6 +143,14 @@ def _frames_csv(exporter: Exporter, rows: list[Row], folder: Path) -> None:
                         int(r.is_attack), r.attack_type])
 
 
+def _layout_text(root) -> str:
+    """The store's landmark layout, as the export README names it."""
+    lay = root.attrs.get("landmark_layout") or {"name": "mediapipe-478", "points": 478}
+    extra = ", with the forehead, brow and cheek points derived from them (docs/labels.md)" \
+        if lay["name"] == "ibug-68" else ""
+    return f"{lay['points']} points, layout {lay['name']}{extra}"
+
+
 def readme(exporter: Exporter, root, url: str, protocol: str, rows: list[Row], groups: dict, lists: list[str]) -> str:
     cfg = root.attrs.get("config", {})
     size = exporter.size
@@ -155,8 +163,8 @@ from the label store {url} (store_id {root.attrs.get('store_id')}, schema {root.
 dataset {cfg.get('dataset', '?')}). Rows: {len(rows)} ({counts}); rows whose annotation failed
 (meta/status != 0) are left out.
 
-Crop: every image is the store's face crop, {size} x {size} pixels: the square around the face's 478
-landmarks times the box scale {cfg.get('box_scale', '?')}, upright (meta/rotation), RGB.
+Crop: every image is the store's face crop, {size} x {size} pixels: the square around the face's
+landmarks ({_layout_text(root)}) times the box scale {cfg.get('box_scale', '?')}, upright (meta/rotation), RGB.
 
 Frames: the store sampled video frames as `{sampling}`; frames.csv lists every exported row with
 the source frame index (meta/frame_index, 0-based) of its first file. Videos are named by a

@@ -71,14 +71,22 @@ def _models(landmarker):
     return Models(DETECTORS.create("blazeface"), landmarker, SEGMENTERS.create("geometry"), Policy.default())
 
 
-def test_a_fan_store_records_its_layout_and_its_labels_match_facemesh(tmp_path, fan_weights, sample_store):
-    from annotator.face.fan import sha256
-    from annotator.verify import verify
+@pytest.fixture(scope="module")
+def fan_store(tmp_path_factory, fan_weights):
+    """The sample annotated with --landmarker fan, MeshAs68 standing in for FAN."""
     from pipelines.run import run
 
-    out = str(tmp_path / "fan.zarr")
+    out = str(tmp_path_factory.mktemp("fanstore") / "fan.zarr")
     cfg = sync_config(dataset="sample", root="", landmarker="fan", landmarker_options={"checkpoint": str(fan_weights)})
     run(cfg, out, cluster="none", progress=False, models=_models(MeshAs68()))
+    return out
+
+
+def test_a_fan_store_records_its_layout_and_its_labels_match_facemesh(fan_store, fan_weights, sample_store):
+    from annotator.face.fan import sha256
+    from annotator.verify import verify
+
+    out = fan_store
     root, ref = zarr.open_group(out, mode="r"), zarr.open_group(sample_store[0], mode="r")
     assert root.attrs["landmark_layout"]["name"] == "ibug-68" and root.attrs["landmark_layout"]["points"] == 68
     assert ref.attrs["landmark_layout"]["name"] == "mediapipe-478"
@@ -110,6 +118,34 @@ def test_a_fan_store_records_its_layout_and_its_labels_match_facemesh(tmp_path, 
         expected = policy.fuse(root["region"][i], root["depth"][i], str(root["meta/attack_type"][i]), root["landmarks"][i])
         assert np.array_equal(root["label"][i], expected)
     assert set(root["pyramid"].array_keys()) == set(ref["pyramid"].array_keys())
+
+
+@pytest.mark.parametrize("which", ["fan", "mediapipe"])
+def test_export_face_boxes_are_the_squares_the_crops_were_cut_around(which, fan_store, sample_store):
+    """The box an export writes (CDCN's .dat) from a row's landmarks is the square the crop was cut
+    around: centred, side = crop side / box scale (with ibug-68's derived forehead in the extent)."""
+    from annotator.export.base import face_box
+
+    root = zarr.open_group(fan_store if which == "fan" else sample_store[0], mode="r")
+    size, scale = root["image"].shape[1], root.attrs["config"]["box_scale"]
+    side = size / scale
+    for lm in root["landmarks"][:][root["meta/status"][:] == 0]:
+        np.testing.assert_allclose(face_box(lm, size), ((size - side) / 2, (size - side) / 2, side, side), atol=0.05)
+
+
+def test_mcrea_augments_a_fan_store(fan_store, tmp_path):
+    from annotator.augment.store import augment_store
+    from annotator.verify import verify
+
+    out = str(tmp_path / "aug.zarr")
+    res = augment_store(fan_store, out, 1.0, 1, "integrated", 1, 0, False)
+    root = zarr.open_group(out, mode="r")
+    assert res["exchanges"] > 0 and root["landmarks"].shape[1:] == (68, 3)
+    assert root.attrs["landmark_layout"]["name"] == "ibug-68"
+    assert verify(out, "full").problems == []
+    src = zarr.open_group(fan_store, mode="r")
+    changed = (root["image"][:] != src["image"][:]).any(axis=(1, 2, 3))
+    assert changed.sum() >= res["augmented"] > 0
 
 
 def test_the_batched_path_equals_the_per_frame_one():

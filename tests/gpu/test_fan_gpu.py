@@ -26,3 +26,31 @@ def test_fan_on_cuda_in_bf16_matches_the_cpu(tmp_path, face_image):
     assert len(a) == 64 and all(np.allclose(p, a[0]) for p in a)
     side = max(box.box[2] - box.box[0], box.box[3] - box.box[1])
     assert np.median(np.linalg.norm(a[0][:, :2] - b[:, :2], axis=1)) < 0.05 * side  # heatmap argmax under bf16
+
+
+def test_a_fan_store_runs_fan_on_cuda(tmp_path):
+    """--landmarker fan with --device cuda: the store's landmarker is on the GPU, and a shard's rows
+    (two batched calls) land where the CPU's do, up to bf16 rounding."""
+    from face_alignment.models import FAN
+    from helpers import sync_config
+
+    from annotator.shard import build_landmarker, build_models, crop_faces
+    from pipelines.run import enumerate_samples
+
+    torch.manual_seed(0)
+    path = tmp_path / "2DFAN4-11f355bf06.pth.tar"
+    torch.save(FAN(4).state_dict(), path)
+    cfg = sync_config(dataset="sample", root="", landmarker="fan", landmarker_options={"checkpoint": str(path)},
+                      runtime={"device": "cuda"})
+    gpu = build_landmarker(cfg)
+    assert gpu.device.type == "cuda" and next(gpu.fan.parameters()).device.type == "cuda"
+    refs = enumerate_samples(cfg)[0]
+    models = build_models(cfg)
+    a = crop_faces(refs, cfg, models)
+    b = crop_faces(refs, sync_config(**{**cfg.to_dict(), "runtime": {"device": "cpu"}}), build_models(
+        sync_config(**{**cfg.to_dict(), "runtime": {"device": "cpu"}})))
+    both = [i for i in range(len(refs)) if a.meta["status"][i] == 0 and b.meta["status"][i] == 0]
+    assert len(both) >= len(refs) // 2
+    for i in both:
+        la, lb = a.arrays["landmarks"][i], b.arrays["landmarks"][i]
+        assert np.median(np.linalg.norm(la[:, :2] - lb[:, :2], axis=1)) < 0.05 * a.arrays["image"].shape[1]

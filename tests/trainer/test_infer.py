@@ -88,3 +88,28 @@ def test_infer_reports_inputs_without_a_face_and_refuses_bad_inputs(sample_store
     (run / "eval" / "metrics.json").unlink()
     r = CliRunner().invoke(cli, ["infer", "--run", str(run), str(blank)])
     assert r.exit_code == 1 and "run `fas-train eval --run" in r.output
+
+
+def test_infer_on_a_fan_store_scores_like_eval(tmp_path):
+    """A run trained on a --landmarker fan store: infer rebuilds FAN from the store's config and
+    crops as the store did (random FAN weights: the points are arbitrary but deterministic)."""
+    import torch
+    from face_alignment.models import FAN
+
+    from helpers import sync_config
+    from pipelines.run import run as annotate
+
+    torch.manual_seed(0)
+    weights = tmp_path / "2DFAN4-11f355bf06.pth.tar"
+    torch.save(FAN(4).state_dict(), weights)
+    url = str(tmp_path / "fan.zarr")
+    annotate(sync_config(dataset="sample", root="", landmarker="fan", landmarker_options={"checkpoint": str(weights)},
+                         frames_per_video=2), url, cluster="none", progress=False)
+    folder = _trained(url, tmp_path / "cdcn", "cdcn")
+    image = SAMPLE / "bonafide" / "astronaut.jpg"
+    r = CliRunner().invoke(cli, ["infer", "--run", str(folder), str(image)])
+    assert r.exit_code == 0, r.output
+    line = json.loads([x for x in r.stdout.splitlines() if x.startswith("{")][-1])
+    assert line["status"] == "ok"
+    expected = _eval_scores(folder)["bonafide/astronaut.jpg"][0]
+    assert line["score"] == pytest.approx(expected, abs=1e-5)
