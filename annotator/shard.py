@@ -372,10 +372,11 @@ def _crop_batched(rows: _Rows, frames: list, readable: list[int], cfg: AnnotateC
     then one landmarker call over the boxes; first the first frames of the videos (and the images),
     whose faces settle their videos' rotation, then all other frames. Faces are not followed from
     frame to frame: FAN needs a box per frame anyway."""
-    seen: set[str] = set()
-    first = [i for i in readable if not (rows.refs[i].video_id in seen or seen.add(rows.refs[i].video_id))]
-    firsts = set(first)
-    rest = [i for i in readable if i not in firsts]
+    first, rest, seen = [], [], set()
+    for i in readable:
+        vid = rows.refs[i].video_id
+        (rest if vid in seen else first).append(i)
+        seen.add(vid)
     rotations: dict[str, int] = {}
     for group in (first, rest):
         found = {}

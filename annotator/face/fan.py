@@ -96,7 +96,6 @@ class FanLandmarker:
     As a store's landmarker (`--landmarker fan`) it takes a shard's faces in one `landmarks` call."""
 
     batched = True
-    layout = "ibug-68"
 
     def __init__(self, kind: str = "2d", checkpoint: str | None = None, depth_checkpoint: str | None = None,
                  device: str | None = None, batch: int = 64):

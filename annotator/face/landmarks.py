@@ -1,6 +1,6 @@
 """Landmarkers by name: (frame, face box) -> (P, 3) landmarks in frame pixels, P and the points'
-meaning given by the landmarker's `layout` (annotator/face/layouts.py): "mediapipe" (FaceMesh, 478)
-or "fan" (face-alignment's FAN, 68; its faces of a shard go through in batches: `batched`)."""
+meaning given by the landmarker's layout (LAYOUT_OF, annotator/face/layouts.py): "mediapipe"
+(FaceMesh, 478) or "fan" (face-alignment's FAN, 68; a shard's faces go through it in batches: `batched`)."""
 
 from __future__ import annotations
 
@@ -40,9 +40,8 @@ class FaceMeshLandmarker:
     """
 
     batched = False
-    layout = "mediapipe-478"
 
-    def __init__(self, **_provenance):
+    def __init__(self):
         import mediapipe as mp
 
         self._model = mp.solutions.face_mesh.FaceMesh(

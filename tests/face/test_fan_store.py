@@ -20,7 +20,6 @@ class Batched:
     """FaceMesh through the batched-landmarker protocol (one `landmarks` call per group of faces)."""
 
     batched = True
-    layout = "mediapipe-478"
 
     def __init__(self):
         self.mesh, self.calls = FaceMeshLandmarker(), []
@@ -35,8 +34,6 @@ class Batched:
 
 class MeshAs68(Batched):
     """A 68-point landmarker: FaceMesh's points at the iBUG positions, z as FAN 2D would have it."""
-
-    layout = "ibug-68"
 
     def __call__(self, frame, face, context=None):
         return self.landmarks([(frame, face)])[0]

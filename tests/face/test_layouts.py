@@ -187,3 +187,18 @@ def test_mcrea_exchanges_68_point_regions(faces):
         rest = [i for i in range(68) if i not in idx]
         assert torch.equal(out["landmarks"][ex.recipient][rest], batch["landmarks"][ex.recipient][rest])
         assert out["exchanged"][ex.recipient].sum() > 50
+
+
+def test_canonical_table_is_the_face_facemesh_finds(face_landmarks):
+    """CANONICAL_68 (transcribed from MediaPipe's canonical face) fits FaceMesh's 68 points of the
+    frontal sample face by a similarity to within a few per cent of the inter-ocular distance, and
+    its depth, fitted to those points, follows FaceMesh's own z."""
+    from annotator.augment.mcrea import similarity
+
+    p68 = mesh_to_68(face_landmarks).astype(np.float64)
+    c = L.canonical_ibug()
+    m = similarity(torch.from_numpy(c[:, :2]), torch.from_numpy(p68[:, :2])).numpy()
+    fitted = c[:, :2] @ m[:, :2].T + m[:, 2]
+    iod = np.linalg.norm(p68[45, :2] - p68[36, :2])
+    assert np.linalg.norm(fitted - p68[:, :2], axis=1).mean() / iod < 0.08
+    assert np.corrcoef(L.fit_canonical_depth(p68), p68[:, 2])[0, 1] > 0.95
