@@ -241,7 +241,11 @@ def _sources(store, train_stores, test_stores, named_stores, protocol) -> tuple[
               help="Decision threshold [the one `fas-train eval` chose on dev, from RUN/eval/metrics.json].")
 @click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
 @click.option("--batch", type=int, default=32, show_default=True, help="Frames per model call.")
-def infer(run_dir, inputs, threshold, device, batch):
+@click.option("--fan-checkpoint", type=str, default=None,
+              help="A store made with --landmarker fan: its FAN weights on this machine [the recorded path, then "
+                   "the torch hub cache]; must be the same file (sha256).")
+@click.option("--fan-depth-checkpoint", type=str, default=None, help="The same for 3D FAN's ResNetDepth.")
+def infer(run_dir, inputs, threshold, device, batch, fan_checkpoint, fan_depth_checkpoint):
     """Score images, videos or folders of them: one JSON line per input (score, decision, face box)."""
     from trainer.infer import Inference, media_inputs
 
@@ -251,7 +255,8 @@ def infer(run_dir, inputs, threshold, device, batch):
     files = media_inputs(list(inputs))
     if batch < 1:
         raise AnnotatorError(f"--batch must be at least 1, got {batch}")
-    job = Inference(run_dir, device=device, threshold=threshold, batch=batch)
+    job = Inference(run_dir, device=device, threshold=threshold, batch=batch, fan_checkpoint=fan_checkpoint,
+                    fan_depth_checkpoint=fan_depth_checkpoint)
     for level, t in job.limits.items():
         click.echo(f"{level} threshold {t['threshold']:.6g} (rule {t['rule']}, from {t['from']}); "
                    "score >= threshold: attack", err=True)

@@ -80,7 +80,8 @@ def media_inputs(inputs: list[str]) -> list[Path]:
 class Inference:
     """A run ready to score inputs: its model on `device`, the store's crop settings and models."""
 
-    def __init__(self, run: str, device: str | None = None, threshold: float | None = None, batch: int = 32):
+    def __init__(self, run: str, device: str | None = None, threshold: float | None = None, batch: int = 32,
+                 fan_checkpoint: str | None = None, fan_depth_checkpoint: str | None = None):
         from annotator.face import DETECTORS
         from annotator.shard import Models, build_landmarker, build_models
 
@@ -90,6 +91,16 @@ class Inference:
         # the dataset's own face files do not exist for new inputs: the store's detector stands in;
         # the landmark cross-check decides rows of a store, not scores (and its FAN weights may be absent here)
         self.acfg = dataclasses.replace(acfg, use_dataset_faces=False, landmark_check={})
+        if acfg.landmarker == "fan":  # the store's FAN weights, wherever they are on this machine
+            from annotator.face.fan import recorded_weights
+
+            self.acfg = dataclasses.replace(self.acfg, landmarker_options=recorded_weights(
+                acfg.landmarker_options, fan_checkpoint, fan_depth_checkpoint))
+        elif fan_checkpoint or fan_depth_checkpoint:
+            raise AnnotatorError(f"the run's store was annotated with --landmarker {acfg.landmarker}: "
+                                 "--fan-checkpoint and --fan-depth-checkpoint do not apply")
+        if device:  # the store's models (FAN, SAM) run where the run's model does
+            self.acfg = dataclasses.replace(self.acfg, runtime={**self.acfg.runtime, "device": device})
         self.device = device_of(device)
         self.model.to(self.device).eval()
         self.batch = batch

@@ -161,3 +161,28 @@ def check_checkpoints(kind: str = "2d", checkpoint: str | None = None, depth_che
     if "depth_checkpoint" in info:
         info["depth_sha256"] = sha256(Path(info["depth_checkpoint"]))
     return info
+
+
+def recorded_weights(options: dict, checkpoint: str | None = None, depth_checkpoint: str | None = None) -> dict:
+    """A store's FAN options ({"type", "checkpoint", "sha256"[, "depth_..."]}) with their files found
+    on this machine: the given paths, else the recorded ones, else face-alignment's hub cache; each
+    must hash to the recorded sha256 (another FAN would crop differently from the store). One-line
+    SettingErrors when no file is found or a given one is other weights."""
+    out = dict(options)
+    for key, given, name, setting in (("checkpoint", checkpoint, options.get("type", "2d"), "fan_checkpoint"),
+                                      ("depth_checkpoint", depth_checkpoint, "depth", "fan_depth_checkpoint")):
+        want = options.get("sha256" if key == "checkpoint" else "depth_sha256")
+        if want is None:
+            continue
+        places = [Path(given)] if given else [Path(options[key]), default_path(name)]
+        found = next((p for p in places if p.is_file()), None)
+        if found is None:
+            raise SettingError(setting, f"{FILES[name]} (sha256 {want[:12]}..., the weights the store was made with) "
+                                        f"is at none of {', '.join(map(str, places))}: place it there or give its path")
+        if given or found != places[0]:
+            got = sha256(found)
+            if got != want:
+                raise SettingError(setting, f"{found} is not the FAN the store was made with (sha256 {got[:12]}... "
+                                            f"vs {want[:12]}...): the crops would differ from the store's")
+        out[key] = str(found.resolve())
+    return out

@@ -81,7 +81,8 @@ def test_infer_reports_inputs_without_a_face_and_refuses_bad_inputs(sample_store
     assert line["status"] == "no_face" and "no usable face" in line["error"] and "score" not in line
     assert "frame threshold 0.5 (rule given, from --threshold)" in r.stderr
     for args, message in (([str(tmp_path / "nope.jpg")], "nope.jpg does not exist"),
-                          ([str(tmp_path / "run.txt")], "is not an image or video")):
+                          ([str(tmp_path / "run.txt")], "is not an image or video"),
+                          ([str(blank), "--fan-checkpoint", "w.pth"], "--fan-checkpoint and --fan-depth-checkpoint do not apply")):
         (tmp_path / "run.txt").write_text("x")
         r = CliRunner().invoke(cli, ["infer", "--run", str(run), *args])
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
@@ -113,3 +114,29 @@ def test_infer_on_a_fan_store_scores_like_eval(tmp_path):
     assert line["status"] == "ok"
     expected = _eval_scores(folder)["bonafide/astronaut.jpg"][0]
     assert line["score"] == pytest.approx(expected, abs=1e-5)
+    # on a machine where the weights lie elsewhere: found by --fan-checkpoint or in the hub cache,
+    # always checked against the store's sha256
+    moved = tmp_path / "elsewhere" / weights.name
+    moved.parent.mkdir()
+    weights.rename(moved)
+    old_hub = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        r = CliRunner().invoke(cli, ["infer", "--run", str(folder), str(image)])
+        assert r.exit_code == 1 and "--fan-checkpoint 2DFAN4-11f355bf06.pth.tar (sha256" in r.output, r.output
+        assert "Traceback" not in r.output
+        for args in (["--fan-checkpoint", str(moved)], []):
+            if not args:  # the hub cache, where face-alignment keeps its files
+                (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+                moved.rename(tmp_path / "hub" / "checkpoints" / weights.name)
+            r = CliRunner().invoke(cli, ["infer", "--run", str(folder), str(image), *args])
+            assert r.exit_code == 0, r.output
+            assert json.loads([x for x in r.stdout.splitlines() if x.startswith("{")][-1])["score"] == \
+                pytest.approx(expected, abs=1e-5)
+        other = tmp_path / "other.pth.tar"
+        torch.manual_seed(1)
+        torch.save(FAN(4).state_dict(), other)
+        r = CliRunner().invoke(cli, ["infer", "--run", str(folder), str(image), "--fan-checkpoint", str(other)])
+        assert r.exit_code == 1 and "is not the FAN the store was made with" in r.output, r.output
+    finally:
+        torch.hub.set_dir(old_hub)
