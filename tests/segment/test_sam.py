@@ -73,11 +73,20 @@ def test_checkpoint_errors(tmp_path, vit_b_checkpoint):
         prepare_options("geometry", {"checkpoint": str(path)})
 
 
-@pytest.fixture(scope="module")
-def face_item(face_image, face_landmarks):
-    m = output_crop(face_landmarks, 1.3, 128)
-    lm = face_landmarks.copy()
-    lm[:, :2] = face_landmarks[:, :2] @ m[:, :2].T + m[:, 2]
+@pytest.fixture(scope="module", params=["mediapipe-478", "ibug-68"])
+def face_item(request, face_image, face_landmarks):
+    """The sample face in a 128 px crop, with FaceMesh's landmarks, or (ibug-68) FaceMesh's points at
+    the 68 iBUG positions with 2D FAN's fitted depth: SAM's path is the same for both layouts."""
+    from annotator.face.layouts import fit_canonical_depth
+    from annotator.face.points68 import mesh_to_68
+
+    points = face_landmarks
+    if request.param == "ibug-68":
+        points = mesh_to_68(face_landmarks).copy()
+        points[:, 2] = fit_canonical_depth(points)
+    m = output_crop(points, 1.3, 128)
+    lm = points.copy()
+    lm[:, :2] = points[:, :2] @ m[:, :2].T + m[:, 2]
     lm[:, 2] *= m[0, 0]
     return FaceItem(face_image, m, 128, lm, "print")
 
