@@ -56,8 +56,6 @@ class AnnotateConfig:
         from .face.landmarks import LAYOUT_OF
         from .face.layouts import layout_named
 
-        if self.landmarker not in LAYOUT_OF:
-            raise SettingError("landmarker", f"takes {' or '.join(LAYOUT_OF)}, got {self.landmarker!r}")
         return layout_named(LAYOUT_OF[self.landmarker])
 
     @property
@@ -68,6 +66,10 @@ class AnnotateConfig:
         return parse(self.sampling, self.frames_per_video).slots
 
     def validate(self) -> None:
+        from .face.landmarks import LAYOUT_OF
+
+        if self.landmarker not in LAYOUT_OF:
+            raise SettingError("landmarker", f"takes {' or '.join(LAYOUT_OF)}, got {self.landmarker!r}")
         if self.frames_per_video < 1:
             raise SettingError("frames_per_video", f"must be at least 1, got {self.frames_per_video}")
         top = max(PYRAMID_SIZES)

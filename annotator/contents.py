@@ -13,6 +13,7 @@ import numpy as np
 from .errors import AnnotatorError
 from .failures import FailedRow, summary_lines
 from .samples import Status
+from .schema import stored_layout
 from .verify import Problem, describe_error, verify
 
 COLUMNS = ("sample_id", "source", "frame_index", "split", "attack_type", "status", "error")
@@ -33,7 +34,7 @@ class Contents:
     flags: dict[str, int] | None = None  # QA flags (qa/ group) per kind; None without the group
     landmark_nme: np.ndarray | None = None  # --landmark-check: (n,) float, NaN where not checked
     max_nme: float | None = None
-    landmark_layout: str = "mediapipe-478"
+    landmark_layout: str = ""  # the layout's name (root attribute landmark_layout)
 
     def failed(self) -> list[FailedRow]:
         m, rows = self.meta, np.nonzero(self.committed & (self.meta["status"] != 0))[0]
@@ -108,4 +109,4 @@ def read_contents(url: str) -> Contents:
     return Contents(layout.url, layout.n, layout.size, len(layout.shards), len(layout.committed), committed, meta,
                     protocols, layout.attrs.get("provenance", {}),
                     [p for p in report.problems if p.action != "rerun"], flags, nme, max_nme,
-                    (layout.attrs.get("landmark_layout") or {}).get("name", "mediapipe-478"))
+                    stored_layout(layout.attrs)["name"])

@@ -47,9 +47,18 @@ def empty_rows(n: int, size: int, n_points: int = N_LANDMARKS) -> dict[str, np.n
             for name, (shape, dtype, _) in array_specs(size, n_points).items()}
 
 
+def stored_layout(attrs: dict) -> dict:
+    """A store's `landmark_layout` root attribute ({"name", "points", ...}); a store from before the
+    attribute (or one whose attribute is unreadable, which verify reports) holds FaceMesh's points."""
+    lay = attrs.get("landmark_layout")
+    if isinstance(lay, dict) and isinstance(lay.get("points"), int) and isinstance(lay.get("name"), str):
+        return lay
+    return {"name": "mediapipe-478", "points": N_LANDMARKS}
+
+
 def landmark_points(attrs: dict) -> int:
-    """Points per face of a store from its root attributes (stores from before the attribute are FaceMesh's)."""
-    return int((attrs.get("landmark_layout") or {}).get("points", N_LANDMARKS))
+    """Points per face of a store from its root attributes."""
+    return stored_layout(attrs)["points"]
 
 
 def empty_meta(n: int) -> dict[str, list]:

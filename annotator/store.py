@@ -26,7 +26,7 @@ from .face.regions import REGION_NAMES
 from .labels import LABEL_CHANNELS
 from .samples import STATUS_CODES
 from .schema import (META_COLUMNS, OPTIONAL_COLUMNS, OPTIONAL_IN_SCHEMA_1, array_specs, fill_value,  # noqa: F401
-                     landmark_points)
+                     landmark_points, stored_layout)
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)

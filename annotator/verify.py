@@ -226,11 +226,11 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
                         fix=RECREATE_FIX)], None
     problems = [Problem(f"root zarr.json: attribute {k!r} missing", fix=RECREATE_FIX)
                 for k in ("store_id", "config", "label_channels", "region_names", "status_codes") if k not in attrs]
-    layout_attr = attrs.get("landmark_layout")
-    if layout_attr is not None:
+    if "landmark_layout" in attrs:
         from .face.layouts import LAYOUTS
 
-        known = LAYOUTS.get((layout_attr or {}).get("name") if isinstance(layout_attr, dict) else None)
+        layout_attr = attrs["landmark_layout"]
+        known = LAYOUTS.get(layout_attr.get("name")) if isinstance(layout_attr, dict) else None
         if known is None or layout_attr.get("points") != known.n_points:
             problems.append(Problem(f"root zarr.json: landmark_layout {layout_attr!r} is none of "
                                     f"{', '.join(f'{k} ({v.n_points} points)' for k, v in LAYOUTS.items())}",

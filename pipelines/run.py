@@ -233,11 +233,10 @@ def resolve(cfg: AnnotateConfig):
     Policy.from_table(cfg.policy)
     cfg = dataclasses.replace(cfg, tuning=TUNING.to_dict())
     cfg = dataclasses.replace(cfg, segmenter_options=prepare_options(cfg.segmenter, cfg.segmenter_options))
-    cfg.landmark_layout  # noqa: B018  (a one-line error for an unknown landmarker)
     # FAN's weights load and fit before any work; their sha256 is recorded
-    from annotator.face.fan import check_checkpoints
-
     if cfg.landmarker == "fan":
+        from annotator.face.fan import check_checkpoints
+
         lo = cfg.landmarker_options
         cfg = dataclasses.replace(cfg, landmarker_options=check_checkpoints(
             lo.get("type", "2d"), lo.get("checkpoint"), lo.get("depth_checkpoint")))
@@ -248,8 +247,12 @@ def resolve(cfg: AnnotateConfig):
         if not lc.get("max_nme", 0) > 0:
             raise SettingError("max_landmark_nme", f"must be positive, got {lc.get('max_nme')}")
         # the check runs the other landmarker: FAN beside FaceMesh, FaceMesh (no weights) beside FAN
-        info = {"landmarker": "mediapipe"} if cfg.landmarker == "fan" else \
-            check_checkpoints(lc.get("type", "2d"), lc.get("checkpoint"), lc.get("depth_checkpoint"))
+        if cfg.landmarker == "fan":
+            info = {"landmarker": "mediapipe"}
+        else:
+            from annotator.face.fan import check_checkpoints
+
+            info = check_checkpoints(lc.get("type", "2d"), lc.get("checkpoint"), lc.get("depth_checkpoint"))
         cfg = dataclasses.replace(cfg, landmark_check={**info, "max_nme": float(lc["max_nme"])})
     refs, adapter = enumerate_samples(cfg)
     refs = videos_first(refs)

@@ -34,6 +34,19 @@ def face_landmarks(face_image):
 
 
 @pytest.fixture(scope="session")
+def fan_weights(tmp_path_factory) -> Path:
+    """A 2DFAN4 state dict of random values under its official name (FAN's real weights cannot be
+    downloaded here); read-only: tests that move or change weights make their own."""
+    import torch
+    from face_alignment.models import FAN
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("fan") / "2DFAN4-11f355bf06.pth.tar"
+    torch.save(FAN(4).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def sample_store(tmp_path_factory):
     """The bundled sample annotated in-process (sync scheduler): (store path, RunSummary)."""
     from pipelines.run import run

@@ -145,7 +145,7 @@ def _frames_csv(exporter: Exporter, rows: list[Row], folder: Path) -> None:
 
 def _layout_text(root) -> str:
     """The store's landmark layout, as the export README names it."""
-    lay = root.attrs.get("landmark_layout") or {"name": "mediapipe-478", "points": 478}
+    lay = store.stored_layout(root.attrs)
     extra = ", with the forehead, brow and cheek points derived from them (docs/labels.md)" \
         if lay["name"] == "ibug-68" else ""
     return f"{lay['points']} points, layout {lay['name']}{extra}"

@@ -138,8 +138,9 @@ class FanLandmarker:
                 c, sc = centers[s + j], scales[s + j]
                 pts, pts_img, _ = get_preds_fromhm(hm[j:j + 1], c, sc)
                 pts, pts_img = pts.reshape(N_POINTS, 2) * 4, pts_img.reshape(N_POINTS, 2)
-                z = fit_canonical_depth(pts_img)[:, None]
-                if self.depth is not None:
+                if self.depth is None:
+                    z = fit_canonical_depth(pts_img)[:, None]
+                else:
                     maps = np.zeros((N_POINTS, CROP_RESOLUTION, CROP_RESOLUTION), np.float32)
                     for k in range(N_POINTS):
                         if pts[k, 0] > 0 and pts[k, 1] > 0:
@@ -179,10 +180,9 @@ def recorded_weights(options: dict, checkpoint: str | None = None, depth_checkpo
         if found is None:
             raise SettingError(setting, f"{FILES[name]} (sha256 {want[:12]}..., the weights the store was made with) "
                                         f"is at none of {', '.join(map(str, places))}: place it there or give its path")
-        if given or found != places[0]:
-            got = sha256(found)
-            if got != want:
-                raise SettingError(setting, f"{found} is not the FAN the store was made with (sha256 {got[:12]}... "
-                                            f"vs {want[:12]}...): the crops would differ from the store's")
+        got = sha256(found)  # the recorded path too: its file may have been replaced since
+        if got != want:
+            raise SettingError(setting, f"{found} is not the FAN the store was made with (sha256 {got[:12]}... "
+                                        f"vs {want[:12]}...): the crops would differ from the store's")
         out[key] = str(found.resolve())
     return out

@@ -7,7 +7,6 @@ can be compared with FaceMesh's), and Batched runs FaceMesh itself through the b
 
 import numpy as np
 import pytest
-import torch
 import zarr
 from helpers import SAMPLE, sync_config
 
@@ -47,16 +46,6 @@ class MeshAs68(Batched):
             p[:, 2] = fit_canonical_depth(p)
             out.append(p)
         return out
-
-
-@pytest.fixture(scope="module")
-def fan_weights(tmp_path_factory):
-    from face_alignment.models import FAN
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("fan") / "2DFAN4-11f355bf06.pth.tar"
-    torch.save(FAN(4).state_dict(), path)
-    return path
 
 
 def _models(landmarker):
@@ -221,5 +210,6 @@ def test_verify_reads_the_layout_from_the_store(tmp_path):
     root = zarr.open_group(url, mode="r+")
     root.attrs["landmark_layout"] = {"name": "mediapipe-478", "points": 478}
     assert [p for p in verify(url, "quick").problems if p.text.startswith("landmarks")]
-    root.attrs["landmark_layout"] = {"name": "dlib-5", "points": 5}
-    assert [p for p in verify(url, "quick").problems if "landmark_layout" in p.text and "none of" in p.text]
+    for bad in ({"name": "dlib-5", "points": 5}, "ibug-68"):
+        root.attrs["landmark_layout"] = bad
+        assert [p for p in verify(url, "quick").problems if "landmark_layout" in p.text and "none of" in p.text]

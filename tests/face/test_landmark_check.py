@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 import zarr
 from helpers import SAMPLE, sync_config
 
@@ -60,17 +59,13 @@ def test_a_shifted_face_fails_and_the_agreeing_ones_pass():
     assert rows.faced == [0, 2] and (rows.arrays["image"][1] == 0).all() and np.isnan(rows.arrays["landmarks"][1]).all()
 
 
-def test_a_run_checks_with_fan_and_records_its_weights(tmp_path):
-    from face_alignment.models import FAN
-
+def test_a_run_checks_with_fan_and_records_its_weights(tmp_path, fan_weights):
     from annotator.contents import read_contents
     from annotator.face.fan import sha256
     from annotator.verify import verify
     from pipelines.run import run
 
-    torch.manual_seed(0)
-    weights = tmp_path / "2DFAN4-11f355bf06.pth.tar"
-    torch.save(FAN(4).state_dict(), weights)
+    weights = fan_weights
     out = str(tmp_path / "s.zarr")
     cfg = sync_config(dataset="sample", root="", limit=2,
                       landmark_check={"type": "2d", "checkpoint": str(weights), "max_nme": 100.0})

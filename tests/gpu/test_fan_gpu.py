@@ -3,21 +3,16 @@ batches, and finds the points the fp32 CPU run finds, up to bf16 rounding."""
 
 import numpy as np
 import pytest
-import torch
 
 from annotator.face.detect import BlazeFaceDetector
 
 pytestmark = pytest.mark.gpu
 
 
-def test_fan_on_cuda_in_bf16_matches_the_cpu(tmp_path, face_image):
-    from face_alignment.models import FAN
-
+def test_fan_on_cuda_in_bf16_matches_the_cpu(fan_weights, face_image):
     from annotator.face.fan import FanLandmarker
 
-    torch.manual_seed(0)
-    path = tmp_path / "2DFAN4-11f355bf06.pth.tar"
-    torch.save(FAN(4).state_dict(), path)
+    path = fan_weights
     box = BlazeFaceDetector()(face_image)[0]
     gpu = FanLandmarker("2d", str(path), device="cuda", batch=64)
     assert next(gpu.fan.parameters()).device.type == "cuda"
@@ -28,18 +23,15 @@ def test_fan_on_cuda_in_bf16_matches_the_cpu(tmp_path, face_image):
     assert np.median(np.linalg.norm(a[0][:, :2] - b[:, :2], axis=1)) < 0.05 * side  # heatmap argmax under bf16
 
 
-def test_a_fan_store_runs_fan_on_cuda(tmp_path):
+def test_a_fan_store_runs_fan_on_cuda(fan_weights):
     """--landmarker fan with --device cuda: the store's landmarker is on the GPU, and a shard's rows
     (two batched calls) land where the CPU's do, up to bf16 rounding."""
-    from face_alignment.models import FAN
     from helpers import sync_config
 
     from annotator.shard import build_landmarker, build_models, crop_faces
     from pipelines.run import enumerate_samples
 
-    torch.manual_seed(0)
-    path = tmp_path / "2DFAN4-11f355bf06.pth.tar"
-    torch.save(FAN(4).state_dict(), path)
+    path = fan_weights
     cfg = sync_config(dataset="sample", root="", landmarker="fan", landmarker_options={"checkpoint": str(path)},
                       runtime={"device": "cuda"})
     gpu = build_landmarker(cfg)
