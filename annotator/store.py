@@ -12,7 +12,9 @@ verified) has neither, and may lack `meta/rotation` and the `channel` coordinate
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import uuid
 from dataclasses import dataclass
 
@@ -31,6 +33,7 @@ from .schema import (META_COLUMNS, OPTIONAL_COLUMNS, OPTIONAL_IN_SCHEMA_1, array
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
 SHARDS_DIR = "_shards"
+LOCK_FILE = "_lock.json"  # held by the one `annotate run` writing the store (pipelines/lock.py)
 
 # Written with every chunk present (zarr skips chunks equal to the fill value by default), so that a
 # missing chunk file always means damage.
@@ -86,6 +89,34 @@ def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str
     from .face.layouts import MEDIAPIPE_478
 
     attrs = {"landmark_layout": MEDIAPIPE_478.attrs(), **attrs}
+    from .places import local
+
+    target = local(url)
+    if target is None:  # object stores: the root attributes come last, so an interrupted creation has none
+        remove(url)
+        return _build(url, n, size, shard_size, extra_columns, attrs)
+    # On a disk the store is built under a temporary name and renamed when whole: a full disk or a
+    # crash during creation leaves no half-made store at `url` for a rerun to trip on.
+    tmp = target.parent / f".{target.name}.creating-{uuid.uuid4().hex[:8]}"
+    try:
+        _build(str(tmp), n, size, shard_size, extra_columns, attrs)
+        if target.exists():
+            remove(str(target))
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            remove(str(tmp))
+    return zarr.open_group(url, mode="r+")
+
+
+def unfinished(url: str) -> bool:
+    """A root zarr.json without schema_version: a creation that stopped before its end (object stores)."""
+    fs, path = _fs(url)
+    root = read_marker(fs, f"{path}/zarr.json")
+    return root is not None and "schema_version" not in (root.get("attributes") or {})
+
+
+def _build(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict) -> zarr.Group:
     root = zarr.open_group(url, mode="w", zarr_format=3)
     for name, (shape, dtype, dims) in array_specs(size, landmark_points(attrs)).items():
         create_array(root, name, (n, *shape), (shard_size, *shape), dtype, dims)
@@ -209,10 +240,39 @@ def protocol_names(root: zarr.Group) -> list[str]:
     return sorted(k for k, _ in root["protocols"].arrays()) if "protocols" in root else []
 
 
+def write_atomic(fs, path: str, data: bytes) -> None:
+    """Write a small file whole or not at all: on a local disk to a unique temporary name, then a
+    rename (a full disk leaves no 0-byte or half-written file under `path`); elsewhere one PUT, which
+    object stores make visible whole. Whatever sits at `path`, a folder included, is replaced."""
+    if "file" not in _protocols(fs):
+        fs.pipe(path, data)
+        return
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if os.path.isdir(path):  # damage (a folder where a marker belongs) must not block the store
+            import shutil
+
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def _protocols(fs) -> tuple:
+    p = fs.protocol
+    return (p,) if isinstance(p, str) else tuple(p)
+
+
 def _put_marker(url: str, folder: str, shard_id: int, content: dict) -> None:
     fs, path = _fs(url)
     fs.makedirs(f"{path}/{folder}", exist_ok=True)
-    fs.pipe(f"{path}/{folder}/{shard_id:06d}.json", json.dumps(content).encode())
+    write_atomic(fs, f"{path}/{folder}/{shard_id:06d}.json", json.dumps(content).encode())
 
 
 def commit(url: str, shard: Shard, summary: dict | None = None) -> None:
@@ -240,43 +300,66 @@ def clear_failed(url: str, shard_id: int) -> None:
     fs, path = _fs(url)
     p = f"{path}/{FAILED_DIR}/{shard_id:06d}.json"
     if fs.exists(p):
-        fs.rm(p)
+        fs.rm(p, recursive=fs.isdir(p))
 
 
-def _marker_files(url: str, folder: str) -> dict[int, str]:
-    """The <id>.json files of a marker folder of the store, from one listing: shard id -> path."""
+def _marker_files(url: str, folder: str, sound_only: bool = True) -> dict[int, str]:
+    """The <id>.json entries of a marker folder of the store, from one listing: shard id -> path.
+    sound_only: only non-empty plain files (a folder or a 0-byte file under a commit marker's name
+    is damage that `annotate verify` reports, never a commit)."""
     fs, path = _fs(url)
     base = f"{path}/{folder}"
-    if not fs.exists(base):
+    try:
+        entries = fs.ls(base, detail=True)
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     out = {}
-    for f in fs.ls(base, detail=False):
+    for e in entries:
+        f = e["name"]
         name = f.rstrip("/").rsplit("/", 1)[-1]
-        if name.endswith(".json") and name[:-5].isdigit():
+        sound = e.get("type") == "file" and e.get("size", 1) > 0
+        if name.endswith(".json") and name[:-5].isdigit() and (sound or not sound_only):
             out[int(name[:-5])] = f
     return out
 
 
-def _markers(url: str, folder: str) -> dict[int, dict]:
-    """The contents of a marker folder's files: shard id -> content."""
-    fs, _ = _fs(url)
-    return {i: json.loads(fs.cat_file(f)) for i, f in _marker_files(url, folder).items()}
+def read_marker(fs, path: str) -> dict | None:
+    """A marker's content, or None when it cannot be read as a JSON object (damage)."""
+    try:
+        content = json.loads(fs.cat_file(path))
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) else None
 
 
 def failed(url: str) -> dict[int, str]:
-    """Shards recorded as failed: id -> error text."""
-    return {i: info["error"] for i, info in _markers(url, FAILED_DIR).items()}
+    """Shards recorded as failed: id -> error text (an unreadable record still marks its shard failed)."""
+    fs, _ = _fs(url)
+    out = {}
+    for i, f in _marker_files(url, FAILED_DIR, sound_only=False).items():
+        info = read_marker(fs, f)
+        out[i] = str(info.get("error", "")) if info else "(its failure record is unreadable)"
+    return out
 
 
 def committed(url: str) -> dict[int, dict]:
-    """Commit markers present: shard id -> marker content (reads every marker)."""
-    return _markers(url, SHARDS_DIR)
+    """Commit markers that read as JSON objects: shard id -> marker content (reads every marker)."""
+    fs, _ = _fs(url)
+    return {i: m for i, f in _marker_files(url, SHARDS_DIR).items() if (m := read_marker(fs, f)) is not None}
 
 
 def committed_ids(url: str) -> set[int]:
     """The ids of the committed shards, from the marker names alone (one listing, no reads: what a
     resume of a store with tens of thousands of shards needs)."""
     return set(_marker_files(url, SHARDS_DIR))
+
+
+def committed_rows(url: str, n: int, shard_size: int) -> np.ndarray:
+    """(n,) bool: rows of committed shards, the only rows a reader may trust (docs/store.md)."""
+    rows = np.zeros(n, bool)
+    for i in committed_ids(url):
+        rows[i * shard_size:(i + 1) * shard_size] = True
+    return rows
 
 
 def failed_rows(root: zarr.Group, rows: np.ndarray) -> list[list]:
@@ -308,9 +391,15 @@ def open_store(url: str, mode: str = "r") -> zarr.Group:
         raise AnnotatorError(f"{url} is not a label store (no zarr.json); create one with `annotate run`")
     root = zarr.open_group(url, mode=mode)
     version = root.attrs.get("schema_version")
+    if version is None:
+        raise AnnotatorError(f"{url} is an unfinished store (its creation stopped before the end, for example on "
+                             "a full disk); rerun its `annotate run` command, which creates it again")
     if version not in READABLE_SCHEMAS:
+        newer = isinstance(version, int) and version > max(READABLE_SCHEMAS)
         raise AnnotatorError(f"{url} has schema_version {version!r}; this annotator reads "
-                             f"{', '.join(map(str, READABLE_SCHEMAS))}")
+                             f"{', '.join(map(str, READABLE_SCHEMAS))}" +
+                             ("; it was written by a newer release: upgrade fas-annotator to read it (do not "
+                              "--overwrite it, which would destroy it)" if newer else ""))
     return root
 
 

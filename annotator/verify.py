@@ -41,7 +41,8 @@ ROTATIONS = (0, 90, 180, 270)
 class Problem:
     """One finding. `action` says how repair mends it: "reopen" (uncommit `shards`), "recreate"
     (an empty `target` array from the layout, every shard reopened), "restore" (`target`'s zarr.json
-    from the consolidated copy), "reconsolidate", "rerun" (the next `annotate run` does it, nothing to
+    from the consolidated copy), "reconsolidate", "remove" (only `paths` to remove: an unreadable
+    failure record or lock, a leftover temporary file), "rerun" (the next `annotate run` does it, nothing to
     repair), or "" (no rerun can: `fix` says what to do)."""
 
     text: str
@@ -49,6 +50,7 @@ class Problem:
     shards: tuple[int, ...] = ()
     target: str = ""
     fix: str = ""
+    paths: tuple[str, ...] = ()  # store-relative files or folders in the way, which repair removes
 
     def __str__(self) -> str:
         return f"{self.text}; {self.fix}" if self.fix else self.text
@@ -226,6 +228,7 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
                         fix=RECREATE_FIX)], None
     problems = [Problem(f"root zarr.json: attribute {k!r} missing", fix=RECREATE_FIX)
                 for k in ("store_id", "config", "label_channels", "region_names", "status_codes") if k not in attrs]
+    problems += _check_fixed_attrs(attrs)
     if "landmark_layout" in attrs:
         from .face.layouts import LAYOUTS
 
@@ -268,6 +271,29 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
                                         action="reconsolidate", target=name))
     problems += _check_markers(fs, path, layout)
     return problems, layout
+
+
+def _check_fixed_attrs(attrs: dict) -> list[Problem]:
+    """Root attributes whose values the contract fixes: a reader maps codes and ids through them, so
+    an edited one silently renames regions, statuses or channels."""
+    from .face.regions import REGION_NAMES
+
+    fixed = {"region_names": REGION_NAMES, "status_codes": STATUS_CODES, "label_channels": LABEL_CHANNELS}
+    return [Problem(f"root zarr.json: attribute {k!r} is {attrs[k]!r}, the contract fixes it to {v!r}"
+                    + (" (or, in a store of an earlier release, the first of those codes)" if k == "status_codes" else ""),
+                    fix="restore the root zarr.json from a backup, or re-create the store with its "
+                        "`annotate run` command plus --overwrite")
+            for k, v in fixed.items() if k in attrs and not _agrees(attrs[k], v, k == "status_codes")]
+
+
+def _agrees(stored, contract, may_be_older: bool) -> bool:
+    """stored equals the contract, or (may_be_older: releases only ever append status codes) holds
+    its first codes, each as the contract has it."""
+    if stored == contract:
+        return True
+    return may_be_older and isinstance(stored, dict) and bool(stored) and \
+        all(contract.get(k, object()) == v for k, v in stored.items()) and \
+        sorted(stored.values()) == list(range(len(stored)))
 
 
 def _check_node(fs, path: str, name: str, layout: Layout, consolidated: dict | None
@@ -345,6 +371,7 @@ def _check_markers(fs, path: str, layout: Layout) -> list[Problem]:
                                     shards=(shard_id,)))
             continue
         layout.committed[shard_id] = marker
+    problems += _check_records(fs, path)
     pending = [s for s in layout.shards if s.id not in layout.committed]
     if pending:
         first = pending[0]
@@ -352,6 +379,29 @@ def _check_markers(fs, path: str, layout: Layout) -> list[Problem]:
             f"{len(pending)} of {len(layout.shards)} shards not committed (first: shard {first.id}, rows "
             f"{first.start}-{first.stop - 1})", action="rerun",
             fix="rerun the `annotate run` command that made the store to annotate them"))
+    return problems
+
+
+def _check_records(fs, path: str) -> list[Problem]:
+    """The run's other small files: `_failed/<id>.json` records and `_lock.json` must read as JSON
+    objects (a full disk or a stray folder must not block every rerun); temporary files of an
+    interrupted atomic write are leftovers. Repair removes each."""
+    problems = []
+    for name in _files(fs, f"{path}/{store.FAILED_DIR}"):
+        rel = f"{store.FAILED_DIR}/{name}"
+        if ".tmp-" in name:
+            problems.append(Problem(f"{rel}: leftover of an interrupted write", action="remove", paths=(rel,)))
+        elif store.read_marker(fs, f"{path}/{rel}") is None:
+            problems.append(Problem(f"failure record {rel}: unreadable (empty, a folder or not JSON)",
+                                    action="remove", paths=(rel,)))
+    for name in _files(fs, f"{path}/{store.SHARDS_DIR}"):
+        if ".tmp-" in name:
+            rel = f"{store.SHARDS_DIR}/{name}"
+            problems.append(Problem(f"{rel}: leftover of an interrupted write", action="remove", paths=(rel,)))
+    lock = f"{path}/{store.LOCK_FILE}"
+    if fs.exists(lock) and store.read_marker(fs, lock) is None:
+        problems.append(Problem(f"{store.LOCK_FILE}: unreadable (empty, a folder or not JSON)", action="remove",
+                                paths=(store.LOCK_FILE,)))
     return problems
 
 
@@ -388,6 +438,14 @@ def _array(h: dict, url: str, name: str):
         return h["arrays"][name]
 
 
+def _entry_type(fs, path: str) -> str | None:
+    """"file", "directory" (or another kind fsspec names) of what is at path; None when nothing is."""
+    try:
+        return fs.info(path).get("type", "file")
+    except FileNotFoundError:
+        return None
+
+
 def describe_error(e: BaseException) -> str:
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
     if "checksum do not match" in text:
@@ -404,18 +462,23 @@ def check_shard(url: str, shard: store.Shard, names: list[str], version: int, n_
     problems: list[Problem] = []
     values: dict[str, np.ndarray] = {}
 
-    def bad(name: str, why: str) -> None:
-        problems.append(Problem(f"{name} {where}: {why}", action="reopen", shards=(shard.id,), target=name))
+    def bad(name: str, why: str, paths: tuple[str, ...] = ()) -> None:
+        problems.append(Problem(f"{name} {where}: {why}", action="reopen", shards=(shard.id,), target=name,
+                                paths=paths))
 
     order = sorted(names, key=lambda n: (n != "meta/status", n != "label", n))  # status and label first
     for name in order:
         try:
             arr = _array(h, url, name)
-            if version >= 2:
-                key = arr.metadata.encode_chunk_key((shard.id,) + (0,) * (arr.ndim - 1))
-                if not h["fs"].exists(f"{h['path']}/{name}/{key}"):
+            key = arr.metadata.encode_chunk_key((shard.id,) + (0,) * (arr.ndim - 1))
+            kind = _entry_type(h["fs"], f"{h['path']}/{name}/{key}")
+            if kind not in ("file", None) or (kind is None and version >= 2):
+                # zarr reads a folder where a chunk belongs as a missing chunk: fill values, silently
+                if kind is None:
                     bad(name, "chunk file missing")
-                    continue
+                else:  # in the rerun's way: repair removes it
+                    bad(name, f"chunk is a {kind}, not a file", (f"{name}/{key}",))
+                continue
             values[name] = arr[shard.start:shard.stop]
         except Exception as e:  # any damage is a finding, never a traceback
             bad(name, describe_error(e))
@@ -559,7 +622,11 @@ def repair(report: Report) -> Repair:
     for shard_id in sorted(reopen):
         marker = f"{path}/{store.SHARDS_DIR}/{shard_id:06d}.json"
         if fs.exists(marker):
-            fs.rm(marker)
+            fs.rm(marker, recursive=fs.isdir(marker))
+    for rel in sorted({r for p in report.problems for r in p.paths}):
+        if fs.exists(f"{path}/{rel}"):
+            fs.rm(f"{path}/{rel}", recursive=fs.isdir(f"{path}/{rel}"))
+            done.append(f"removed {rel}")
     store.finalize(url)
     done.append("rewrote the consolidated metadata from the nodes")
     return Repair(sorted(reopen), done, [p for p in report.problems if not p.action])

@@ -15,8 +15,8 @@ import time
 import fsspec
 
 from annotator.errors import AnnotatorError
-
-LOCK = "_lock.json"
+from annotator.store import LOCK_FILE as LOCK
+from annotator.store import write_atomic
 
 
 def _path(url: str) -> tuple:
@@ -41,7 +41,9 @@ def holder(url: str, stale_after: float = 3600.0) -> dict | None:
         return None
     try:
         info = json.loads(fs.cat_file(path))
-    except (ValueError, OSError):
+    except (ValueError, OSError):  # unreadable (a folder, a 0-byte file): nobody's lock; beat() replaces it
+        return None
+    if not isinstance(info, dict):
         return None
     if info.get("host") == socket.gethostname():
         return info if _alive(int(info.get("pid", -1))) and info.get("pid") != os.getpid() else None
@@ -66,8 +68,8 @@ class StoreLock:
 
     def beat(self) -> None:
         fs, path = _path(self.url)
-        fs.pipe(path, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": self.started,
-                                  "heartbeat": time.time()}).encode())
+        write_atomic(fs, path, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                           "started": self.started, "heartbeat": time.time()}).encode())
 
     def __enter__(self) -> "StoreLock":
         check_free(self.url)

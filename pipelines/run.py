@@ -18,7 +18,7 @@ from annotator.datasets import DATASETS
 from annotator.errors import AnnotatorError, SettingError
 from annotator.failures import FailedRow, summary_lines
 from annotator.labels import ATTACK_TYPES, Policy
-from annotator.samples import SampleRef
+from annotator.samples import SampleRef, Status
 from annotator.sampling import parse as parse_sampling
 from annotator.sampling import sampled
 from annotator.segment import prepare_options
@@ -34,6 +34,10 @@ MAX_AUTO_SHARD = 32
 
 @dataclass
 class RunSummary:
+    """What a run did, counted once per row: every row is annotated, failed (a status row of a
+    committed shard), unwritten (its shard failed after its retries) or left for later (a
+    --resume-failed run that was not asked to redo its shard)."""
+
     n_samples: int
     n_shards: int
     skipped_shards: int = 0
@@ -41,34 +45,55 @@ class RunSummary:
     failed_shards: list = field(default_factory=list)  # [shard id, error]
     seconds: float = 0.0
     stage_seconds: dict = field(default_factory=dict)
-    failed_rows: int = 0  # rows of failed shards (not written at all)
+    unwritten: list = field(default_factory=list)  # FailedRow per row of a failed shard (nothing written)
+    left: int = 0  # rows of uncommitted shards this run did not try (--resume-failed)
     notes: list = field(default_factory=list)  # what the adapter or the run wants the user to know
     n_sources: int = 0  # source files (a video's frames share one)
 
     @property
+    def failed_rows(self) -> int:
+        """Rows of failed shards (not written at all)."""
+        return len(self.unwritten)
+
+    @property
+    def annotated(self) -> int:
+        return self.n_samples - len(self.failed_samples) - len(self.unwritten) - self.left
+
+    @property
     def failure_rate(self) -> float:
-        """Share of rows (frames) not annotated."""
-        return (len(self.failed_samples) + self.failed_rows) / max(1, self.n_samples)
+        """Share of rows (frames) not annotated: status rows and the rows of failed shards."""
+        return (len(self.failed_samples) + len(self.unwritten)) / max(1, self.n_samples)
 
     @property
     def failed(self) -> list[FailedRow]:
+        """Every row that failed, status rows and unwritten rows alike."""
         # markers written before sources were recorded hold [sample_id, status, error]: the id stands in
         return [FailedRow(f[3] if len(f) > 3 else f[0], f[4] if len(f) > 4 else -1, f[1], f[2], f[0])
-                for f in self.failed_samples]
+                for f in self.failed_samples] + list(self.unwritten)
 
     def report(self) -> str:
-        done = self.n_samples - len(self.failed_samples)
         lines = [f"note: {n}" for n in self.notes]
+        parts = [f"{self.annotated} annotated", f"{len(self.failed_samples)} failed"]
+        if self.unwritten:
+            parts.append(f"{len(self.unwritten)} not written (their shards failed)")
+        if self.left:
+            parts.append(f"{self.left} left for a later run")
         lines += [f"{self.n_samples} samples in {self.n_shards} shards ({self.skipped_shards} already committed); "
-                 f"{done} annotated, {len(self.failed_samples)} failed, {self.seconds:.1f} s"]
+                  f"{', '.join(parts)}, {self.seconds:.1f} s"]
         lines += summary_lines(self.failed, self.n_sources or self.n_samples, self.n_samples,
                                more=" (`annotate inspect STORE --failures` lists every failed row)")
         for sid, err in self.failed_shards:
             lines.append(f"shard {sid} FAILED after retries: {err}")
         if self.failed_shards:
-            lines.append(f"{len(self.failed_shards)} shard(s) failed ({self.failed_rows} samples): fix the cause, "
+            lines.append(f"{len(self.failed_shards)} shard(s) failed ({len(self.unwritten)} samples): fix the cause, "
                          "then rerun the same command (or add --resume-failed to retry only those)")
         return "\n".join(lines)
+
+
+def unwritten_rows(refs: list[SampleRef], shard_id: int, error: str) -> list[FailedRow]:
+    """The rows of a shard that failed after its retries, as failures of their source files."""
+    return [FailedRow(r.source, -1, int(Status.FAILED), f"shard {shard_id} failed: {error}", r.sample_id)
+            for r in refs]
 
 
 def auto_shard_size(n: int, frames_per_video: int = 1) -> int:
@@ -203,13 +228,14 @@ def _check_code(root, old: AnnotateConfig, cfg: AnnotateConfig, out: str, allow:
 
 def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], overwrite: bool,
                      command: str, allow_code_change: bool = False) -> tuple[str, list[str]]:
+    notes: list[str] = []
     if store.exists(out):
         if not store.is_store(out):
             raise AnnotatorError(f"{out} exists and is not a label store; --overwrite replaces only label stores: "
                                  "choose another --out, or remove it by hand if you mean to")
-        if overwrite:
-            store.remove(out)
-        else:
+        if not overwrite and store.unfinished(out) and not store.committed_ids(out):
+            notes.append(f"{out} was an unfinished store (its creation had stopped); created it again")
+        elif not overwrite:
             root = store.open_store(out)
             old = AnnotateConfig.from_dict(root.attrs.get("config", {}))
             diff = [d for d in old.differences(cfg) if d != "tuning"]
@@ -224,7 +250,7 @@ def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], overw
     root = store.create(out, len(refs), cfg.size, cfg.shard_size, extra,
                  {"config": cfg.to_dict(), "provenance": provenance(cfg, command), "attack_types": ATTACK_TYPES,
                   "policy": cfg.policy, "landmark_layout": cfg.landmark_layout.attrs()})
-    return root.attrs["store_id"], []
+    return root.attrs["store_id"], notes
 
 
 def resolve(cfg: AnnotateConfig):
@@ -349,7 +375,6 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     from tqdm import tqdm
 
     bar = tqdm(total=sum(len(r) for _, r in jobs), unit="frame", desc="annotate", disable=not progress)
-    sizes = {s.id: s.stop - s.start for s in shards}
     with lock.StoreLock(out) as held, contextlib.closing(bar):  # an error starts on a line of its own
         collect = _collector(out, summary, bar, held)
         args = [(out, store_id, s, r, cfg_dict) for s, r in jobs]
@@ -375,6 +400,10 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
                                          "their shards were run again elsewhere")
         if len(store.committed_ids(out)) == len(shards):
             store.finalize(out)
-    summary.failed_rows = sum(sizes[i] for i, _ in summary.failed_shards)
+    by_id = {s.id: s for s in shards}
+    for i, err in summary.failed_shards:
+        summary.unwritten += unwritten_rows(refs[by_id[i].start:by_id[i].stop], i, err)
+    tried = {s.id for s in todo} | done
+    summary.left = sum(s.stop - s.start for s in shards if s.id not in tried and s.id not in dict(summary.failed_shards))
     summary.seconds = time.perf_counter() - t0
     return summary

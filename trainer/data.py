@@ -10,6 +10,7 @@ float inputs and the photometric / crop augmentation happen on the training devi
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +22,7 @@ from annotator.samples import Status
 from annotator.store import open_store
 from annotator.store import protocol_names as store_protocols
 from annotator.schema import array_specs
-from annotator.store import shard_size_of
+from annotator.store import committed_rows, shard_size_of
 
 GROUPS = {"train": 0, "dev": 1, "test": 2}
 # Per-row columns every batch carries besides the arrays (they cross the worker boundary as they are).
@@ -88,13 +89,18 @@ def protocol_names(url: str) -> list[str]:
 
 
 def select_rows(url: str, protocol: str, group: str, root=None, exclude_flagged: bool = False) -> Part:
-    """Rows of `url` in `group` (train/dev/test) of `protocol`, annotated without error (status 0),
-    and with exclude_flagged not flagged bad in label QA (qa/flag, annotator/qa.py).
+    """Rows of `url` in `group` (train/dev/test) of `protocol`, committed (docs/store.md), annotated
+    without error (status 0), and with exclude_flagged not flagged bad in label QA (qa/flag, annotator/qa.py).
     root: the store already opened (else it is opened here)."""
     if group not in GROUPS:
         raise AnnotatorError(f"unknown group {group!r}; use one of {', '.join(GROUPS)}")
     root = open_store(url) if root is None else root
     status = root["meta/status"][:]
+    committed = committed_rows(url, len(status), shard_size_of(root))
+    if not committed.any():
+        raise AnnotatorError(f"{url} has no committed rows (its `annotate run` has not finished a shard); rerun "
+                             "that command, then train")
+    _note_pending(url, int((~committed).sum()))
     if protocol == "all":
         chosen = np.ones(len(status), bool)
     elif protocol == "split":
@@ -105,13 +111,25 @@ def select_rows(url: str, protocol: str, group: str, root=None, exclude_flagged:
             raise AnnotatorError(f"{url} has no protocol {protocol!r}; it has: "
                                  f"{', '.join(list(PSEUDO_PROTOCOLS) + names)}")
         chosen = root[f"protocols/{protocol}"][:] == GROUPS[group]
-    chosen &= status == int(Status.OK)
+    chosen &= committed & (status == int(Status.OK))  # an uncommitted row reads as zeros with status 0
     if exclude_flagged:
         from annotator.qa import FLAGS, read_flags
 
         chosen &= read_flags(root) != FLAGS["bad"]
     rows = np.nonzero(chosen)[0].astype(np.int64)
     return Part(url, rows, shard_size_of(root))
+
+
+_NOTED: set[tuple[str, int]] = set()
+
+
+def _note_pending(url: str, pending: int) -> None:
+    """Say once per process and store that rows of uncommitted shards are left out."""
+    if pending and (url, pending) not in _NOTED:
+        _NOTED.add((url, pending))
+        print(f"note: {url}: {pending} row(s) of uncommitted shards left out (their annotation has not "
+              "finished; `annotate inspect` counts them as pending, a rerun of `annotate run` finishes them)",
+              file=sys.stderr)
 
 
 def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] = (),

@@ -46,10 +46,11 @@ class Scorer(nn.Module):
 
 def sample_inputs(stores: list[str], needs: tuple[str, ...], n: int = 8) -> tuple[dict[str, np.ndarray], str]:
     """Up to n rows of the run's first store (usable rows), the check's inputs; where they came from."""
-    from annotator.store import open_store
+    from annotator.store import committed_rows, open_store, shard_size_of
 
     root = open_store(stores[0])
-    rows = np.nonzero(root["meta/status"][:] == 0)[0][:n]
+    status = root["meta/status"][:]
+    rows = np.nonzero((status == 0) & committed_rows(stores[0], len(status), shard_size_of(root)))[0][:n]
     return {f: root[f].get_orthogonal_selection((rows,)) for f in ("image", *needs)}, f"{len(rows)} rows of {stores[0]}"
 
 

@@ -186,3 +186,16 @@ def test_balanced_batches_are_half_live_half_spoof_and_visit_every_row(tmp_path,
     assert seen == set(range(n))  # every row, the spoof ones drawn again to fill the halves
     if workers == 0:  # the 34 live rows, 4 a batch
         assert len(batches) == len(stream) == 9
+
+
+def test_selection_reads_committed_rows_only_and_says_how_many_it_left_out(tmp_path, capsys):
+    url = make_store(str(tmp_path / "s.zarr"), n=24, shard=8)
+    (tmp_path / "s.zarr" / "_shards" / "000001.json").unlink()  # rows 8-15 read as zeros with status 0
+    sel = select([url], "all", "train")
+    assert sel.parts[0].rows.tolist() == list(range(8)) + list(range(16, 24))
+    assert sorted(sel.meta["sample_id"].tolist()) == sorted(f"s{i}" for i in [*range(8), *range(16, 24)])
+    assert "8 row(s) of uncommitted shards left out" in capsys.readouterr().err
+    for f in (tmp_path / "s.zarr" / "_shards").iterdir():
+        f.unlink()
+    with pytest.raises(AnnotatorError, match="has no committed rows"):
+        select([url], "all", "train")
