@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .datasets.base import DatasetAdapter, media_kind
+from .datasets.base import GROUP_NAMES, MANIFEST_CONFLICTS, DatasetAdapter, media_kind
 from .samples import SampleRef
 
 
@@ -30,6 +30,9 @@ class DatasetReport:
     missing_files: list[str] = field(default_factory=list)  # rows whose file does not exist
     unused: list[str] = field(default_factory=list)  # media that no protocol uses
     crossing: dict[str, list[str]] = field(default_factory=dict)  # protocol -> subjects in train and test
+    # protocol -> ids its lists put in two groups, "manifest" -> files listed with contradicting lines:
+    # id -> "train, test" or "lines 2, 5"
+    conflicts: dict[str, dict[str, str]] = field(default_factory=dict)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
     bad_names: list[tuple[str, str]] = field(default_factory=list)  # (file or list line, what was expected)
     notes: list[str] = field(default_factory=list)
@@ -38,7 +41,8 @@ class DatasetReport:
     def problems(self) -> int:
         """Count of findings that make the check fail (unused media alone do not)."""
         return (sum(len(v) for v in self.missing.values()) + len(self.missing_files)
-                + sum(len(v) for v in self.crossing.values()) + len(self.unreadable) + len(self.bad_names))
+                + sum(len(v) for v in self.crossing.values()) + len(self.unreadable) + len(self.bad_names)
+                + sum(len(v) for v in self.conflicts.values()))
 
     def to_dict(self) -> dict:
         return {**asdict(self), "problems": self.problems, "ok": self.problems == 0}
@@ -63,6 +67,10 @@ class DatasetReport:
         for name, ids in sorted(self.missing.items()):
             listing(f"PROBLEM {name}: listed but not on disk", ids)
         listing("PROBLEM files named by the dataset's lists that do not exist", self.missing_files)
+        for name, ids in sorted(self.conflicts.items()):
+            what = "files listed with contradicting labels, subjects or splits" if name == MANIFEST_CONFLICTS \
+                else "ids listed in two groups (leakage; annotate run refuses them without --on-conflict)"
+            listing(f"PROBLEM {name}: {what}", sorted(ids.items()))
         for name, subjects in sorted(self.crossing.items()):
             listing(f"PROBLEM {name}: subjects in both train and test", subjects)
         listing("PROBLEM unreadable media (header probe)", self.unreadable)
@@ -120,6 +128,9 @@ def check_dataset(adapter: DatasetAdapter, workers: int | None = None, probe_med
     report.counts = {k: dict(v) for k, v in counts.items()}
     report.notes = list(adapter.findings.notes)
     report.bad_names = list(adapter.findings.bad_names)
+    report.conflicts = {p: {k: (f"lines {', '.join(map(str, v))}" if p == MANIFEST_CONFLICTS
+                                else ", ".join(GROUP_NAMES.get(c, str(c)) for c in v)) for k, v in ids.items()}
+                        for p, ids in adapter.conflicts.items()}
 
     on_disk = {ref.source: ref for ref in media.values() if Path(ref.path).exists()}
     report.missing_files = sorted(set(media) - set(on_disk))

@@ -119,11 +119,13 @@ def open_adapter(cfg: AnnotateConfig, strict: bool = True):
 def enumerate_samples(cfg: AnnotateConfig):
     """(rows in adapter order, the adapter) of the config's dataset, at most cfg.limit rows."""
     adapter = open_adapter(cfg)
+    adapter.settle_conflicts(cfg.on_conflict)
     refs = []
     for r in sampled(adapter.samples(), parse_sampling(cfg.sampling, cfg.frames_per_video)):
         refs.append(r)
         if cfg.limit is not None and len(refs) >= cfg.limit:
             break
+    refs = adapter.settle_rows(refs, cfg.on_conflict)
     if not refs:
         raise AnnotatorError(f"no images or videos found for dataset {cfg.dataset!r} under {cfg.root or 'sample_data'}")
     unknown = sorted({r.attack_type for r in refs} - set(ATTACK_TYPES))
@@ -191,8 +193,9 @@ def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol
     write its protocols (whole: a resume picks up corrected or newly arrived lists).
 
     Returns the store's id (attrs store_id) and the notes for the user."""
-    store_id, notes = _create_or_check(cfg, out, refs, overwrite, command, allow_code_change)
-    kept = store.write_protocols(out, protocol_codes([r.protocols for r in refs], protocol_names))
+    codes = protocol_codes([r.protocols for r in refs], protocol_names)
+    store_id, notes = _create_or_check(cfg, out, refs, codes, overwrite, command, allow_code_change)
+    kept = store.write_protocols(out, codes)
     if kept:
         notes.append(f"the store keeps protocol(s) {', '.join(kept)} that the dataset's lists no longer give")
     return store_id, notes
@@ -226,7 +229,34 @@ def _check_code(root, old: AnnotateConfig, cfg: AnnotateConfig, out: str, allow:
     return [f"resumed with other code, as --allow-code-change asked ({'; '.join(changes)}); recorded in provenance"]
 
 
-def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], overwrite: bool,
+def _check_rows(cfg: AnnotateConfig, root, out: str, refs: list[SampleRef], codes: dict) -> None:
+    """Refuse to resume a store whose rows the dataset now describes otherwise (docs/store.md)."""
+    import numpy as np
+
+    from .listing import RowDifferences, compare
+
+    committed = store.committed_rows(out, len(refs), store.shard_size_of(root))
+    diff, stored, now = compare(root, refs, committed, codes)
+    if "sample_id" in diff.identity:
+        rows = diff.identity["sample_id"]
+        raise AnnotatorError(f"{out}: the dataset now lists other samples, or its samples in another order, at "
+                             f"{len(rows)} annotated row(s) (first: row {rows[0]} holds {stored['sample_id'][rows[0]]!r}, "
+                             f"the dataset now gives {now['sample_id'][rows[0]]!r}); a store's rows follow the "
+                             "dataset's order, so pass --overwrite to annotate it again")
+    if diff.identity:
+        raise AnnotatorError(f"{out}: the dataset now gives other {RowDifferences.describe(diff.identity, stored, now)}; "
+                             "their labels depend on it: pass --overwrite to annotate it again")
+    if diff:
+        rows = np.unique(np.concatenate([*diff.listed.values(), np.zeros(0, int)]))
+        what = [RowDifferences.describe(diff.listed, stored, now)] if diff.listed else []
+        what += [f"the codes of protocol(s) {', '.join(diff.protocols)}"] if diff.protocols else []
+        raise AnnotatorError(f"{out} no longer matches its dataset ({len(rows)} row(s) differ: {'; '.join(what)}); "
+                             f"`annotate protocols {out} --dataset {cfg.dataset}"
+                             f"{' --root ' + cfg.root if cfg.root else ''}` rewrites them without annotating, "
+                             "then rerun; or pass --overwrite to start over")
+
+
+def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], codes: dict, overwrite: bool,
                      command: str, allow_code_change: bool = False) -> tuple[str, list[str]]:
     notes: list[str] = []
     if store.exists(out):
@@ -245,6 +275,7 @@ def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], overw
             if root["image"].shape[0] != len(refs):
                 raise AnnotatorError(f"{out} holds {root['image'].shape[0]} samples but the dataset now lists "
                                      f"{len(refs)}; pass --overwrite to start over")
+            _check_rows(cfg, root, out, refs, codes)
             return root.attrs["store_id"], _check_code(root, old, cfg, out, allow_code_change)
     extra = sorted({k for r in refs for k in r.extra})
     root = store.create(out, len(refs), cfg.size, cfg.shard_size, extra,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
@@ -56,6 +57,9 @@ class DatasetAdapter:
         self.findings = Findings(strict)
         self.listed: dict[str, set[str]] = {}
         self.protocols: dict[str, dict[str, int]] = {}  # protocol -> list id -> 0/1/2
+        # Leakage: protocol -> list id -> the groups its lists put it in (the first kept meanwhile);
+        # "manifest" -> source -> the manifest lines that contradict each other about it.
+        self.conflicts: dict[str, dict[str, list]] = {}
         self.setup()
 
     def setup(self) -> None:
@@ -78,6 +82,36 @@ class DatasetAdapter:
                                       f"(known: {', '.join(sorted(table))})")
         return None
 
+    def list_code(self, protocol: str, key: str, code: int) -> None:
+        """Put list id `key` in group `code` of `protocol`. An id already in another group is a
+        conflict: recorded for settle_conflicts and check-dataset, its earliest group (train, dev,
+        test) kept meanwhile, whatever order the list files were read in."""
+        table = self.protocols.setdefault(protocol, {})
+        old = table.setdefault(key, code)
+        if old != code:
+            groups = self.conflicts.setdefault(protocol, {}).setdefault(key, [old])
+            groups[:] = sorted(set(groups) | {code})
+            table[key] = groups[0]
+
+    def settle_conflicts(self, on_conflict: str) -> None:
+        """Refuse the lists' conflicts (on_conflict ""), or leave each conflicting id out of its
+        protocol ("drop"), or keep its earliest group in train, dev, test order ("first"); call
+        before samples()."""
+        protocol_conflicts = {p: ids for p, ids in self.conflicts.items() if p != MANIFEST_CONFLICTS}
+        if not protocol_conflicts:
+            return
+        refuse_conflicts(protocol_conflicts, on_conflict, "listed in two groups of one protocol")
+        if on_conflict == "drop":
+            for protocol, ids in protocol_conflicts.items():
+                for key in ids:
+                    self.protocols[protocol][key] = -1
+        self.findings.notes.append(conflict_note(protocol_conflicts, on_conflict))
+
+    def settle_rows(self, refs: list[SampleRef], on_conflict: str) -> list[SampleRef]:
+        """The enumerated rows once conflicts that only enumeration finds are settled (the folder
+        adapter's manifest); the rows as they are for adapters without such conflicts."""
+        return refs
+
     def protocol_codes(self, *keys: str) -> dict[str, int]:
         """protocol -> code of the first key a protocol's lists name (-1 when none does)."""
         out = {}
@@ -87,6 +121,58 @@ class DatasetAdapter:
 
 
 DATASETS: Registry[DatasetAdapter] = Registry("dataset")
+
+ON_CONFLICT = ("drop", "first")
+MANIFEST_CONFLICTS = "manifest"  # the key of a manifest's contradicting lines in DatasetAdapter.conflicts
+GROUP_NAMES = {-1: "none", 0: "train", 1: "dev", 2: "test"}
+
+
+def check_extra_columns(columns: list[str], where: str) -> None:
+    """Extra meta columns (a manifest's, an adapter's) are named like plain identifiers and never
+    like a column of the schema: a column named `sample_id` or `status` would overwrite the row's own,
+    and `a/b`, `../x` or `zarr.json` would land outside the meta group."""
+    from ..schema import META_COLUMNS
+
+    for c in columns:
+        if c in META_COLUMNS or c in RESERVED_COLUMNS:
+            raise AnnotatorError(f"{where}: extra column {c!r} is a column the store already has; rename it "
+                                 f"(for example {c}_orig)")
+        if not EXTRA_COLUMN.fullmatch(c or ""):
+            raise AnnotatorError(f"{where}: extra column {c!r} must be letters, digits, _ . or - (starting with a "
+                                 "letter, at most 64 characters); rename it")
+
+
+EXTRA_COLUMN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+RESERVED_COLUMNS = {"zarr.json", "path"}  # Zarr's own file; `path` is the manifest's, stored as `source`
+
+
+def describe_conflicts(conflicts: dict[str, dict[str, list]], limit: int = 5) -> str:
+    """'Protocol_1: 1_1_01_1 (train, test); ...' for the first `limit` ids of each protocol."""
+    parts = []
+    for protocol, ids in sorted(conflicts.items()):
+        shown = ", ".join(f"{k} ({', '.join(GROUP_NAMES.get(c, str(c)) for c in v)})" if protocol != MANIFEST_CONFLICTS
+                          else f"{k} (lines {', '.join(map(str, v))})" for k, v in sorted(ids.items())[:limit])
+        more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+        parts.append(f"{protocol}: {shown}{more}")
+    return "; ".join(parts)
+
+
+def refuse_conflicts(conflicts: dict[str, dict[str, list]], on_conflict: str, what: str) -> None:
+    """A one-line AnnotatorError naming the conflicting ids unless on_conflict says what to do."""
+    if on_conflict in ON_CONFLICT:
+        return
+    if on_conflict:
+        raise AnnotatorError(f"--on-conflict takes {' or '.join(ON_CONFLICT)}, got {on_conflict!r}")
+    n = sum(len(v) for v in conflicts.values())
+    raise AnnotatorError(f"{n} id(s) {what} (train/test leakage): {describe_conflicts(conflicts)}; "
+                         "`annotate check-dataset` lists them all; pass --on-conflict drop to leave them out, or "
+                         "--on-conflict first to keep each in its first group (train, dev, test) or manifest line")
+
+
+def conflict_note(conflicts: dict[str, dict[str, list]], on_conflict: str) -> str:
+    n = sum(len(v) for v in conflicts.values())
+    how = "left out" if on_conflict == "drop" else "kept in their first group (train, dev, test) or manifest line"
+    return f"--on-conflict {on_conflict}: {n} conflicting id(s) {how}: {describe_conflicts(conflicts)}"
 
 
 def require_dir(root: str | Path | None, what: str) -> Path:

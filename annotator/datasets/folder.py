@@ -9,7 +9,8 @@ from typing import Iterator
 from ..errors import AnnotatorError
 from ..labels import ATTACK_TYPES
 from ..samples import SampleRef
-from .base import DATASETS, DatasetAdapter, media_kind, refs_for_file, safe_join
+from .base import (DATASETS, MANIFEST_CONFLICTS, DatasetAdapter, check_extra_columns, conflict_note, media_kind,
+                   refs_for_file, refuse_conflicts, safe_join)
 
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ("path", "is_attack", "attack_type", "subject", "split")
@@ -79,6 +80,9 @@ class FolderAdapter(DatasetAdapter):
                 raise AnnotatorError(f"{where}: missing column(s) {', '.join(missing)}; "
                                      f"expected {','.join(MANIFEST_COLUMNS)}")
             extras = [c for c in reader.fieldnames if c not in MANIFEST_COLUMNS]
+            check_extra_columns(extras, where)
+            first: dict[str, tuple[int, tuple]] = {}  # source -> (its first line, what that line says)
+            repeats = 0
             for line, row in enumerate(reader, start=2):
                 at = f"{where} line {line}"
                 problem = self._row_problem(row)
@@ -88,11 +92,33 @@ class FolderAdapter(DatasetAdapter):
                 path = safe_join(self.root, row["path"], at)
                 is_attack = row["is_attack"].strip().lower() in _TRUE
                 attack_type = (row["attack_type"] or "").strip() or "bonafide"
-                yield from refs_for_file(
-                    path, self.root, self.k, is_attack=is_attack, attack_type=attack_type,
-                    dataset=self.dataset, subject=(row["subject"] or "").strip(), split=(row["split"] or "").strip(),
-                    extra={c: row[c] or "" for c in extras},
-                )
+                fields = dict(is_attack=is_attack, attack_type=attack_type, subject=(row["subject"] or "").strip(),
+                              split=(row["split"] or "").strip(), extra={c: row[c] or "" for c in extras})
+                source = path.relative_to(self.root).as_posix()
+                said = (is_attack, attack_type, fields["subject"], fields["split"], tuple(fields["extra"].items()))
+                if source in first:  # one file is one sample: a repeat adds no row
+                    repeats += 1
+                    if first[source][1] != said:
+                        lines = self.conflicts.setdefault(MANIFEST_CONFLICTS, {}).setdefault(source, [first[source][0]])
+                        lines.append(line)
+                    continue
+                first[source] = (line, said)
+                yield from refs_for_file(path, self.root, self.k, dataset=self.dataset, **fields)
+            if repeats:
+                self.findings.notes.append(f"{where}: {repeats} line(s) repeat a file listed before; each file is one "
+                                           "sample, annotated once")
+
+    def settle_rows(self, refs: list[SampleRef], on_conflict: str) -> list[SampleRef]:
+        """The rows after the manifest's contradicting lines are settled: refused (""), the file left
+        out ("drop"), or its first line kept ("first": the rows as enumerated)."""
+        clash = {MANIFEST_CONFLICTS: self.conflicts.get(MANIFEST_CONFLICTS, {})}
+        if not clash[MANIFEST_CONFLICTS]:
+            return refs
+        refuse_conflicts(clash, on_conflict, f"listed by {MANIFEST} with contradicting labels, subjects or splits")
+        self.findings.notes.append(conflict_note(clash, on_conflict))
+        if on_conflict == "drop":
+            return [r for r in refs if r.source not in clash[MANIFEST_CONFLICTS]]
+        return refs
 
     @staticmethod
     def _row_problem(row: dict) -> str:

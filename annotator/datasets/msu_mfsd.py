@@ -59,9 +59,13 @@ class MsuMfsdAdapter(DatasetAdapter):
                     self.findings.bad_name(f"{base / fname} line {i}", f"expected one client id per line, got {line!r}")
                     continue
                 client = f"{int(line):03d}"
-                self.split_of[client] = split
-                self.protocols["train_test"][client] = SPLIT_CODE[split]
+                self.split_of.setdefault(client, split)
+                self.list_code("train_test", client, SPLIT_CODE[split])
                 listed.add(client)
+
+    def _split(self, client: str) -> str:
+        """The client's list; "" when --on-conflict drop left it out of train_test (in both lists)."""
+        return self.split_of.get(client, "") if self.protocols.get("train_test", {}).get(client) != -1 else ""
 
     def list_ids(self, ref: SampleRef) -> set[str]:
         return {ref.subject}
@@ -87,6 +91,6 @@ class MsuMfsdAdapter(DatasetAdapter):
                         continue
                 yield from refs_for_file(
                     path, self.root, self.k, is_attack=kind == "attack", attack_type=attack_type,
-                    dataset=self.name, subject=client, pai=pai, split=self.split_of.get(client, ""),
+                    dataset=self.name, subject=client, pai=pai, split=self._split(client),
                     extra={"camera": camera}, protocols=self.protocol_codes(client),
                     media=face_file(self.root, path, "corners"))

@@ -45,7 +45,7 @@ class OuluNpuAdapter(DatasetAdapter):
             self.findings.notes.append(no_protocols_note(self.name, looked))
 
     def _read_list(self, f: Path, name: str, code: int) -> None:
-        table = self.protocols.setdefault(name, {})
+        self.protocols.setdefault(name, {})
         listed = self.listed.setdefault(name, set())
         for i, line in enumerate(read_lines(f, self.name), start=1):
             parts = line.split(",")
@@ -53,7 +53,7 @@ class OuluNpuAdapter(DatasetAdapter):
                 self.findings.bad_name(f"{f} line {i}", f"expected 'label,video', got {line!r}")
                 continue
             stem = Path(list_entry(self.root, parts[1].strip(), f"{f} line {i}")).stem
-            table[stem] = code
+            self.list_code(name, stem, code)
             listed.add(stem)
 
     def samples(self) -> Iterator[SampleRef]:

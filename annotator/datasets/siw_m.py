@@ -159,10 +159,15 @@ class SiwMv2Adapter(_SiwBase):
     def _protocol(self, name: str, parts: list[tuple[list[str], int]]) -> None:
         # A stem in a train and a test list keeps its first (train) code, as the lists are read in that order.
         table = self.protocols.setdefault(name, {})
+        both = set()
         for entries, code in parts:
             for e in entries:
-                table.setdefault(e, code)
+                if table.setdefault(e, code) != code:
+                    both.add(e)
         self.listed[name] = set(table)
+        if both:  # documented (docs/datasets.md): not a conflict to settle, a fact to hear
+            self.findings.notes.append(f"{name}: {', '.join(sorted(both))} in both a train and a test list of the "
+                                       "official lists; kept in train, as the SiW-Mv2 code reads them")
 
     def samples(self) -> Iterator[SampleRef]:
         found = False

@@ -110,7 +110,7 @@ class WmcaAdapter(DatasetAdapter):
         if not files:
             self.findings.notes.append(no_protocols_note(self.name, looked))
         for name, f in sorted(files.items()):
-            table = self.protocols.setdefault(name, {})
+            self.protocols.setdefault(name, {})
             with open(f, newline="") as fh:
                 for line, row in enumerate(csv.reader(fh), start=1):
                     row = [c.strip() for c in row]
@@ -125,8 +125,8 @@ class WmcaAdapter(DatasetAdapter):
                                                       f"got {','.join(row)!r}")
                         continue
                     safe_join(self.root, row[0], where)
-                    table[PurePosixPath(row[0]).stem] = GROUPS[group]
-            self.listed[name] = set(table)
+                    self.list_code(name, PurePosixPath(row[0]).stem, GROUPS[group])
+            self.listed[name] = set(self.protocols[name])
 
     def _derive_loo(self) -> None:
         """LOO_<category> from grandtest where its CSV is missing, as bob.pad.face defines it: train and dev
@@ -151,6 +151,10 @@ class WmcaAdapter(DatasetAdapter):
                 elif code == 2 and t in (left_out, "bonafide"):
                     table[stem] = 2
             self.protocols[name] = table
+            # a stem grandtest's lists put in two groups conflicts in the derived protocol too
+            clash = {k: v for k, v in self.conflicts.get("grandtest", {}).items() if k in table}
+            if clash:
+                self.conflicts[name] = clash
 
     def samples(self) -> Iterator[SampleRef]:
         if not self.files:

@@ -1,0 +1,69 @@
+"""What the dataset's adapter says of each row now, against what a store holds (docs/store.md,
+"Rows and their dataset"). A rerun that resumes a store must not leave rows whose split, subject,
+protocol or label the dataset no longer gives: it names them and refuses, and `annotate protocols`
+rewrites the list fields of a store whose media are unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from annotator.samples import SampleRef
+
+# Fields that decide a row's identity or its label map (the policy fuses the attack type into it):
+# a change means annotating again (--overwrite).
+IDENTITY = ("sample_id", "video_id", "is_attack", "attack_type")
+# Fields the dataset's lists decide and no pixel depends on: `annotate protocols` rewrites them.
+LISTED = ("split", "subject", "pai")
+
+
+def ref_column(refs: list[SampleRef], col: str) -> np.ndarray:
+    """One meta column as the refs give it (text columns as str objects, is_attack as bool)."""
+    if col == "is_attack":
+        return np.fromiter((r.is_attack for r in refs), bool, len(refs))
+    if col in IDENTITY or col in LISTED or col == "source":
+        return np.array([getattr(r, col) for r in refs], dtype=object)
+    return np.array([r.extra.get(col, "") for r in refs], dtype=object)
+
+
+@dataclass
+class RowDifferences:
+    """Per column, the store rows (committed ones) whose value the dataset now gives otherwise."""
+
+    identity: dict[str, np.ndarray] = field(default_factory=dict)
+    listed: dict[str, np.ndarray] = field(default_factory=dict)  # LISTED and the adapter's extra columns
+    protocols: list[str] = field(default_factory=list)  # protocols whose codes differ or that are new
+
+    def __bool__(self) -> bool:
+        return bool(self.identity or self.listed or self.protocols)
+
+    @staticmethod
+    def describe(cols: dict[str, np.ndarray], stored: dict[str, np.ndarray], now: dict[str, np.ndarray]) -> str:
+        parts = []
+        for col, rows in cols.items():
+            i = int(rows[0])
+            parts.append(f"{col} of {len(rows)} row(s) (first: row {i}, stored {stored[col][i]!r}, now {now[col][i]!r})")
+        return "; ".join(parts)
+
+
+def compare(root, refs: list[SampleRef], committed: np.ndarray, protocol_codes: dict[str, np.ndarray]):
+    """(RowDifferences, stored values, the dataset's values) of the committed rows of an open store.
+    An extra column the store lacks counts as a difference of every committed row that has a value."""
+    meta = root["meta"]
+    cols = list(IDENTITY) + list(LISTED) + sorted({k for r in refs for k in r.extra})
+    stored, now, out = {}, {}, RowDifferences()
+    rows = np.nonzero(committed)[0]
+    for col in cols:
+        now[col] = ref_column(refs, col)
+        stored[col] = meta[col][:] if col in meta else np.full(len(refs), "", dtype=object)
+        a, b = stored[col][rows], now[col][rows]
+        differ = rows[(a.astype(bool) != b) if col == "is_attack" else (a.astype(str) != b.astype(str))]
+        if len(differ):
+            (out.identity if col in IDENTITY else out.listed)[col] = differ
+    have = {k for k, _ in root["protocols"].arrays()} if "protocols" in root else set()
+    for name, codes in sorted(protocol_codes.items()):
+        if name not in have or not np.array_equal(root[f"protocols/{name}"][:], codes):
+            out.protocols.append(name)
+    return out, stored, now
