@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .datasets.base import GROUP_NAMES, MANIFEST_CONFLICTS, DatasetAdapter, media_kind
+from .names import needs_escape, storable
 from .samples import SampleRef
 
 
@@ -60,7 +61,7 @@ class DatasetReport:
                 return
             out.append(f"{title} ({len(items)}):")
             for item in items[:limit]:
-                out.append("  " + (f"{item[0]}: {item[1]}" if isinstance(item, tuple) else str(item)))
+                out.append("  " + storable(f"{item[0]}: {item[1]}" if isinstance(item, tuple) else str(item)))
             if len(items) > limit:
                 out.append(f"  ... and {len(items) - limit} more (--json lists all)")
 
@@ -128,6 +129,11 @@ def check_dataset(adapter: DatasetAdapter, workers: int | None = None, probe_med
     report.counts = {k: dict(v) for k, v in counts.items()}
     report.notes = list(adapter.findings.notes)
     report.bad_names = list(adapter.findings.bad_names)
+    escaped = sorted(storable(s) for s in media if needs_escape(s))
+    if escaped:
+        report.notes.append(f"{len(escaped)} file name(s) are not UTF-8 ({', '.join(escaped[:5])}"
+                            f"{' ...' if len(escaped) > 5 else ''}); they are annotated, their stored source "
+                            "writing each undecodable byte as \\xNN (docs/store.md)")
     report.conflicts = {p: {k: (f"lines {', '.join(map(str, v))}" if p == MANIFEST_CONFLICTS
                                 else ", ".join(GROUP_NAMES.get(c, str(c)) for c in v)) for k, v in ids.items()}
                         for p, ids in adapter.conflicts.items()}

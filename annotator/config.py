@@ -3,10 +3,40 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 from .errors import AnnotatorError, SettingError
 from .labels import PYRAMID_SIZES
+
+# Bounds of the settings that size memory or work. Values past them are typos, not requests: each
+# would allocate or enumerate without output until the machine gives out (README "Bounds").
+MAX_FRAMES_PER_VIDEO = 10_000  # rows per video (--frames-per-video, even:K, first:K)
+MAX_SIZE = 2048  # crop side; a 2048 px crop is already 12 MiB per image row
+MAX_SHARD_SIZE = 4096  # rows per shard (= per task = per chunk of every array)
+# A shard's rows are held whole in a worker and written as one chunk of every array: at most as
+# many pixels as 4096 crops of 256 px (~2 GiB of arrays), so larger crops allow fewer rows.
+MAX_SHARD_PIXELS = MAX_SHARD_SIZE * 256 * 256
+WORKERS_PER_CORE = 4  # local worker processes or threads per core
+
+
+def check_range(setting: str, value, low, high, why: str = "") -> None:
+    """A SettingError saying which end of [low, high] `value` passed (NaN passes neither)."""
+    if not value >= low:
+        raise SettingError(setting, f"must be at least {low}, got {value}")
+    if not value <= high:
+        raise SettingError(setting, f"must be at most {high}{why}, got {value}")
+
+
+def max_workers() -> int:
+    return WORKERS_PER_CORE * (os.cpu_count() or 1)
+
+
+def check_workers(workers: int | None, setting: str = "workers") -> None:
+    """None (the default count) or 1 .. 4 x the cores: more processes or threads than that only
+    fight over the cores and each holds its own models and buffers."""
+    if workers is not None:
+        check_range(setting, workers, 1, max_workers(), f" ({WORKERS_PER_CORE} x the {os.cpu_count() or 1} cores here)")
 
 
 @dataclass(frozen=True)
@@ -27,6 +57,9 @@ class AnnotateConfig:
     track: bool = True  # video frames follow the previous sampled frame's face; detector when lost
     auto_rotate: bool = True  # no face in a sample's first frame: try it rotated by 90/180/270 degrees
     protocol_dir: str = ""  # where the adapter reads protocol lists ("" = its default places)
+    # What to do with an id its lists put in two groups of one protocol, or a file a manifest lists
+    # with contradicting labels or splits: "" refuses (train/test leakage), "drop" or "first".
+    on_conflict: str = ""
     limit: int | None = None
     shard_size: int | None = None  # None: chosen from the number of samples
     policy: dict = field(default_factory=dict)  # resolved policy table (labels.Policy.table)
@@ -70,17 +103,38 @@ class AnnotateConfig:
 
         if self.landmarker not in LAYOUT_OF:
             raise SettingError("landmarker", f"takes {' or '.join(LAYOUT_OF)}, got {self.landmarker!r}")
-        if self.frames_per_video < 1:
-            raise SettingError("frames_per_video", f"must be at least 1, got {self.frames_per_video}")
-        top = max(PYRAMID_SIZES)
-        if self.size < top or self.size % top:
-            raise SettingError("size", f"must be a positive multiple of {top} (for the pyramid), got {self.size}")
+        self._validate_sampling()
+        self._validate_size()
         if not 1.0 <= self.box_scale <= 4.0:
             raise SettingError("box_scale", f"must be in [1, 4], got {self.box_scale}")
         if self.limit is not None and self.limit < 1:
             raise SettingError("limit", f"must be at least 1, got {self.limit}")
-        if self.shard_size is not None and self.shard_size < 1:
-            raise SettingError("shard_size", f"must be at least 1, got {self.shard_size}")
+        self._validate_shard_size()
+        if self.on_conflict not in ("", "drop", "first"):
+            raise SettingError("on_conflict", f"takes drop or first, got {self.on_conflict!r}")
+
+    def _validate_sampling(self) -> None:
+        check_range("frames_per_video", self.frames_per_video, 1, MAX_FRAMES_PER_VIDEO)
+        from .sampling import parse
+
+        slots = parse(self.sampling, self.frames_per_video).slots
+        if slots is not None and slots > MAX_FRAMES_PER_VIDEO:
+            raise SettingError("sampling", f"takes at most {MAX_FRAMES_PER_VIDEO} frames per video, got "
+                                           f"{self.sampling!r}; use every:N or all for long videos")
+
+    def _validate_size(self) -> None:
+        top = max(PYRAMID_SIZES)
+        if not top <= self.size <= MAX_SIZE or self.size % top:
+            raise SettingError("size", f"must be a multiple of {top} (for the pyramid) in {top}..{MAX_SIZE}, "
+                                       f"got {self.size}")
+
+    def _validate_shard_size(self) -> None:
+        if self.shard_size is None:
+            return
+        most = min(MAX_SHARD_SIZE, MAX_SHARD_PIXELS // (self.size * self.size))
+        why = f" for crops of {self.size} px" if most < MAX_SHARD_SIZE else ""
+        check_range("shard_size", self.shard_size, 1, most, f"{why} (a shard is held whole in memory; leave it "
+                                                             "out to have it chosen)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -82,15 +82,17 @@ class Policy:
     def from_table(cls, table: dict, where: str = "policy") -> "Policy":
         types = table.get("types")
         if not isinstance(types, dict) or not types:
-            raise AnnotatorError(f"{where}: expected a [types.<name>] table per attack type")
+            raise AnnotatorError(f"{where}: expected a [types.<name>] table per attack type, got types = {types!r}")
         attack, live = {}, {}
         for name, entry in types.items():
             if not isinstance(entry, dict) or set(entry) - {"attack", "live"}:
                 raise AnnotatorError(f"{where}: [types.{name}] must hold only 'attack' and 'live' lists")
-            attack[name] = Rule.parse(entry.get("attack", []), f"{where} [types.{name}].attack")
-            live[name] = Rule.parse(entry.get("live", []), f"{where} [types.{name}].live")
+            here = f"{where} [types.{name}]"
+            attack[name] = Rule.parse(_names(entry, "attack", here), f"{here}.attack")
+            live[name] = Rule.parse(_names(entry, "live", here), f"{here}.live")
         od = table.get("outside_depth", 0.0)
-        if not isinstance(od, (int, float)) or not 0.0 <= od <= 1.0:
+        # TOML's true is an int to Python, but no depth value
+        if isinstance(od, bool) or not isinstance(od, (int, float)) or not 0.0 <= od <= 1.0:
             raise AnnotatorError(f"{where}: outside_depth must be a number in [0, 1], got {od!r}")
         return cls(attack, live, float(od), table)
 
@@ -110,6 +112,9 @@ class Policy:
             raise AnnotatorError(f"policy file {path} does not exist") from None
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise AnnotatorError(f"policy file {path} is not valid TOML: {e}") from None
+        if not isinstance(override.get("types", {}), dict):
+            raise AnnotatorError(f"policy file {path}: types must be tables [types.<name>] with attack and live "
+                                 f"lists, got types = {override['types']!r}; see annotator/policy.toml")
         unknown = set(override.get("types", {})) - set(table["types"])
         if unknown:
             raise AnnotatorError(
@@ -151,6 +156,14 @@ class Policy:
         out[1] = np.where(live_mask, d8, 0)
         out[2] = np.where((out[0] == 0) & (out[1] == 0), 255, 0)
         return out
+
+
+def _names(entry: dict, channel: str, where: str) -> list:
+    """A type's region list for `channel`; a bare string or number is refused, not read letter by letter."""
+    names = entry.get(channel, [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise AnnotatorError(f"{where}: {channel} must be a list of region names such as [\"skin\"], got {names!r}")
+    return names
 
 
 def depth_to_uint8(depth: np.ndarray) -> np.ndarray:

@@ -31,8 +31,21 @@ class Registry(Generic[T]):
             return self._factories[name]
         except KeyError:
             raise AnnotatorError(
-                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}{self._guess(name)}"
             ) from None
+
+    def _guess(self, name: str) -> str:
+        """'; did you mean X?' for the closest registered name, as click does for a mistyped flag:
+        the list alone leaves the reader to spot 'replay-attack' for 'replay_attack'."""
+        import difflib
+
+        # case and the -/_ spelling carry no meaning in a name: compare without them
+        def key(text) -> str:
+            return str(text).lower().replace("_", "").replace("-", "")
+
+        keys = {key(n): n for n in self.names()}
+        close = difflib.get_close_matches(key(name), list(keys), n=1)
+        return f"; did you mean {keys[close[0]]!r}?" if close else ""
 
     def create(self, name: str, **kwargs) -> T:
         return self.get(name)(**kwargs)

@@ -26,6 +26,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 from .errors import AnnotatorError
 from .face.regions import REGION_NAMES
 from .labels import LABEL_CHANNELS
+from .names import storable
 from .samples import STATUS_CODES
 from .schema import (META_COLUMNS, OPTIONAL_COLUMNS, OPTIONAL_IN_SCHEMA_1, array_specs, fill_value,  # noqa: F401
                      landmark_points, stored_layout)
@@ -285,7 +286,7 @@ def column(values: list, dtype) -> np.ndarray:
     """A meta column's values as the array to assign to a store column of `dtype`."""
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return np.asarray(values, dtype=dtype)
-    return np.array([str(v) for v in values], dtype=object)
+    return np.array([storable(str(v)) for v in values], dtype=object)  # a non-UTF-8 file name, escaped
 
 
 FAILED_DIR = "_failed"

@@ -224,8 +224,11 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
     attrs = root.get("attributes") or {}
     version = attrs.get("schema_version")
     if version not in store.READABLE_SCHEMAS:
+        newer = isinstance(version, int) and version > max(store.READABLE_SCHEMAS)
+        fix = ("it was written by a newer release: upgrade fas-annotator to read and verify it (do not --overwrite "
+               "it, which would destroy it)") if newer else RECREATE_FIX
         return [Problem(f"root zarr.json: schema_version {version!r}, expected one of {list(store.READABLE_SCHEMAS)}",
-                        fix=RECREATE_FIX)], None
+                        fix=fix)], None
     problems = [Problem(f"root zarr.json: attribute {k!r} missing", fix=RECREATE_FIX)
                 for k in ("store_id", "config", "label_channels", "region_names", "status_codes") if k not in attrs]
     problems += _check_fixed_attrs(attrs)

@@ -30,7 +30,8 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--dataset", required=True, help="Adapter name (`annotate datasets` lists them).")
 @click.option("--root", type=str, default=None, help="Dataset root directory (not needed for `sample`).")
 @click.option("--out", type=str, default=None, help="Output store path or fsspec URL [sample: sample.zarr].")
-@click.option("--frames-per-video", type=int, default=10, show_default=True, help="Frames sampled evenly per video.")
+@click.option("--frames-per-video", type=int, default=10, show_default=True,
+              help="Frames sampled evenly per video (1..10000).")
 @click.option("--sampling", type=str, default=None,
               help="Which frames become rows: even:K [K = --frames-per-video], first:K, every:N, all, or a preset "
                    "(ssdg-train, ssdg-test, cdcn-test); docs/datasets.md.")
@@ -47,7 +48,8 @@ def _setup_logging(verbose: int) -> None:
               help="3D FAN's ResNetDepth [TORCH_HOME/hub/checkpoints/depth-2a464da4ea.pth.tar].")
 @click.option("--max-landmark-nme", type=float, default=0.1, show_default=True,
               help="--landmark-check: the largest normalised mean error (over the inter-ocular distance) kept.")
-@click.option("--size", type=int, default=256, show_default=True, help="Side of the square face crop (multiple of 32).")
+@click.option("--size", type=int, default=256, show_default=True,
+              help="Side of the square face crop (a multiple of 32 in 32..2048).")
 @click.option("--box-scale", type=float, default=1.3, show_default=True, help="Crop side / landmark extent.")
 @click.option("--segmenter", type=str, default="geometry", show_default=True, help="Segmenter backend: geometry or sam.")
 @click.option("--sam-checkpoint", type=str, default=None, help="segment-anything checkpoint file (--segmenter sam).")
@@ -65,21 +67,29 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--auto-rotate/--no-auto-rotate", default=True, show_default=True,
               help="Turn a sample stored sideways (no rotation metadata; no face, or a face lying on its side "
                    "in its first frame) upright by 90/180/270 degrees; meta/rotation records the turn.")
+@click.option("--on-conflict", type=click.Choice(["drop", "first"]), default=None,
+              help="An id the dataset's lists put in two groups of one protocol (or a file a manifest lists with "
+                   "contradicting lines) is refused as train/test leakage; drop: leave it out; first: keep its "
+                   "first group in train, dev, test order (a manifest: its first line). Recorded in the store's config.")
 @click.option("--protocol-dir", type=str, default=None,
               help="Folder holding the dataset's protocol lists, when they are not where the adapter looks.")
 @click.option("--policy", "policy_file", type=str, default=None, help="TOML file overriding the attack-type policy.")
 @click.option("--limit", type=int, default=None, help="Annotate only the first N samples.")
-@click.option("--shard-size", type=int, default=None, help="Samples per shard (default: from the dataset size).")
+@click.option("--shard-size", type=int, default=None,
+              help="Samples per shard, at most 4096 (and 4096 x 256^2 / size^2 for crops over 256 px) "
+                   "[from the dataset size].")
 @click.option("--cluster", type=click.Choice(["local", "cuda", "slurm", "none"]), default="local", show_default=True,
               help="local: worker processes here; cuda: one worker per GPU (dask-cuda); slurm: workers as SLURM "
                    "jobs (dask-jobqueue, --cluster-config); none: in this process (debugging).")
 @click.option("--scheduler", "scheduler_address", type=str, default=None,
               help="Join an existing Dask scheduler at ADDRESS (e.g. tcp://10.0.0.5:8786) instead of --cluster.")
-@click.option("--cluster-config", type=str, default=None, help="TOML with [slurm] queue, walltime, cores, memory, "
-                                                                 "gpus_per_job, jobs (--cluster slurm).")
+@click.option("--cluster-config", type=str, default=None, help="TOML with [slurm] queue, walltime, cores (1..1024), "
+                                                                 "memory, gpus_per_job (0..64), jobs (1..1000) "
+                                                                 "(--cluster slurm).")
 @click.option("--cluster-wait", type=click.FloatRange(min=1), default=300, show_default=True,
               help="Seconds to wait for the first SLURM worker job to start (--cluster slurm).")
-@click.option("--workers", type=int, default=None, help="Local worker processes (default: one per core).")
+@click.option("--workers", type=int, default=None,
+              help="Local worker processes, at most 4 per core (default: one per core).")
 @click.option("--retries", type=int, default=2, show_default=True, help="Retries of a shard that raises.")
 @click.option("--max-failure-rate", type=float, default=0.05, show_default=True,
               help="Exit non-zero when more than this share of samples failed.")
@@ -91,7 +101,7 @@ def _setup_logging(verbose: int) -> None:
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
         max_landmark_nme, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
-        sam_batch, compile_, use_dataset_faces, track, auto_rotate, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, cluster_wait, workers,
+        sam_batch, compile_, use_dataset_faces, track, auto_rotate, on_conflict, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, cluster_wait, workers,
         retries, max_failure_rate, resume_failed, overwrite, allow_code_change, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
@@ -99,7 +109,7 @@ def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_che
         from .quiet import filter_native_stderr
 
         filter_native_stderr()
-    from annotator.config import AnnotateConfig
+    from annotator.config import AnnotateConfig, check_workers
     from annotator.labels import Policy
     from pipelines.run import run as run_pipeline
 
@@ -107,8 +117,11 @@ def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_che
         if dataset != "sample":
             raise AnnotatorError("--out STORE is required (a path or fsspec URL for the label store)")
         out = "sample.zarr"
-    if workers is not None and workers < 1:
-        raise AnnotatorError(f"--workers must be at least 1, got {workers}")
+    check_workers(workers)  # before the config: a bad count is refused before any other work
+    if cluster == "slurm" and cluster_config and not scheduler_address:
+        from pipelines.cluster import read_slurm_config
+
+        read_slurm_config(cluster_config)  # its types and counts, before the dataset is enumerated
     policy = Policy.load(policy_file)
     options = {k: v for k, v in {"checkpoint": sam_checkpoint, "model": sam_model}.items() if v is not None}
     runtime = {k: v for k, v in {"device": device, "batch": sam_batch, "compile": compile_ or None}.items()
@@ -124,7 +137,7 @@ def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_che
                          box_scale=box_scale, segmenter=segmenter, limit=limit, shard_size=shard_size,
                          policy=policy.table, segmenter_options=options, runtime=runtime,
                          use_dataset_faces=use_dataset_faces, track=track, auto_rotate=auto_rotate,
-                         protocol_dir=protocol_dir or "",
+                         protocol_dir=protocol_dir or "", on_conflict=on_conflict or "",
                          landmarker=landmarker,
                          **_fan_settings(landmarker, landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
                                          max_landmark_nme))
@@ -137,6 +150,10 @@ def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_che
                            allow_code_change=allow_code_change, cluster_wait=cluster_wait)
     click.echo(summary.report())
     click.echo(f"store: {out}")
+    if summary.failed_shards or summary.left:  # the store is unfinished: `verify` would fail it too
+        click.echo(f"Error: {out} is unfinished ({len(summary.unwritten) + summary.left} of {summary.n_samples} "
+                   "rows not written); rerun the same command to finish it", err=True)
+        sys.exit(1)
     if summary.failure_rate > max_failure_rate:
         files = len({f.source for f in summary.failed})
         click.echo(f"Error: {100 * summary.failure_rate:.1f}% of samples failed ({files} of {summary.n_sources} "
@@ -256,11 +273,13 @@ def _repair(report) -> None:
 @cli.command()
 @click.argument("store_url")
 @click.option("--out", required=True, help="The augmented store to write.")
-@click.option("--gamma", type=float, default=0.5, show_default=True, help="Share of each batch that is augmented.")
-@click.option("--rho", type=int, default=1, show_default=True, help="Exchange steps per augmented sample.")
+@click.option("--gamma", type=float, default=0.5, show_default=True,
+              help="Share of each batch that is augmented, in [0, 1].")
+@click.option("--rho", type=int, default=1, show_default=True,
+              help="Exchange steps (regions taken) per augmented sample, 0..5: eyes, brows, nose, mouth, skin.")
 @click.option("--scheme", type=str, default="integrated", show_default=True,
               help="integrated (donor shape), overlay (covers the recipient's region), clipping (clipped to it).")
-@click.option("--copies", type=int, default=1, show_default=True, help="Augmented copies of the store.")
+@click.option("--copies", type=int, default=1, show_default=True, help="Augmented copies of the store (1..1000).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same store).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out store.")
 def augment(store_url, out, gamma, rho, scheme, copies, seed, overwrite):
@@ -290,15 +309,19 @@ def _fan_settings(landmarker: str, check: bool, kind: str, checkpoint: str | Non
 
 @cli.command()
 @click.argument("store_url")
-@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True,
+              help="TCP port to listen on: 1 .. 65535 (checked before the store is read).")
 @click.option("--host", type=str, default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but this machine's loopback makes the page reachable by others.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A host name browsers may use to reach the page, besides loopback and --host (repeatable; "
+                   "required with --host 0.0.0.0 or ::). Other names are refused (DNS rebinding).")
 @click.option("--allow-flags", is_flag=True, help="Let the page flag samples bad / good (writes the store's qa/ group).")
-def serve(store_url, port, host, allow_flags):
+def serve(store_url, port, host, allowed_hosts, allow_flags):
     """Browse and audit a store in the browser: thumbnails, overlays, sample view, flags (docs/serve.md)."""
     from annotator.serve import serve as run_server
 
-    run_server(store_url, host, port, allow_flags)
+    run_server(store_url, host, port, allow_flags, allowed_hosts=allowed_hosts)
 
 
 @cli.command()
@@ -307,7 +330,9 @@ def serve(store_url, port, host, allow_flags):
 @click.option("--out", required=True, help="The export folder (a rerun with the same settings resumes).")
 @click.option("--protocol", type=str, default="split", show_default=True,
               help="The groups to export: protocols/<name>, `split` (meta/split) or `all`.")
-@click.option("--workers", type=int, default=None, help="Threads writing shards [the CPU count].")
+@click.option("--workers", type=int, default=None,
+              help="Threads writing shards, at most 4 per core [the CPU count]. One export writes a folder "
+                   "at a time (.export/lock.json).")
 def export(store_url, fmt, out, protocol, workers):
     """Write a store as the folder layout another codebase reads (CDCN, SSDG, SSAN, plain PNGs)."""
     from annotator.export import export_store
@@ -323,11 +348,14 @@ def export(store_url, fmt, out, protocol, workers):
 @click.option("--dataset", required=True, help="Adapter the store was made with.")
 @click.option("--root", type=str, default=None, help="Dataset root [the one the store was made from].")
 @click.option("--protocol-dir", type=str, default=None, help="Folder holding the protocol lists.")
-def protocols(store_url, dataset, root, protocol_dir):
-    """(Re)write a finished store's protocols from the dataset's lists; decodes nothing."""
+@click.option("--on-conflict", type=click.Choice(["drop", "first"]), default=None,
+              help="Ids in two groups of one protocol: drop, or first (train before dev before test) [the store's setting].")
+def protocols(store_url, dataset, root, protocol_dir, on_conflict):
+    """(Re)write a finished store's protocols and per-row list fields (split, subject, the adapter's
+    extra columns) from the dataset's lists; decodes nothing."""
     from pipelines.protocols import rewrite_protocols
 
-    click.echo(rewrite_protocols(store_url, dataset, root, protocol_dir).report())
+    click.echo(rewrite_protocols(store_url, dataset, root, protocol_dir, on_conflict).report())
 
 
 @cli.command("check-dataset")

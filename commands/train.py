@@ -6,7 +6,7 @@ import json
 
 import click
 
-from annotator.errors import AnnotatorError
+from annotator.errors import AnnotatorError, SettingError
 
 from .errors import OneLineErrors
 
@@ -33,11 +33,13 @@ def cli():
               help="protocols/<name> of the stores, or `split` (meta/split) or `all`.")
 @click.option("--model", required=True, help="Model name (`fas-train models` lists them).")
 @click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True, help="Rows per training step (1..4096).")
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Adam learning rate (halved every --lr-step).")
-@click.option("--lr-step", type=int, default=200, show_default=True, help="Epochs between learning-rate halvings.")
+@click.option("--lr-step", type=int, default=200, show_default=True,
+              help="Epochs between learning-rate halvings (at least 1).")
 @click.option("--size", type=int, default=None, help="Input side (default: the store's crop size).")
-@click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier (1 = the paper's).")
+@click.option("--width", type=float, default=1.0, show_default=True,
+              help="Channel multiplier, a finite number in (0, 4] (1 = the paper's).")
 @click.option("--alpha", type=float, default=None, help="dccdn3: weight of the MSE loss [1].")
 @click.option("--beta", type=float, default=None, help="dccdn3: weight of the contrastive depth loss [1].")
 @click.option("--pretrained", type=str, default=None,
@@ -59,7 +61,8 @@ def cli():
 @click.option("--pyramid", type=str, default=None,
               help="resnet50_ps, cdcn_ps: the supervised pyramid scales, e.g. 8,4,2,1 or 32 [their defaults].")
 @click.option("--mcrea", type=float, default=0.0, show_default=True, help="MCREA gamma on the fly (0: off).")
-@click.option("--mcrea-rho", type=int, default=1, show_default=True)
+@click.option("--mcrea-rho", type=int, default=1, show_default=True,
+              help="MCREA regions taken per augmented sample (0..5).")
 @click.option("--mcrea-scheme", type=click.Choice(["integrated", "overlay", "clipping"]), default="integrated",
               show_default=True)
 @click.option("--no-augment", is_flag=True, help="No flips, crops or colour jitter.")
@@ -75,6 +78,7 @@ def train(store, train_stores, test_stores, named_stores, protocol, model, epoch
     from trainer.train import TrainConfig
     from trainer.train import train as run_training
 
+    check_sizes(batch, width, lr_step)
     sources, tests, protocol = _sources(store, train_stores, test_stores, named_stores, protocol)
     options = {k: v for k, v in {"alpha": alpha, "beta": beta}.items() if v is not None}
     if options and model != "dccdn3":
@@ -117,6 +121,21 @@ def train(store, train_stores, test_stores, named_stores, protocol, model, epoch
                       workers=workers, seed=seed, exclude_flagged=exclude_flagged)
     result = run_training(cfg, out, device=device)
     click.echo(json.dumps(result.summary()))
+
+
+from trainer import MAX_BATCH  # noqa: E402  (TrainConfig.validate checks it for library callers too)
+
+
+def check_sizes(batch: int, width: float, lr_step: int = 1) -> None:
+    """The values that size memory or the schedule, before any store is opened: a batch of 10^9 rows
+    fills shared memory, width 0 or NaN breaks the model, --lr-step 0 the learning-rate schedule."""
+    from annotator.config import check_range
+    from trainer.models.base import check_width
+
+    check_range("batch", batch, 1, MAX_BATCH)
+    check_width(width)
+    if lr_step < 1:
+        raise SettingError("lr_step", f"must be at least 1 (epochs between learning-rate halvings), got {lr_step}")
 
 
 def _ccdd_options(model, domain_key, backbone, grl_lambda, video, frames, video_batch) -> dict:
@@ -179,10 +198,10 @@ def leave_one_out(protocol: str, named: str | None) -> tuple[list[str], list[str
               help="NAME=V1,V2,...: a training setting (lr, batch, ...) or a model option (alpha, ...); repeat it.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True, help="Rows per training step (1..4096).")
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--size", type=int, default=None)
-@click.option("--width", type=float, default=1.0, show_default=True)
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier in (0, 4].")
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--no-augment", is_flag=True)
 @click.option("--threshold", type=str, default="eer", show_default=True)
@@ -198,6 +217,7 @@ def grid(store, train_stores, test_stores, named_stores, protocol, model, params
     from trainer.grid import parse_param, run_grid
     from trainer.train import TrainConfig
 
+    check_sizes(batch, width)
     try:
         grid_params = dict(parse_param(p) for p in params)
     except ValueError as e:
@@ -240,21 +260,21 @@ def _sources(store, train_stores, test_stores, named_stores, protocol) -> tuple[
 @click.option("--threshold", type=float, default=None,
               help="Decision threshold [the one `fas-train eval` chose on dev, from RUN/eval/metrics.json].")
 @click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
-@click.option("--batch", type=int, default=32, show_default=True, help="Frames per model call.")
+@click.option("--batch", type=int, default=32, show_default=True, help="Frames per model call (1..4096).")
 @click.option("--fan-checkpoint", type=str, default=None,
               help="A store made with --landmarker fan: its FAN weights on this machine [the recorded path, then "
                    "the torch hub cache]; must be the same file (sha256).")
 @click.option("--fan-depth-checkpoint", type=str, default=None, help="The same for 3D FAN's ResNetDepth.")
 def infer(run_dir, inputs, threshold, device, batch, fan_checkpoint, fan_depth_checkpoint):
     """Score images, videos or folders of them: one JSON line per input (score, decision, face box)."""
+    from annotator.config import check_range
     from trainer.infer import Inference, media_inputs
 
     from .quiet import filter_native_stderr
 
     filter_native_stderr()  # MediaPipe's native log lines would interleave with the results
     files = media_inputs(list(inputs))
-    if batch < 1:
-        raise AnnotatorError(f"--batch must be at least 1, got {batch}")
+    check_range("batch", batch, 1, MAX_BATCH)
     job = Inference(run_dir, device=device, threshold=threshold, batch=batch, fan_checkpoint=fan_checkpoint,
                     fan_depth_checkpoint=fan_depth_checkpoint)
     for level, t in job.limits.items():

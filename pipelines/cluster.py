@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
+from annotator.config import check_workers
 from annotator.errors import AnnotatorError, SettingError
 
 CLUSTERS = ("local", "cuda", "slurm")
@@ -18,6 +19,9 @@ SLURM_KEYS = {"queue": str, "walltime": str, "cores": int, "memory": str, "gpus_
               "account": str, "processes": int, "python": str, "local_directory": str, "job_extra": list,
               "log_directory": str}
 SLURM_REQUIRED = ("queue", "walltime", "cores", "memory", "jobs")
+# Whole-number keys and their ranges: a job count, cores or GPUs past these is a typo that would
+# flood the queue or ask SLURM for what no node has.
+SLURM_RANGES = {"cores": (1, 1024), "jobs": (1, 1000), "processes": (1, 1024), "gpus_per_job": (0, 64)}
 
 
 def default_workers() -> int:
@@ -56,6 +60,7 @@ def local_client(workers: int | None = None, resources: dict | None = None) -> I
     """A LocalCluster of single-threaded worker processes (MediaPipe graphs are not thread-safe)."""
     from distributed import Client, LocalCluster
 
+    check_workers(workers)  # library callers too: each worker is a process with its own models
     _quiet()
     n = workers or default_workers()
     with _dask_config(), LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
@@ -75,6 +80,9 @@ def read_slurm_config(path: str) -> dict:
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise SettingError("cluster_config", f"{path} is not valid TOML: {e}") from None
     conf = table.get("slurm", table)
+    if not isinstance(conf, dict):
+        raise SettingError("cluster_config", f"{path}: slurm must be a [slurm] table of settings, got "
+                                             f"{conf!r}; write it as in README's slurm.toml")
     unknown = sorted(set(conf) - set(SLURM_KEYS))
     if unknown:
         raise SettingError("cluster_config", f"{path}: unknown key(s) {', '.join(unknown)}; "
@@ -83,9 +91,20 @@ def read_slurm_config(path: str) -> dict:
     if missing:
         raise SettingError("cluster_config", f"{path}: missing {', '.join(missing)}")
     for k, v in conf.items():
-        if not isinstance(v, SLURM_KEYS[k]):
-            raise SettingError("cluster_config", f"{path}: {k} must be a {SLURM_KEYS[k].__name__}, got {v!r}")
+        _check_slurm_value(path, k, v)
     return conf
+
+
+def _check_slurm_value(path: str, key: str, value) -> None:
+    """One [slurm] value: its type (TOML's true is no number of jobs) and, for counts, its range."""
+    kind = SLURM_KEYS[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        what = {int: "a whole number", str: "a string", list: "a list"}[kind]
+        raise SettingError("cluster_config", f"{path}: {key} must be {what}, got {value!r}")
+    if key in SLURM_RANGES:
+        low, high = SLURM_RANGES[key]
+        if not low <= value <= high:
+            raise SettingError("cluster_config", f"{path}: {key} must be in {low}..{high}, got {value}")
 
 
 def slurm_cluster(conf: dict):

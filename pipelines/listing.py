@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from annotator.names import storable
 from annotator.samples import SampleRef
 
 # Fields that decide a row's identity or its label map (the policy fuses the attack type into it):
@@ -20,12 +21,13 @@ LISTED = ("split", "subject", "pai")
 
 
 def ref_column(refs: list[SampleRef], col: str) -> np.ndarray:
-    """One meta column as the refs give it (text columns as str objects, is_attack as bool)."""
+    """One meta column as the refs give it and the store holds it (text as stored: annotator/names.py;
+    is_attack as bool)."""
     if col == "is_attack":
         return np.fromiter((r.is_attack for r in refs), bool, len(refs))
     if col in IDENTITY or col in LISTED or col == "source":
-        return np.array([getattr(r, col) for r in refs], dtype=object)
-    return np.array([r.extra.get(col, "") for r in refs], dtype=object)
+        return np.array([storable(getattr(r, col)) for r in refs], dtype=object)
+    return np.array([storable(r.extra.get(col, "")) for r in refs], dtype=object)
 
 
 @dataclass

@@ -16,6 +16,7 @@ import zarr
 from annotator import store
 from annotator.config import AnnotateConfig
 from annotator.errors import AnnotatorError
+from annotator.names import storable
 from annotator.samples import SampleRef
 
 from . import lock
@@ -62,7 +63,7 @@ def rewrite_protocols(url: str, dataset: str, root: str | None, protocol_dir: st
     adapter.settle_conflicts(cfg.on_conflict)
     by_source: dict[str, SampleRef] = {}
     for ref in adapter.settle_rows(list(adapter.samples()), cfg.on_conflict):
-        by_source.setdefault(ref.source, ref)
+        by_source.setdefault(storable(ref.source), ref)  # as meta/source holds it
     sources = handle["meta/source"][:]
     found = [by_source.get(str(src)) for src in sources]
     matched = sum(r is not None for r in found)

@@ -268,7 +268,8 @@ def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], codes
         elif not overwrite:
             root = store.open_store(out)
             old = AnnotateConfig.from_dict(root.attrs.get("config", {}))
-            diff = [d for d in old.differences(cfg) if d != "tuning"]
+            one_shard = min(old.shard_size or 0, cfg.shard_size) >= len(refs)  # the same single shard either way
+            diff = [d for d in old.differences(cfg) if d != "tuning" and not (d == "shard_size" and one_shard)]
             if diff:
                 raise AnnotatorError(f"{out} was written with different settings ({', '.join(diff)}); "
                                      "pass --overwrite to start over, or choose another --out")
@@ -316,6 +317,8 @@ def resolve(cfg: AnnotateConfig):
     if cfg.shard_size is None:
         has_video = any(r.is_video for r in refs)
         cfg = dataclasses.replace(cfg, shard_size=auto_shard_size(len(refs), (cfg.video_slots or 1) if has_video else 1))
+    # a chunk (and a worker's write buffer) holds a whole shard: never more rows than the store has
+    cfg = dataclasses.replace(cfg, shard_size=min(cfg.shard_size, len(refs)))
     return cfg, refs, adapter
 
 

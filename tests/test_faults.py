@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from annotator import store
 from annotator.errors import AnnotatorError
 from commands.annotate import cli
+from helpers import SAMPLE as REPO_SAMPLE
 from helpers import assert_same_store, problems, sync_config
 from pipelines.run import run
 
@@ -195,3 +196,46 @@ def test_annotate_run_exits_1_when_a_shard_is_left_unwritten(tmp_path, monkeypat
                                  "--retries", "0", "--max-failure-rate", "1"])
     assert r.exit_code == 1 and "is unfinished (5 of 15 rows not written)" in r.output
     assert np.array_equal(sorted(store.committed_ids(str(out))), [0])
+
+
+# ------------------------------------------------------------------ names that are not UTF-8
+
+
+def test_a_file_name_that_is_not_utf8_is_annotated_and_maps_back_to_its_file(tmp_path):
+    from annotator import names
+    from annotator.names import on_disk
+
+    root = tmp_path / "F"
+    (root / "bonafide").mkdir(parents=True)
+    odd = os.fsdecode(b"caf\xe9.jpg")
+    shutil.copy(REPO_SAMPLE / "bonafide" / "astronaut.jpg", root / "bonafide" / odd)
+    shutil.copy(REPO_SAMPLE / "bonafide" / "astronaut_room.jpg", root / "bonafide" / "ok.jpg")
+    res = CliRunner().invoke(cli, ["check-dataset", "--dataset", "folder", "--root", str(root)])
+    assert res.exit_code == 0 and "1 file name(s) are not UTF-8 (bonafide/caf\\xe9.jpg)" in res.output
+    out = tmp_path / "u.zarr"
+    cfg = sync_config(dataset="folder", root=str(root))
+    summary = run(cfg, str(out), cluster="none", progress=False)
+    assert summary.annotated == 2 and summary.failed_shards == []
+    import zarr
+
+    g = zarr.open_group(str(out))
+    assert g["meta/source"][:].tolist() == ["bonafide/caf\\xe9.jpg", "bonafide/ok.jpg"]
+    assert g["meta/status"][:].tolist() == [0, 0]
+    assert (root / on_disk(g["meta/source"][0])).is_file() and on_disk("bonafide/ok.jpg") == "bonafide/ok.jpg"
+    assert names.storable(odd) == "caf\\xe9.jpg" and names.on_disk("caf\\xe9.jpg") == odd
+    assert run(cfg, str(out), cluster="none", progress=False).skipped_shards == summary.n_shards  # resumes
+    assert problems(str(out)) == []
+    res = CliRunner().invoke(cli, ["protocols", str(out), "--dataset", "folder", "--root", str(root)])
+    assert res.exit_code == 0 and "2 of 2 rows matched" in res.output
+
+
+def test_verify_of_a_newer_schema_says_upgrade_never_overwrite(copy):
+    root = json.loads((copy / "zarr.json").read_text())
+    root["attributes"]["schema_version"] = 9
+    (copy / "zarr.json").write_text(json.dumps(root))
+    code, found, _ = verify_cli(copy)
+    assert code == 1 and found == ["root zarr.json: schema_version 9, expected one of [1, 2]; it was written by a "
+                                   "newer release: upgrade fas-annotator to read and verify it (do not --overwrite "
+                                   "it, which would destroy it)"]
+    with pytest.raises(AnnotatorError, match="newer release: upgrade fas-annotator"):
+        store.open_store(str(copy))

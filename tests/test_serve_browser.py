@@ -1,12 +1,15 @@
 """`annotate serve` end to end in a real headless Chromium (Debian's chromium + chromium-driver,
 driven by Selenium): open the page on the sample store, filter to attacks, open a sample, toggle an
-overlay, flag it, and read the flag from the store. Screenshots go to test-artifacts/serve/."""
+overlay, flag it (the page sends the sample_id it showed), and read the flag from the store; then a
+row whose sample changed under the page (a re-created store) refuses the flag and keeps its value.
+Screenshots go to test-artifacts/serve/."""
 
 import os
 import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zarr
 
@@ -91,3 +94,17 @@ def test_filter_open_toggle_flag_in_chromium(browser, server):
     qa = zarr.open_group(url, mode="r")["qa"]
     assert int(qa["flag"][row]) == 1 and str(qa["note"][row]) == "eye cut-out not covered"
     assert int(qa["flag"][:].sum()) == 1  # that sample only
+
+    from annotator import store
+
+    other = attacks[1]  # the store is re-created under the page: that row now holds another sample
+    with zarr.config.set(store.WRITE_CONFIG):
+        zarr.open_group(url, mode="r+", use_consolidated=False)["meta/sample_id"][other:other + 1] = \
+            np.array(["re-created/another.jpg"], dtype=object)
+    browser.find_element(By.ID, "next").click()
+    wait.until(lambda d: f"row {other}:" in d.find_element(By.ID, "view-title").text)
+    browser.find_element(By.ID, "flag-bad").click()
+    wait.until(lambda d: "now holds sample" in d.find_element(By.ID, "flag-status").text)
+    browser.save_screenshot(str(ARTIFACTS / "stale_refused.png"))
+    qa = zarr.open_group(url, mode="r")["qa"]
+    assert int(qa["flag"][other]) == 0 and int(qa["flag"][:].sum()) == 1

@@ -1,1 +1,3 @@
 """Companion trainer: reads label stores, trains and evaluates FAS models (`fas-train`)."""
+
+MAX_BATCH = 4096  # rows per step: the loader holds a few batches in shared memory at once

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,9 @@ def thresholds(run: str | Path, given: float | None) -> dict[str, dict]:
 
 
 def media_inputs(inputs: list[str]) -> list[Path]:
-    """Image and video files of the inputs (folders searched recursively); one-line errors for a
-    missing path, an unsupported file or a folder without media, before any work."""
+    """Image and video files of the inputs (folders searched recursively), each file once in the
+    order first given; one-line errors for a missing path, an unsupported file or a folder without
+    media, before any work."""
     files = []
     for text in inputs:
         p = Path(text)
@@ -74,7 +76,19 @@ def media_inputs(inputs: list[str]) -> list[Path]:
             raise AnnotatorError(f"{text} is not an image or video this tool reads (by its extension)")
         else:
             files.append(p)
-    return files
+    return unique_files(files)
+
+
+def unique_files(files: list[Path]) -> list[Path]:
+    """The first of the paths that name one file (given alone and inside a folder, through a link,
+    as ./a.jpg and a.jpg): scoring it twice would print two lines for one input."""
+    seen, out = set(), []
+    for f in files:
+        real = os.path.realpath(f)
+        if real not in seen:
+            seen.add(real)
+            out.append(f)
+    return out
 
 
 class Inference:

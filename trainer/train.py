@@ -17,6 +17,7 @@ import torch
 
 from annotator.errors import AnnotatorError, SettingError
 
+from . import MAX_BATCH
 from .data import Selection, StoreLoader, StoreStream, select
 from .inputs import Augment, to_inputs
 from .models import MODELS, FasModel, create
@@ -50,9 +51,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         MODELS.get(self.model)
-        for name, v, lo in (("epochs", self.epochs, 1), ("batch", self.batch, 1), ("workers", self.workers, 0)):
+        from annotator.config import check_range
+
+        for name, v, lo in (("epochs", self.epochs, 1), ("workers", self.workers, 0)):
             if v < lo:
                 raise SettingError(name, f"must be at least {lo}, got {v}")
+        check_range("batch", self.batch, 1, MAX_BATCH)
+        if self.lr_step < 1:
+            raise SettingError("lr_step", f"must be at least 1 (epochs between learning-rate halvings), got {self.lr_step}")
         if not self.lr > 0:
             raise SettingError("lr", f"must be positive, got {self.lr}")
         if self.size is not None and self.size < 32:

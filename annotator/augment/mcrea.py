@@ -127,6 +127,11 @@ def check_args(gamma: float, rho: int, scheme: str, flags: tuple[str, str, str] 
         raise ValueError(f"{g} must be in [0, 1], got {gamma}")
     if rho < 0:
         raise ValueError(f"{r} must be at least 0, got {rho}")
+    # a step takes one region, and a sample has only these to give: more steps only take the same
+    # regions again from other donors (and 10^6 of them run for hours)
+    if rho > len(EXCHANGE_REGIONS):
+        raise ValueError(f"{r} must be at most {len(EXCHANGE_REGIONS)}, the exchangeable regions "
+                         f"({', '.join(EXCHANGE_REGIONS)}), got {rho}")
     if scheme not in SCHEMES:
         raise ValueError(f"unknown {k} {scheme!r}; choose one of {', '.join(SCHEMES)}")
 

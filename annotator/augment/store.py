@@ -15,12 +15,14 @@ import torch
 import zarr
 
 from .. import places, store
-from ..errors import AnnotatorError, SettingError
+from ..config import check_range
+from ..errors import AnnotatorError
 from ..labels import pyramid
 from ..verify import require_sound
 from .mcrea import check_args, mcrea
 
 ARRAYS = ("image", "label", "depth", "region", "landmarks")
+MAX_COPIES = 1000  # copies of the whole store: more is a typo, not a data set
 
 
 def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, scheme: str = "integrated",
@@ -30,8 +32,7 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
         check_args(gamma, rho, scheme)
     except ValueError as e:
         raise AnnotatorError(str(e)) from None
-    if copies < 1:
-        raise SettingError("copies", f"must be at least 1, got {copies}")
+    check_range("copies", copies, 1, MAX_COPIES)
     src_url, out_url = places.normalize(src_url), places.normalize(out_url)
     places.refuse_overlap(out_url, src_url, "the input store")
     require_sound(src_url, "quick", "repair it (`annotate verify --repair`, then rerun) before augmenting")
@@ -45,7 +46,9 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
             raise AnnotatorError(f"{out_url} exists; choose another --out or pass --overwrite to replace it")
         store.remove(out_url)
     n, size = src["image"].shape[0], src["image"].shape[1]
-    shard_size = store.shard_size_of(src)
+    # a source whose one shard is larger than its rows: chunks sized by the rows they hold, since a
+    # chunk is allocated whole for every write into it
+    shard_size = min(store.shard_size_of(src), n)
     meta = store.read_meta(src)
     for col, dtype in store.META_COLUMNS.items():  # a schema-1 source may lack a column the output has
         if col not in meta:

@@ -4,7 +4,9 @@ list files of all rows. The driver (run.py) plans rows, runs shards in parallel 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +85,7 @@ def save(path: Path, pixels: np.ndarray, quality: int | None = None) -> None:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp = part_name(path)
     img = Image.fromarray(np.ascontiguousarray(pixels))
     if quality is None:
         img.save(tmp, format="PNG", compress_level=1)
@@ -94,6 +96,12 @@ def save(path: Path, pixels: np.ndarray, quality: int | None = None) -> None:
 
 def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp = part_name(path)
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def part_name(path: Path) -> Path:
+    """The temporary name `path` is written under before its rename: one per writer (pid and a
+    random part), so that two writers of one file never write, or rename away, each other's."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")

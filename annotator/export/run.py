@@ -7,16 +7,19 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__, places, store
+from ..config import check_workers
 from ..errors import AnnotatorError, SettingError
 from ..samples import Status
 from ..verify import require_sound
 from .base import EXPORTERS, Exporter, Row, safe_name, write_text
+from .lock import ExportLock
 
 STATE = ".export"  # settings.json and done/<shard>.json live here
 GROUP_NAMES = ("train", "dev", "test")
@@ -26,23 +29,31 @@ def export_store(url: str, fmt: str, out: str, protocol: str = "split", workers:
                  progress: bool = True) -> dict:
     """Export the store at `url` as format `fmt` into the folder `out`; returns {"rows", "groups",
     "shards", "resumed", "lists"}. A rerun with the same settings resumes; other settings on the same
-    folder, or a folder that holds something else, are one-line errors before anything is written."""
+    folder, or a folder that holds something else, are one-line errors before anything is written;
+    so is a folder another export is writing now (its lock, .export/lock.json)."""
     exporter_cls = EXPORTERS.get(fmt)
     url = places.normalize(url)
     if places.local(out) is None:
         raise SettingError("out", f"exports go to a local folder, got {out}")
     places.refuse_overlap(out, url, "the input store")
-    if workers is not None and workers < 1:
-        raise SettingError("workers", f"must be at least 1, got {workers}")
+    check_workers(workers)
     require_sound(url, "quick", "repair it (`annotate verify --repair`, then rerun) before exporting")
     root = store.open_store(url)
-    size = int(root["image"].shape[1])
     rows = plan_rows(root, protocol)
     folder = Path(out)
     settings = {"store": str(places.local(url) or url), "store_id": root.attrs.get("store_id"), "format": fmt,
                 "protocol": protocol, "rows": len(rows)}
-    _claim(folder, settings)
-    exporter = exporter_cls(size)
+    _check_folder(folder, settings)  # nothing is written, not even the lock, into a folder that is refused
+    places.require_writable(str(folder))
+    with ExportLock(folder, STATE) as held:
+        _claim(folder, settings)
+        return _write(root, url, exporter_cls(int(root["image"].shape[1])), protocol, rows, folder, workers,
+                      progress, held)
+
+
+def _write(root, url: str, exporter: Exporter, protocol: str, rows: list[Row], folder: Path, workers: int | None,
+           progress: bool, held: ExportLock) -> dict:
+    """The shards not done yet, on threads, then the lists, frames.csv and README (under the lock)."""
     shard = store.shard_size_of(root)
     by_shard: dict[int, list[Row]] = {}
     for r in rows:
@@ -53,13 +64,17 @@ def export_store(url: str, fmt: str, out: str, protocol: str = "split", workers:
     todo = [k for k in sorted(by_shard) if k not in done]
     from tqdm import tqdm
 
+    last_beat = time.time()
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool, \
-            tqdm(total=len(by_shard), initial=len(by_shard) - len(todo), desc=f"export {fmt}", unit="shard",
-                 disable=not progress) as bar:
+            tqdm(total=len(by_shard), initial=len(by_shard) - len(todo), desc=f"export {exporter.name}",
+                 unit="shard", disable=not progress) as bar:
         futures = [pool.submit(_export_shard, root, exporter, k, shard, by_shard[k], folder) for k in todo]
         for f in as_completed(futures):
             f.result()
             bar.update(1)
+            if time.time() - last_beat > 30:  # an export on another host sees this one alive
+                held.beat()
+                last_beat = time.time()
     lists = exporter.lists(rows, folder)
     _frames_csv(exporter, rows, folder)
     groups = {g: sum(r.group == g for r in rows) for g in sorted({r.group for r in rows})}
@@ -104,24 +119,32 @@ def plan_rows(root, protocol: str) -> list[Row]:
     return rows
 
 
-def _claim(folder: Path, settings: dict) -> None:
-    """Make `folder` this export's, or resume it; refuse a folder holding anything else."""
+def _check_folder(folder: Path, settings: dict) -> None:
+    """Refuse a file, a folder holding something other than an export, or an export with other
+    settings; writes nothing. The export's own state folder alone (a lock, an interrupted start)
+    counts as empty."""
     marker = folder / STATE / "settings.json"
     if folder.exists() and not folder.is_dir():
         raise AnnotatorError(f"--out {folder} is a file; give a folder")
-    if folder.exists() and any(folder.iterdir()):
-        if not marker.is_file():
-            raise AnnotatorError(f"--out {folder} is not empty and holds no export; choose another --out "
-                                 "(nothing was written)")
+    if marker.is_file():
         before = json.loads(marker.read_text())
         diff = [k for k in settings if before.get(k) != settings[k]]
         if diff:
             raise AnnotatorError(f"--out {folder} holds an export with other settings ({', '.join(diff)}: "
                                  f"{', '.join(str(before.get(k)) for k in diff)}); choose another --out or the same "
                                  "settings to resume")
-        return
-    places.require_writable(str(folder))
-    write_text(marker, json.dumps(settings, indent=2))
+    elif folder.exists() and any(p.name != STATE for p in folder.iterdir()):
+        raise AnnotatorError(f"--out {folder} is not empty and holds no export; choose another --out "
+                             "(nothing was written)")
+
+
+def _claim(folder: Path, settings: dict) -> None:
+    """Make `folder` this export's, or resume it (under the lock: checked again, since an export
+    that held the lock before may have claimed it with other settings)."""
+    _check_folder(folder, settings)
+    marker = folder / STATE / "settings.json"
+    if not marker.is_file():
+        write_text(marker, json.dumps(settings, indent=2))
 
 
 def _export_shard(root, exporter: Exporter, k: int, shard: int, rows: list[Row], folder: Path) -> None:

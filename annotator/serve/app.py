@@ -1,15 +1,22 @@
 """The QA page's Flask application. Read-only unless allow_flags; every route reads the store
 through zarr or the package's own static folder (nothing else on disk); a bad id or query is a 4xx
-JSON {"error": ...} and an unforeseen failure a 500 with a one-line message, never a traceback page."""
+JSON {"error": ...} and an unforeseen failure a 500 with a one-line message, never a traceback page.
+
+Only the rows of committed shards are served (catalog.py): a store may be served while `annotate run`
+still writes it. Requests must name this machine's loopback, the --host, or an --allowed-host in
+their Host header: a page of another site whose name an attacker points at 127.0.0.1 (DNS rebinding)
+then cannot read crops or write flags through the visitor's browser."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
 
 from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
+from werkzeug.serving import WSGIRequestHandler
 
 from .. import places, qa, store
 from ..errors import AnnotatorError
@@ -19,11 +26,63 @@ from .render import LAYERS, OVERLAYS, Renderer
 
 STATIC = Path(__file__).parent / "static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("0.0.0.0", "::")  # every address of the machine: no single name to accept
+PORTS = (1, 65535)
 
 
-def create_app(url: str, allow_flags: bool = False) -> Flask:
-    """The application for the store at url (checked at the metadata level first)."""
+def host_name(host: str) -> str:
+    """The name of a Host header value or --host: no port, no IPv6 brackets, no trailing dot, lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def accepted_hosts(host: str = "127.0.0.1", allowed=()) -> frozenset[str]:
+    """The Host names a server listening on `host` answers: loopback, host itself (unless a
+    wildcard), and the allowed names."""
+    names = {*LOOPBACK, *(host_name(a) for a in allowed)}
+    if host_name(host) not in WILDCARD:
+        names.add(host_name(host))
+    return frozenset(names)
+
+
+def check_listen(host: str, port: int, allowed=()) -> None:
+    """One-line errors for a port or host the server cannot use, before any work."""
+    if isinstance(port, bool) or not isinstance(port, int) or not PORTS[0] <= port <= PORTS[1]:
+        raise AnnotatorError(f"--port {port} is not a TCP port; use {PORTS[0]} .. {PORTS[1]}")
+    for name in allowed:
+        if not name or any(c in name for c in "/ \t@?#") or not host_name(name):
+            raise AnnotatorError(f"--allowed-host {name!r} is not a host name; give a name like qa.lab.example")
+    if host_name(host) in WILDCARD and not allowed:
+        raise AnnotatorError(f"--host {host} listens on every address, so the page cannot tell its own name "
+                             "from another site's; add --allowed-host NAME for each name browsers will use")
+
+
+def require_store(url: str) -> None:
+    """A one-line error when url holds no label store, saying how to get one (not how to repair one)."""
+    if store.is_store(url):
+        return
+    path = places.local(url)
+    if path is not None and not path.exists():
+        raise AnnotatorError(f"{url} does not exist; give the path of a label store (`annotate run --out` makes one)")
+    inside = sorted(str(p.parent) for p in path.glob("*/zarr.json"))[:3] if path is not None and path.is_dir() else []
+    if inside:
+        raise AnnotatorError(f"{url} is not a label store (no zarr.json), but it holds {', '.join(inside)}: "
+                             "serve the store itself")
+    raise AnnotatorError(f"{url} is not a label store (no zarr.json); create one with `annotate run --out`, "
+                         "or give the path of an existing store")
+
+
+def create_app(url: str, allow_flags: bool = False, host: str = "127.0.0.1", allowed_hosts=(),
+               refresh_s: float = 2.0) -> Flask:
+    """The application for the store at url (checked at the metadata level first). host and
+    allowed_hosts: the Host names requests may carry besides loopback (see accepted_hosts).
+    refresh_s: how often at most the commit markers are looked at again."""
     url = places.normalize(url)
+    require_store(url)
     require_sound(url, "metadata", "repair it (`annotate verify --repair`) before serving it", allow_pending=True)
     if allow_flags:
         try:
@@ -32,8 +91,10 @@ def create_app(url: str, allow_flags: bool = False) -> Flask:
             raise AnnotatorError(f"--allow-flags needs a writable store, and {url} is read-only here; "
                                  "serve it without --allow-flags to browse") from None
     root = store.open_store(url)
-    catalog, renderer = Catalog(root, url), Renderer(root)
+    renderer = Renderer(root)
+    catalog = Catalog(root, url, refresh_s=refresh_s, on_reopen=renderer.forget)
     meta_names = sorted(root["meta"].array_keys())
+    names = accepted_hosts(host, allowed_hosts)
     app = Flask(__name__, static_folder=None)
     app.config.update(JSON_SORT_KEYS=False)
 
@@ -42,11 +103,27 @@ def create_app(url: str, allow_flags: bool = False) -> Flask:
 
     def check_row(row: int) -> None:
         if not 0 <= row < catalog.n:
-            raise QueryError(f"row {row} is outside the store (0 .. {catalog.n - 1})")
+            raise QueryError(f"row {row} is outside the store (0 .. {catalog.n - 1})", 404)
+        if not catalog.is_committed(row):
+            raise QueryError(f"row {row} is not committed yet (`annotate run` is still writing shard "
+                             f"{row // catalog.shard}); try again once it is committed", 409)
+
+    @app.before_request
+    def guard():
+        if host_name(request.host) not in names:  # DNS rebinding: another site's name on our address
+            return fail(403, f"this server does not answer to the host {request.host!r}; open it as "
+                             "http://127.0.0.1:PORT/ or restart it with --allowed-host NAME")
+        if request.endpoint not in (None, "index", "static_file"):
+            catalog.refresh()  # shards committed since the last look (at most every refresh_s)
+        return None
 
     @app.errorhandler(QueryError)
     def bad_query(e):
-        return fail(404 if "outside the store" in str(e) or "out of range" in str(e) else 400, str(e))
+        return fail(e.status, str(e))
+
+    @app.errorhandler(qa.FlagRefused)
+    def refused_flag(e):
+        return fail(e.status, str(e))
 
     @app.errorhandler(HTTPException)
     def http_error(e):
@@ -67,8 +144,8 @@ def create_app(url: str, allow_flags: bool = False) -> Flask:
 
     @app.get("/api/info")
     def info():
-        return jsonify(store=url, n=catalog.n, crop=int(root["image"].shape[1]), choices=catalog.choices(),
-                       allow_flags=allow_flags,
+        return jsonify(store=url, n=catalog.n, committed=catalog.n_committed, crop=int(root["image"].shape[1]),
+                       choices=catalog.choices(), allow_flags=allow_flags,
                        overlays=list(OVERLAYS), layers=list(LAYERS), pyramid=renderer.pyramid,
                        region_names=list(root.attrs.get("region_names", [])))
 
@@ -81,18 +158,20 @@ def create_app(url: str, allow_flags: bool = False) -> Flask:
             raise QueryError("page and per_page take whole numbers") from None
         chosen = catalog.query(args)
         shown, pages = catalog.page(chosen, page, per_page)
-        names = {v: k for k, v in qa.FLAGS.items()}
-        return jsonify(total=int(len(chosen)), page=page, pages=pages, rows=[
+        flag_names = {v: k for k, v in qa.FLAGS.items()}
+        return jsonify(total=int(len(chosen)), committed=catalog.n_committed, page=page, pages=pages, rows=[
             {"row": r, **catalog.describe(r),
-             "flag": names[int(catalog.flags[r])]} for r in shown.tolist()])
+             "flag": flag_names[int(catalog.flags[r])]} for r in shown.tolist()])
 
     @app.get("/api/rows/<int:row>")
     def one(row: int):
         check_row(row)
         meta = {c: _plain(root[f"meta/{c}"][row]) for c in meta_names}
         groups = {p: int(codes[row]) for p, codes in catalog.protocols.items()}
-        return jsonify(row=row, meta=meta, protocols=groups, qa=qa.row_flag(store.open_store(url), row),
-                       landmarks=renderer.landmarks(row))
+        values = qa.read_row(url, row)
+        if int(catalog.flags[row]) != qa.FLAGS[values["flag"]]:  # flagged by another server since
+            catalog.set_flag(row, qa.FLAGS[values["flag"]])
+        return jsonify(row=row, meta=meta, protocols=groups, qa=values, landmarks=renderer.landmarks(row))
 
     @app.get("/thumb/<int:row>.png")
     def thumb(row: int):
@@ -116,11 +195,16 @@ def create_app(url: str, allow_flags: bool = False) -> Flask:
             return fail(403, "this server is read-only; restart it with --allow-flags to flag samples")
         check_row(row)
         body = request.get_json(silent=True)
-        if not isinstance(body, dict) or body.get("flag") not in qa.FLAGS or not isinstance(body.get("note", ""), str):
-            raise QueryError('send JSON {"flag": "bad" | "good" | "none", "note": "text"}')
-        saved = qa.set_flag(url, row, body["flag"], body.get("note", "")[:2000])
+        if not isinstance(body, dict) or body.get("flag") not in qa.FLAGS:
+            raise QueryError('send JSON {"flag": "bad" | "good" | "none", "note": "text", '
+                             '"sample_id": "the row\'s id"}')
+        if not isinstance(body.get("sample_id"), str):
+            raise QueryError("send the row's sample_id as the page showed it (\"sample_id\"): a flag is kept "
+                             "for a sample, and is refused when the row holds another one")
+        note = qa.check_note(body.get("note", ""))  # before anything is written
+        saved = qa.set_flag(url, row, body["flag"], note, body["sample_id"])
         catalog.set_flag(row, qa.FLAGS[body["flag"]])
-        return jsonify(row=row, qa=saved)
+        return jsonify(row=row, sample_id=body["sample_id"], qa=saved)
 
     return app
 
@@ -141,20 +225,49 @@ def _png(data: bytes):
     return Response(data, mimetype="image/png", headers={"Cache-Control": "max-age=60"})
 
 
-def serve(url: str, host: str = "127.0.0.1", port: int = 8765, allow_flags: bool = False) -> None:
-    """Run the page until interrupted."""
+class JSONErrorHandler(WSGIRequestHandler):
+    """Werkzeug's request handler, with the errors http.server answers before the application sees
+    the request (a request line over 64 KiB: 414; a malformed one: 400) as JSON like every other
+    error of the page, not an HTML page."""
+
+    def send_error(self, code, message=None, explain=None):
+        short = self.responses.get(code, ("error",))[0]
+        body = json.dumps({"error": f"{message or short} ({code}); shorten or fix the request"}).encode()
+        self.log_error("code %d, message %s", code, message or short)
+        self.send_response(code, short)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def make_http_server(app: Flask, host: str, port: int):
+    """The threaded HTTP server serve() runs (tests start it on port 0)."""
     from werkzeug.serving import make_server
 
-    app = create_app(url, allow_flags)
-    if host not in LOOPBACK:
+    return make_server(host, port, app, threaded=True, request_handler=JSONErrorHandler)
+
+
+def serve(url: str, host: str = "127.0.0.1", port: int = 8765, allow_flags: bool = False,
+          allowed_hosts=()) -> None:
+    """Run the page until interrupted."""
+    check_listen(host, port, allowed_hosts)
+    app = create_app(url, allow_flags, host=host, allowed_hosts=allowed_hosts)
+    if host_name(host) not in LOOPBACK:
         print(f"warning: serving {url} on {host}, reachable from other machines; the page has no login",
               file=sys.stderr)
+    if allow_flags and places.local(url) is None:
+        print(f"warning: {url} is not on a local disk: flags get no OS lock there, so run one "
+              "--allow-flags server per store", file=sys.stderr)
     try:
-        server = make_server(host, port, app, threaded=True)
+        server = make_http_server(app, host, port)
     except OSError as e:
         raise AnnotatorError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port") from None
     mode = "flags on (writes qa/ of the store)" if allow_flags else "read-only"
-    print(f"serving {url} at http://{host}:{port}/ ({mode}); Ctrl-C stops", file=sys.stderr)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving {url} at http://{shown}:{port}/ ({mode}); Ctrl-C stops", file=sys.stderr)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

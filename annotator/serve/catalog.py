@@ -1,19 +1,27 @@
 """The rows of a store as the QA page filters, sorts and pages them. Meta columns are read once and
 kept as small integer codes (a 1,000,000-row store costs a few tens of MB), so a query is a few
-numpy comparisons; sort orders are computed once per column and kept."""
+numpy comparisons; sort orders are computed once per column and kept.
+
+Only committed rows are listed: a store may be served while `annotate run` still writes it, and the
+rows of a shard without its commit marker hold fill values or a write under way. refresh() looks at
+the markers again (at most every refresh_s seconds), reads the meta columns of newly committed
+shards, and re-reads the qa/flag chunks another process changed."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import places, qa
+from .. import places, qa, store
+from ..errors import AnnotatorError
 from ..samples import STATUS_CODES
 
 CATEGORIES = ("split", "attack_type", "segmenter", "dataset")  # text columns the page filters by
@@ -23,7 +31,19 @@ MAX_PER_PAGE = 500
 
 
 class QueryError(ValueError):
-    """A query the catalog cannot answer; the message says what was expected."""
+    """A query the catalog cannot answer; the message says what was expected, status the HTTP
+    status the page answers (400; 404 for a row or page that does not exist)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class StoreReplaced(QueryError):
+    """The store at the served URL was re-created with another shape: the catalog cannot follow it."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 409)
 
 
 class Texts:
@@ -46,33 +66,62 @@ class Texts:
             cache.save(f"{name}.buffer", buffer)
         return cls(bytes(buffer), offsets)
 
+    def replaced(self, parts: list[tuple[int, int, list]]) -> "Texts":
+        """A copy with rows [a, b) set to values, for each (a, b, values) of parts (sorted, disjoint):
+        one pass over the buffer, however many parts."""
+        lengths = np.diff(self.offsets)
+        pieces, at = [], 0
+        for a, b, values in parts:
+            encoded = [str(v).encode() for v in values]
+            pieces += [self.buffer[self.offsets[at]:self.offsets[a]], *encoded]
+            lengths[a:b] = [len(e) for e in encoded]
+            at = b
+        pieces.append(self.buffer[self.offsets[at]:])
+        offsets = np.zeros_like(self.offsets)
+        np.cumsum(lengths, out=offsets[1:])
+        return Texts(b"".join(pieces), offsets)
+
     def __getitem__(self, i: int) -> str:
         return self.buffer[self.offsets[i]:self.offsets[i + 1]].decode()
 
 
-class ColumnCache:
-    """Meta columns kept on local disk between runs of the server, keyed by the store's id and the
-    state of its metadata: zarr-python spends ~0.6 ms per chunk, so reading one column of a
-    1,000,000-row store of 32-row shards takes ~20 s, and a second start should not pay it again.
-    Folder: $ANNOTATOR_CACHE or ~/.cache/fas-annotator, then serve/<key>/; nothing is cached where
-    that cannot be written."""
+def _digest(value) -> str:
+    return hashlib.sha1(repr(value).encode()).hexdigest()[:20]
 
-    def __init__(self, root, url: str | None):
+
+class ColumnCache:
+    """Meta columns kept on local disk between runs of the server: zarr-python spends ~0.6 ms per
+    chunk, so reading one column of a 1,000,000-row store of 32-row shards takes ~20 s, and a second
+    start should not pay it again. Folder: $ANNOTATOR_CACHE or ~/.cache/fas-annotator, then
+    serve/<store>/<state>/, where the state is the root metadata's and the commit markers' (the set of
+    committed shards and the _shards folder's change time): the cached values of a row are trusted
+    only while its shard is committed as it was when they were read, and a store still being written
+    gets a new folder (the older ones of that store are removed). Nothing is cached where that cannot
+    be written, nor for stores at non-local URLs."""
+
+    def __init__(self, root, url: str | None, shards: frozenset[int] = frozenset()):
         self.folder = None
         path = places.local(url) if url is not None else None
         if path is None:
             return
-        meta = path / "zarr.json"
-        markers = path / "_shards"
-        state = (root.attrs.get("store_id"), meta.stat().st_size, meta.stat().st_mtime_ns,
-                 len(list(markers.iterdir())) if markers.is_dir() else 0)
+        meta, markers = path / "zarr.json", path / store.SHARDS_DIR
+        state = (meta.stat().st_size, meta.stat().st_mtime_ns,
+                 markers.stat().st_mtime_ns if markers.is_dir() else 0, _digest(sorted(shards)))
         base = Path(os.environ.get("ANNOTATOR_CACHE") or Path.home() / ".cache" / "fas-annotator")
-        folder = base / "serve" / hashlib.sha1(repr(state).encode()).hexdigest()[:20]
+        mine = base / "serve" / _digest((root.attrs.get("store_id"), str(path)))
+        folder = mine / _digest(state)
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            for old in mine.iterdir():  # states of this store that are gone: a run wrote on
+                if old != folder:
+                    shutil.rmtree(old, ignore_errors=True)
         except OSError:
             return
         self.folder = folder
+
+    def detach(self) -> None:
+        """Stop loading and saving: the columns in memory no longer match the state of the key."""
+        self.folder = None
 
     def load(self, name: str) -> np.ndarray | None:
         path = self.folder / f"{name}.npy" if self.folder else None
@@ -87,7 +136,7 @@ class ColumnCache:
         if self.folder is None:
             return
         try:
-            tmp = self.folder / f"{name}.part.npy"
+            tmp = self.folder / f"{name}.{os.getpid()}.part.npy"
             np.save(tmp, value, allow_pickle=False)
             tmp.replace(self.folder / f"{name}.npy")
         except OSError:
@@ -102,11 +151,62 @@ class ColumnCache:
         return value
 
 
+class _Folder:
+    """Whether a local folder may have changed since the last look, from its change time alone (an
+    entry added, removed or renamed moves it; zarr and the commit markers write by rename), so that
+    a look at a store of 30,000 shards that did not change costs one stat, not a listing. Within 2 s
+    of a change the file system's clock may not tell two changes apart: then it says yes."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.seen = path, None
+
+    def changed(self) -> bool:
+        if self.path is None:
+            return True
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except OSError:
+            return True  # absent: the listing says so
+        fresh = stamp != self.seen or time.time_ns() - stamp < 2_000_000_000
+        self.seen = stamp
+        return fresh
+
+
+def _protocols(root) -> dict[str, np.ndarray]:
+    """protocol name -> (N,) int8 group codes (-1 unused, 0 train, 1 dev, 2 test)."""
+    return {name: root[f"protocols/{name}"][:] for name in root["protocols"].array_keys()}
+
+
+def _spans(ids, shard: int, n: int) -> list[tuple[int, int]]:
+    """Row ranges [a, b) of sorted chunk (shard) ids, neighbours merged: one read per range."""
+    out: list[tuple[int, int]] = []
+    for i in ids:
+        a, b = i * shard, min((i + 1) * shard, n)
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
 class Catalog:
-    def __init__(self, root, url: str | None = None):
+    """url: the store's (None: every row counts as committed, nothing is re-read). refresh_s: how
+    often at most refresh() lists the commit markers. on_reopen: called when a committed shard lost
+    its marker (a repair reopened it), so that pictures cached from it are dropped."""
+
+    def __init__(self, root, url: str | None = None, refresh_s: float = 2.0, on_reopen=None):
         meta = root["meta"]
         self.n = int(root["image"].shape[0])
-        self.cache = ColumnCache(root, url)
+        self.url, self.refresh_s, self.on_reopen = url, refresh_s, on_reopen
+        self.shard = store.shard_size_of(root)
+        path = places.local(url) if url is not None else None
+        self._marker_folder = _Folder(path / store.SHARDS_DIR if path else None)
+        self._flag_folder = _Folder(path / "qa" / "flag" / "c" if path else None)
+        self._lock = threading.RLock()  # the server answers on several threads
+        self._listed = time.monotonic()
+        self._marker_folder.changed()  # primed before the listing: a later commit shows
+        self._take_markers(self._list_markers())
+        self.cache = ColumnCache(root, url, self.shards)
         self.codes: dict[str, tuple[list[str], np.ndarray]] = {}
         for col in CATEGORIES:
             if col in meta:
@@ -117,13 +217,129 @@ class Catalog:
         self.numeric = {"row": np.arange(self.n)}  # the rest is read at first use (column())
         for col in ("status", "is_attack"):
             self.column(col)
-        self.protocols = {name.split("/", 1)[1]: root[name][:] for name in
-                          (f"protocols/{k}" for k in root["protocols"].array_keys())}
+        self.store_id = root.attrs.get("store_id")
+        self.protocols = _protocols(root)
+        self._flag_folder.changed()
+        self._flag_stamps = qa.chunk_stamps(url) if url is not None else None  # before the read: a later write shows
         self.flags = qa.read_flags(root).copy()  # never cached: the page changes them
         self._flag_changes = 0
         self._orders: dict[str, np.ndarray] = {}
         self._results: OrderedDict = OrderedDict()  # recent queries' rows: paging through one filter
-        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ committed shards
+
+    def _list_markers(self) -> frozenset[int]:
+        n_shards = -(-self.n // self.shard)
+        if self.url is None:
+            return frozenset(range(n_shards))
+        return frozenset(i for i in store.committed_ids(self.url) if i < n_shards)
+
+    def _take_markers(self, shards: frozenset[int]) -> None:
+        self.shards = shards
+        chunk = np.zeros(-(-self.n // self.shard), bool)
+        chunk[list(shards)] = True
+        self.committed = chunk[np.arange(self.n) // self.shard]  # (N,) bool: rows the page may show
+        self.n_committed = int(self.committed.sum())
+
+    def is_committed(self, row: int) -> bool:
+        return bool(self.committed[row])
+
+    def refresh(self, force: bool = False) -> bool:
+        """Pick up shards committed (or reopened) and flags written by another process since the last
+        look, at most every refresh_s seconds unless forced; True when something changed."""
+        if self.url is None or not force and time.monotonic() - self._listed < self.refresh_s:
+            return False
+        with self._lock:
+            self._listed = time.monotonic()
+            recreated = self._recreated()
+            if recreated is None:
+                return False  # no store at url this instant (being re-created): look again later
+            shards = self._list_markers() if self._marker_folder.changed() or recreated else self.shards
+            changed = self._reread_flags() or recreated
+            if shards != self.shards or recreated:
+                self._reread_rows(shards)
+                changed = True
+            if changed:
+                self._results.clear()
+            return changed
+
+    def _recreated(self) -> bool | None:
+        """True once when the store at url was re-created (`annotate run --overwrite`: another
+        store_id): then every row is read again as its shard commits, the protocols at once. None while
+        no whole store is there. A store of another row count cannot be followed: StoreReplaced, and
+        the server must be restarted."""
+        try:
+            root = store.open_store(self.url)
+        except (AnnotatorError, OSError, KeyError):
+            return None
+        if root.attrs.get("store_id") == self.store_id:
+            return False
+        if int(root["image"].shape[0]) != self.n or store.shard_size_of(root) != self.shard:
+            raise StoreReplaced(f"{self.url} was re-created with another layout; restart `annotate serve`")
+        self.store_id = root.attrs.get("store_id")
+        self.protocols = _protocols(root)
+        self._flag_stamps = qa.chunk_stamps(self.url)
+        self.flags = qa.read_flags(root).copy()  # restore_flags may have put some back already
+        self._flag_changes += 1
+        if self.on_reopen is not None:
+            self.on_reopen()
+        self.shards = frozenset()  # so that every committed shard is read again
+        return True
+
+    def _reread_rows(self, shards: frozenset[int]) -> None:
+        """Read the meta columns of the shards committed since the last look; forget reopened ones."""
+        gone = self.shards - shards
+        spans = _spans(sorted(shards - self.shards), self.shard, self.n)
+        if spans:
+            for col in list(self.codes):
+                self.codes[col] = self._recoded(col, spans)
+            self.sample_ids = self.sample_ids.replaced([(a, b, self._meta["sample_id"][a:b]) for a, b in spans])
+            for name, values in list(self.numeric.items()):
+                if name != "row":
+                    values = values.copy()  # queries on other threads keep the array they hold
+                    for a, b in spans:
+                        values[a:b] = self._meta[name][a:b].astype(np.float64)
+                    self.numeric[name] = values
+        self._take_markers(shards)
+        self._orders.clear()
+        self.cache.detach()  # its key names the committed set it was made for
+        if gone and self.on_reopen is not None:
+            self.on_reopen()
+
+    def _recoded(self, col: str, spans: list[tuple[int, int]]) -> tuple[list[str], np.ndarray]:
+        """The column's (values, codes) with rows of spans read again (new values join the sorted list)."""
+        values, codes = self.codes[col]
+        fresh = [np.asarray(self._meta[col][a:b]).astype(str) for a, b in spans]
+        merged = sorted(set(values).union(*(f.tolist() for f in fresh)))
+        index = {v: i for i, v in enumerate(merged)}
+        remap = np.array([index[v] for v in values], np.int32)
+        codes = remap[codes] if len(values) else codes.copy()
+        ordered = np.array(merged, dtype=str)
+        for (a, b), f in zip(spans, fresh):
+            codes[a:b] = np.searchsorted(ordered, f)
+        return merged, codes
+
+    def _reread_flags(self) -> bool:
+        """Re-read the qa/flag chunks changed since the last look (another server flagged rows)."""
+        if not self._flag_folder.changed():
+            return False
+        stamps = qa.chunk_stamps(self.url)
+        if stamps is None or stamps == self._flag_stamps:
+            return False
+        old = self._flag_stamps or {}
+        changed = sorted(k for k, stamp in stamps.items() if old.get(k) != stamp)
+        self._flag_stamps = stamps
+        if not changed:
+            return False
+        arr = qa.flag_array(self.url)
+        flags = self.flags.copy()
+        for a, b in _spans(changed, int(arr.chunks[0]), self.n):
+            flags[a:b] = arr[a:b]
+        self.flags = flags
+        self._flag_changes += 1
+        return True
+
+    # ------------------------------------------------------------ columns and queries
 
     def _coded(self, meta, col: str) -> tuple[list[str], np.ndarray]:
         """(sorted distinct values, (N,) int32 code of each row) of a text column."""
@@ -142,14 +358,15 @@ class Catalog:
         return self.numeric[name]
 
     def set_flag(self, row: int, code: int) -> None:
-        self.flags[row] = code
-        self._flag_changes += 1
+        with self._lock:
+            self.flags[row] = code
+            self._flag_changes += 1
 
     def query(self, params: dict) -> np.ndarray:
-        """Row indices matching the filters of `params` (page query arguments), in the asked order."""
+        """Committed row indices matching the filters of `params` (page query arguments), in the asked order."""
         key = tuple(sorted((k, v) for k, v in params.items() if v and k not in ("page", "per_page")))
         key += (self._flag_changes,) if params.get("flag") else ()
-        with self._lock:  # the server answers on several threads
+        with self._lock:
             if key not in self._results:
                 self._results[key] = self._query(params)
                 while len(self._results) > 16:
@@ -168,15 +385,20 @@ class Catalog:
         return out
 
     def choices(self) -> dict:
-        """What the page's filter and sort controls offer."""
-        status_names = {v: k for k, v in STATUS_CODES.items()}
-        present = sorted({int(s) for s in np.unique(self.numeric.get("status", np.zeros(1)))})
-        return {"n": self.n, "class": ["attack", "bonafide"], **{col: values for col, (values, _) in self.codes.items()},
-                "status": [status_names.get(s, str(s)) for s in present], "protocols": sorted(self.protocols),
-                "groups": list(GROUPS), "flags": ["none", "bad", "good", "any"], "sort": self.sortable}
+        """What the page's filter and sort controls offer: the values of committed rows."""
+        with self._lock:
+            mask = self.committed
+            status_names = {v: k for k, v in STATUS_CODES.items()}
+            statuses = np.unique(self.numeric["status"][mask]) if "status" in self.numeric else []
+            present = {col: [values[i] for i in np.nonzero(np.bincount(codes[mask], minlength=len(values)))[0]]
+                       for col, (values, codes) in self.codes.items()}
+            return {"n": self.n, "committed": self.n_committed, "class": ["attack", "bonafide"], **present,
+                    "status": [status_names.get(int(s), str(int(s))) for s in statuses],
+                    "protocols": sorted(self.protocols), "groups": list(GROUPS),
+                    "flags": ["none", "bad", "good", "any"], "sort": self.sortable}
 
     def _query(self, params: dict) -> np.ndarray:
-        keep = np.ones(self.n, bool)
+        keep = self.committed.copy()  # a pending row holds fill values or a write under way
         for col, (values, codes) in self.codes.items():
             want = params.get(col)
             if want:
@@ -233,5 +455,5 @@ class Catalog:
             raise QueryError(f"per_page must be 1 .. {MAX_PER_PAGE}, got {per_page}")
         pages = max(1, -(-len(rows) // per_page))
         if not 1 <= page <= pages:
-            raise QueryError(f"page {page} is out of range 1 .. {pages}")
+            raise QueryError(f"page {page} is out of range 1 .. {pages}", 404)
         return rows[(page - 1) * per_page:page * per_page], pages

@@ -75,6 +75,10 @@ class Cache:
     def __init__(self, size: int):
         self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
 
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
     def get(self, key, make):
         with self._lock:
             if key in self._d:
@@ -99,6 +103,11 @@ class Renderer:
         self.shard = int(root["image"].chunks[0])
         self.palette = region_palette(len(root.attrs.get("region_names", [])) or 16)
         self._chunks, self._thumbs = Cache(chunks), Cache(thumbs)
+
+    def forget(self) -> None:
+        """Drop every cached chunk and thumbnail: a shard was reopened, and its rows will change."""
+        self._chunks.clear()
+        self._thumbs.clear()
 
     def _chunk(self, name: str, c: int) -> np.ndarray:
         arr = self.arrays[name] if name in self.arrays else self.root[name]

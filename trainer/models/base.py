@@ -3,9 +3,12 @@ attack score (higher = more likely an attack; trainer/metrics.py), all on batche
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
+from annotator.errors import SettingError
 from annotator.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -43,5 +46,19 @@ class FasModel(nn.Module):
         raise NotImplementedError
 
 
+MAX_WIDTH = 4.0  # channel multiplier: 4 x the paper's channels is already ~16 x its compute
+
+
+def check_width(width) -> None:
+    """A finite channel multiplier in (0, MAX_WIDTH]: the models round width x channels and keep at
+    least 4, so 0 or a negative width would silently build a 4-channel net, and NaN fails deep inside."""
+    if not (isinstance(width, (int, float)) and math.isfinite(width) and 0 < width <= MAX_WIDTH):
+        raise SettingError("width", f"must be a finite number in (0, {MAX_WIDTH:g}] (1 = the paper's channels), "
+                                    f"got {width}")
+
+
 def create(name: str, **kwargs) -> FasModel:
+    """Model `name`; its width checked first (every caller builds models through here)."""
+    if "width" in kwargs:
+        check_width(kwargs["width"])
     return MODELS.create(name, **kwargs)

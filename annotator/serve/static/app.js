@@ -26,6 +26,7 @@ async function loadPage() {
   try {
     const data = await getJSON("/api/rows?" + query());
     state.rows = data.rows; state.pages = data.pages;
+    if (data.committed !== state.info.committed) await reloadInfo();  // a run committed shards since
     $("page-label").textContent = `page ${data.page} of ${data.pages} (${data.total} samples)`;
     const grid = $("grid"); grid.innerHTML = "";
     data.rows.forEach((r, k) => {
@@ -85,27 +86,47 @@ function toggleOverlays() {
 
 async function flag(kind) {
   if (!state.info.allow_flags) { $("flag-status").textContent = "read-only: restart with --allow-flags"; return; }
-  const row = state.rows[state.current].row;
+  // the sample id the page listed with the row: the server refuses the flag if the row now holds another sample
+  const { row, sample_id } = state.rows[state.current];
   try {
     const r = await getJSON(`/api/rows/${row}/flag`, { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ flag: kind, note: $("note").value }) });
+      body: JSON.stringify({ flag: kind, note: $("note").value, sample_id }) });
     state.rows[state.current].flag = kind;
     await openSample(state.current);  // the meta table shows the new qa values
     $("flag-status").textContent = kind === "none" ? "cleared" : `flagged ${kind} ${r.qa.time}`;
   } catch (e) { $("flag-status").textContent = "error: " + e.message; }
 }
 
+function summary(info) {
+  const rows = info.committed === info.n ? `${info.n} samples` : `${info.committed} of ${info.n} samples committed (a run is writing the store)`;
+  $("summary").textContent = rows + (info.allow_flags ? ", flags on" : ", read-only");
+}
+
+function filterValues(info, f) {
+  return f === "group" ? info.choices.groups : f === "protocol" ? info.choices.protocols :
+    f === "flag" ? info.choices.flags : info.choices[f] || [];
+}
+
+async function reloadInfo() {  // new shards may bring new filter values: keep each choice made
+  const info = state.info = await getJSON("/api/info");
+  summary(info);
+  for (const f of FILTERS) {
+    const s = $("filter-" + f), chosen = s.value;
+    s.innerHTML = ""; option(s, "", "all"); filterValues(info, f).forEach((v) => option(s, v));
+    if (chosen && !filterValues(info, f).includes(chosen)) option(s, chosen);
+    s.value = chosen;
+  }
+}
+
 async function start() {
   const info = state.info = await getJSON("/api/info");
   $("store").textContent = info.store;
-  $("summary").textContent = `${info.n} samples` + (info.allow_flags ? ", flags on" : ", read-only");
+  summary(info);
   const filters = $("filters");
   for (const f of FILTERS) {
-    const values = f === "group" ? info.choices.groups : f === "protocol" ? info.choices.protocols :
-      f === "flag" ? info.choices.flags : info.choices[f] || [];
     const label = document.createElement("label"); label.textContent = f + " ";
     const s = document.createElement("select"); s.id = "filter-" + f; option(s, "", "all");
-    values.forEach((v) => option(s, v)); s.onchange = () => { state.page = 1; loadPage(); };
+    filterValues(info, f).forEach((v) => option(s, v)); s.onchange = () => { state.page = 1; loadPage(); };
     label.appendChild(s); filters.appendChild(label);
   }
   info.choices.sort.forEach((c) => option($("sort"), c));
