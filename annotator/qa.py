@@ -309,9 +309,11 @@ def saved_flags(url: str) -> dict[str, tuple[int, str, str]]:
     return {str(s): (int(flag[r]), str(note[r]), str(time[r])) for s, r in zip(ids, rows) if str(s)}
 
 
-def restore_flags(url: str, saved: dict[str, tuple[int, str, str]]) -> tuple[int, list[str]]:
+def restore_flags(url: str, saved: dict[str, tuple[int, str, str]],
+                  rows_by_id: dict[str, int] | None = None) -> tuple[int, list[str]]:
     """Write saved_flags' values back into the store at url (typically re-created by `annotate run
-    --overwrite`), each on the committed row holding its sample_id: (rows restored, sample ids not
+    --overwrite`), each on the committed row holding its sample_id, or on the row rows_by_id names
+    (a new store whose rows are planned but not yet annotated): (rows restored, sample ids not
     found, sorted). Checked whole before anything is written."""
     for sid, value in saved.items():
         if len(value) != 3 or value[0] not in FLAGS.values():
@@ -322,7 +324,7 @@ def restore_flags(url: str, saved: dict[str, tuple[int, str, str]]) -> tuple[int
         return 0, []
     with locked(url):
         _finish_pending(url)
-        where = _committed_rows_by_id(url)
+        where = _committed_rows_by_id(url) if rows_by_id is None else rows_by_id
         found = sorted((where[sid], sid) for sid in saved if sid in where)
         unmatched = sorted(sid for sid in saved if sid not in where)
         if found:

@@ -95,6 +95,9 @@ def _setup_logging(verbose: int) -> None:
               help="Exit non-zero when more than this share of samples failed.")
 @click.option("--resume-failed", is_flag=True, help="Retry only the shards recorded as failed.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
+@click.option("--drop-flags", is_flag=True,
+              help="With --overwrite: drop the store's label QA flags instead of keeping them (they are kept, matched "
+                   "by sample_id, and an overwrite that would lose some is refused).")
 @click.option("--allow-code-change", is_flag=True,
               help="Resume a store started by another version of the annotator or other tuning constants "
                    "(recorded in its provenance).")
@@ -102,7 +105,7 @@ def _setup_logging(verbose: int) -> None:
 def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
         max_landmark_nme, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
         sam_batch, compile_, use_dataset_faces, track, auto_rotate, on_conflict, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, cluster_wait, workers,
-        retries, max_failure_rate, resume_failed, overwrite, allow_code_change, verbose):
+        retries, max_failure_rate, resume_failed, overwrite, drop_flags, allow_code_change, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
     if verbose < 2:  # MediaPipe's native log lines would land in the progress bar, from every worker
@@ -147,7 +150,7 @@ def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_che
     summary = run_pipeline(cfg, out, overwrite=overwrite, cluster=cluster, workers=workers,
                            scheduler=scheduler_address, cluster_config=cluster_config, retries=retries,
                            resume_failed=resume_failed, progress=True, command=command,
-                           allow_code_change=allow_code_change, cluster_wait=cluster_wait)
+                           allow_code_change=allow_code_change, cluster_wait=cluster_wait, drop_flags=drop_flags)
     click.echo(summary.report())
     click.echo(f"store: {out}")
     if summary.failed_shards or summary.left:  # the store is unfinished: `verify` would fail it too

@@ -188,13 +188,14 @@ def protocol_codes(rows: list[dict[str, int]], names: list[str]):
 
 
 def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol_names: list[str],
-                  overwrite: bool, command: str, allow_code_change: bool = False) -> tuple[str, list[str]]:
+                  overwrite: bool, command: str, allow_code_change: bool = False,
+                  drop_flags: bool = False) -> tuple[str, list[str]]:
     """Create the store, or check that an existing one was made by the same settings (resume), then
     write its protocols (whole: a resume picks up corrected or newly arrived lists).
 
     Returns the store's id (attrs store_id) and the notes for the user."""
     codes = protocol_codes([r.protocols for r in refs], protocol_names)
-    store_id, notes = _create_or_check(cfg, out, refs, codes, overwrite, command, allow_code_change)
+    store_id, notes = _create_or_check(cfg, out, refs, codes, overwrite, command, allow_code_change, drop_flags)
     kept = store.write_protocols(out, codes)
     if kept:
         notes.append(f"the store keeps protocol(s) {', '.join(kept)} that the dataset's lists no longer give")
@@ -257,7 +258,8 @@ def _check_rows(cfg: AnnotateConfig, root, out: str, refs: list[SampleRef], code
 
 
 def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], codes: dict, overwrite: bool,
-                     command: str, allow_code_change: bool = False) -> tuple[str, list[str]]:
+                     command: str, allow_code_change: bool = False, drop_flags: bool = False
+                     ) -> tuple[str, list[str]]:
     notes: list[str] = []
     if store.exists(out):
         if not store.is_store(out):
@@ -278,11 +280,15 @@ def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], codes
                                      f"{len(refs)}; pass --overwrite to start over")
             _check_rows(cfg, root, out, refs, codes)
             return root.attrs["store_id"], _check_code(root, old, cfg, out, allow_code_change)
+    from . import keep_flags
+
+    kept = keep_flags.flags_to_keep(out, refs, drop_flags) if overwrite else {}
     extra = sorted({k for r in refs for k in r.extra})
     root = store.create(out, len(refs), cfg.size, cfg.shard_size, extra,
                  {"config": cfg.to_dict(), "provenance": provenance(cfg, command), "attack_types": ATTACK_TYPES,
                   "policy": cfg.policy, "landmark_layout": cfg.landmark_layout.attrs()})
-    return root.attrs["store_id"], notes
+    note = keep_flags.restore(out, refs, kept)
+    return root.attrs["store_id"], notes + ([note] if note else [])
 
 
 def resolve(cfg: AnnotateConfig):
@@ -362,7 +368,7 @@ def _run_here(args: list[tuple], collect, retries: int, models) -> None:
 def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str = "local",
         workers: int | None = None, scheduler: str | None = None, cluster_config: str | None = None,
         client=None, retries: int = 2, resume_failed: bool = False, progress: bool = True,
-        command: str = "", models=None, allow_code_change: bool = False,
+        command: str = "", models=None, allow_code_change: bool = False, drop_flags: bool = False,
         cluster_wait: float = 300.0) -> RunSummary:
     """Annotate the dataset of cfg into the store at `out` (a path or fsspec URL).
 
@@ -371,6 +377,8 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     "slurm" (dask-jobqueue from `cluster_config`), or "none" (in this process: tests, debugging).
     Committed shards are skipped; a shard that raises is retried `retries` times, then recorded as
     failed (`resume_failed` reruns only those). One run per store at a time (pipelines/lock.py).
+    overwrite keeps the old store's label QA flags (matched by sample_id; pipelines/keep_flags.py)
+    and refuses when some would be lost, unless drop_flags.
     models: an annotator.shard.Models to annotate with instead of the config's (cluster "none" only:
     tests pass fakes or small models this way). cluster_wait: seconds a SLURM run waits for its first
     worker job to start before it stops with squeue's reason.
@@ -390,7 +398,8 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
 
         check_slurm_config(cluster_config)
     lock.check_free(out)  # before --overwrite may delete anything
-    store_id, notes = prepare_store(cfg, out, refs, adapter.protocol_names(), overwrite, command, allow_code_change)
+    store_id, notes = prepare_store(cfg, out, refs, adapter.protocol_names(), overwrite, command, allow_code_change,
+                                    drop_flags)
     shards = store.plan_shards(len(refs), cfg.shard_size)
     done = store.committed_ids(out)
     failed_before = store.failed(out)

@@ -179,3 +179,57 @@ def test_restore_leaves_samples_of_uncommitted_shards_unmatched(store_copy, tmp_
         qa.restore_flags(fresh, {ids[3]: (5, "", "")})
     assert qa.read_row(fresh, 3)["flag"] == "none"
     assert qa.restore_flags(fresh, {}) == (0, [])
+
+
+def test_annotate_run_overwrite_keeps_flags_by_sample_id_or_refuses_to_lose_them(sample_store, tmp_path):
+    import shutil
+
+    import zarr
+
+    from annotator.errors import AnnotatorError
+    from helpers import problems, sync_config
+    from pipelines.keep_flags import side_file
+    from pipelines.run import run
+
+    url = tmp_path / "s.zarr"
+    shutil.copytree(sample_store[0], url)
+    ids = zarr.open_group(str(url))["meta/sample_id"][:].tolist()
+    qa.set_flag(str(url), 3, "bad", "mask edge wrong", sample_id=ids[3])
+    qa.set_flag(str(url), 12, "good", "", sample_id=ids[12])
+    cfg = sync_config(dataset="sample", root="")
+    summary = run(cfg, str(url), cluster="none", progress=False, overwrite=True)
+    assert any("kept 2 label QA flag(s)" in n for n in summary.notes)
+    assert qa.saved_flags(str(url)) == {ids[3]: (1, "mask edge wrong", qa.saved_flags(str(url))[ids[3]][2]),
+                                        ids[12]: (2, "", qa.saved_flags(str(url))[ids[12]][2])}
+    assert problems(str(url)) == [] and not side_file(str(url)).exists()
+    # a flag on a sample the new rows lack: refused before any work, unless --drop-flags
+    store_before = (url / "zarr.json").read_bytes()
+    with pytest.raises(AnnotatorError, match="--overwrite would lose them: pass --drop-flags"):
+        run(sync_config(dataset="sample", root="", limit=3), str(url), cluster="none", progress=False, overwrite=True)
+    assert (url / "zarr.json").read_bytes() == store_before and len(qa.saved_flags(str(url))) == 2
+    run(sync_config(dataset="sample", root="", limit=3), str(url), cluster="none", progress=False, overwrite=True,
+        drop_flags=True)
+    assert qa.saved_flags(str(url)) == {}
+
+
+def test_flags_of_an_overwrite_that_died_half_way_come_back_with_the_next(sample_store, tmp_path, monkeypatch):
+    import shutil
+
+    import zarr
+
+    import pipelines.keep_flags as keep
+    from helpers import sync_config
+    from pipelines.run import run
+
+    url = tmp_path / "s.zarr"
+    shutil.copytree(sample_store[0], url)
+    sid = zarr.open_group(str(url))["meta/sample_id"][5]
+    qa.set_flag(str(url), 5, "bad", "kept through a crash", sample_id=str(sid))
+    real = keep.restore
+    monkeypatch.setattr(keep, "restore", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        run(sync_config(dataset="sample", root=""), str(url), cluster="none", progress=False, overwrite=True)
+    assert qa.saved_flags(str(url)) == {} and keep.side_file(str(url)).is_file()  # the new store, no flags yet
+    monkeypatch.setattr(keep, "restore", real)
+    run(sync_config(dataset="sample", root=""), str(url), cluster="none", progress=False, overwrite=True)
+    assert qa.saved_flags(str(url))[str(sid)][:2] == (1, "kept through a crash")
