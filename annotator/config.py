@@ -146,9 +146,11 @@ class AnnotateConfig:
 
     def differences(self, other: "AnnotateConfig") -> list[str]:
         """Names of the settings that differ (what a resume on an existing store must not change).
-        Protocols do not change labels and are rewritten whole on every run, so protocol_dir may."""
+        Protocols do not change labels, so protocol_dir and on_conflict may (a resume refuses rows whose
+        codes they change)."""
         a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k not in ("runtime", "protocol_dir") and a[k] != b.get(k)]
+        # on_conflict decides protocol codes only, which a resume compares row by row (pipelines/listing.py)
+        return [k for k in a if k not in ("runtime", "protocol_dir", "on_conflict") and a[k] != b.get(k)]
 
     def tuning_differences(self, other: "AnnotateConfig") -> list[str]:
         """The tuning constants whose values differ (all of them when one side recorded none)."""

@@ -110,15 +110,19 @@ def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str
     return zarr.open_group(url, mode="r+")
 
 
+CREATING = {"fas_annotator": "creating"}  # the root's only attribute until the store is whole
+
+
 def unfinished(url: str) -> bool:
-    """A root zarr.json without schema_version: a creation that stopped before its end (object stores)."""
+    """A store this annotator began to create and never finished (object stores: on a disk the
+    creation is one rename); another Zarr group at url is not one."""
     fs, path = _fs(url)
-    root = read_marker(fs, f"{path}/zarr.json")
-    return root is not None and "schema_version" not in (root.get("attributes") or {})
+    attrs = (read_marker(fs, f"{path}/zarr.json") or {}).get("attributes") or {}
+    return attrs.get("fas_annotator") == "creating" and "schema_version" not in attrs
 
 
 def _build(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict) -> zarr.Group:
-    root = zarr.open_group(url, mode="w", zarr_format=3)
+    root = zarr.open_group(url, mode="w", zarr_format=3, attributes=dict(CREATING))  # zarr keeps (and edits) the dict
     for name, (shape, dtype, dims) in array_specs(size, landmark_points(attrs)).items():
         create_array(root, name, (n, *shape), (shard_size, *shape), dtype, dims)
     meta = root.create_group("meta")
@@ -126,7 +130,7 @@ def _build(url: str, n: int, size: int, shard_size: int, extra_columns: list[str
         create_array(meta, col, (n,), (shard_size,), dtype, ("sample",))
     root.create_group("protocols")
     write_channel_coordinates(root)
-    root.attrs.update({
+    root.attrs.put({
         "schema_version": SCHEMA_VERSION,
         "store_id": uuid.uuid4().hex,
         "label_channels": LABEL_CHANNELS,
@@ -392,9 +396,12 @@ def open_store(url: str, mode: str = "r") -> zarr.Group:
         raise AnnotatorError(f"{url} is not a label store (no zarr.json); create one with `annotate run`")
     root = zarr.open_group(url, mode=mode)
     version = root.attrs.get("schema_version")
-    if version is None:
+    if version is None and unfinished(url):
         raise AnnotatorError(f"{url} is an unfinished store (its creation stopped before the end, for example on "
                              "a full disk); rerun its `annotate run` command, which creates it again")
+    if version is None:
+        raise AnnotatorError(f"{url} is a Zarr group but not a label store (no schema_version); choose another "
+                             "--out, or give the path of a store made by `annotate run`")
     if version not in READABLE_SCHEMAS:
         newer = isinstance(version, int) and version > max(READABLE_SCHEMAS)
         raise AnnotatorError(f"{url} has schema_version {version!r}; this annotator reads "

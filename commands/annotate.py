@@ -92,7 +92,7 @@ def _setup_logging(verbose: int) -> None:
               help="Local worker processes, at most 4 per core (default: one per core).")
 @click.option("--retries", type=int, default=2, show_default=True, help="Retries of a shard that raises.")
 @click.option("--max-failure-rate", type=float, default=0.05, show_default=True,
-              help="Exit non-zero when more than this share of samples failed.")
+              help="Exit non-zero when more than this share of samples failed (a shard left unwritten always exits 1).")
 @click.option("--resume-failed", is_flag=True, help="Retry only the shards recorded as failed.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
 @click.option("--drop-flags", is_flag=True,

@@ -2,7 +2,7 @@
 them over to the new store, matched by sample_id (annotator/qa.py), or refuses before any work when
 some would be lost, unless --drop-flags. On a local disk the flags wait in a side file beside the
 store until they are back in it, so an overwrite that dies half-way loses none: the next overwrite
-picks them up."""
+picks them up; the side file goes when every shard of the new store is committed."""
 
 from __future__ import annotations
 
@@ -23,13 +23,17 @@ def side_file(out: str) -> Path | None:
 def flags_to_keep(out: str, refs: list[SampleRef], drop: bool) -> dict[str, list]:
     """The flags of the store at out (and of an overwrite that stopped before giving them back),
     sample_id -> [flag, note, time]; a one-line error when some name samples the new rows lack."""
-    saved = {}
     side = side_file(out)
+    if drop:  # nothing of the old flags is read, so a damaged qa/ cannot block the way out
+        if side is not None and side.exists():
+            side.unlink()
+        return {}
+    saved = {}
     if side is not None and side.is_file():
         saved.update(json.loads(side.read_text()))
     if store.is_store(out) and not store.unfinished(out):
         saved.update({k: list(v) for k, v in qa.saved_flags(out).items()})
-    if not saved or drop:
+    if not saved:
         return {}
     ids = {storable(r.sample_id) for r in refs}
     lost = sorted(s for s in saved if s not in ids)
@@ -50,7 +54,12 @@ def restore(out: str, refs: list[SampleRef], saved: dict[str, list]) -> str:
         return ""
     rows = {storable(r.sample_id): i for i, r in enumerate(refs)}
     restored, _ = qa.restore_flags(out, {k: tuple(v) for k, v in saved.items()}, rows_by_id=rows)
+    return f"kept {restored} label QA flag(s) of the overwritten store, matched by sample_id"
+
+
+def settled(out: str) -> None:
+    """Every shard is committed: the restored flags sit on rows whose sample_id is written, so the
+    side file is no longer needed (before, a second overwrite reads the flags from it)."""
     side = side_file(out)
     if side is not None and side.exists():
         side.unlink()
-    return f"kept {restored} label QA flag(s) of the overwritten store, matched by sample_id"

@@ -51,21 +51,27 @@ class RowDifferences:
 
 
 def compare(root, refs: list[SampleRef], committed: np.ndarray, protocol_codes: dict[str, np.ndarray]):
-    """(RowDifferences, stored values, the dataset's values) of the committed rows of an open store.
-    An extra column the store lacks counts as a difference of every committed row that has a value."""
+    """(RowDifferences, stored values, the dataset's values) of the committed rows of an open store
+    (protocol codes too: rows not yet written take the current codes when they are). An extra column
+    the store lacks counts as a difference of every committed row that has a value."""
     meta = root["meta"]
     cols = list(IDENTITY) + list(LISTED) + sorted({k for r in refs for k in r.extra})
     stored, now, out = {}, {}, RowDifferences()
     rows = np.nonzero(committed)[0]
     for col in cols:
         now[col] = ref_column(refs, col)
-        stored[col] = meta[col][:] if col in meta else np.full(len(refs), "", dtype=object)
+        # committed rows only: a chunk a repair reopened may still be damaged until the rerun rewrites it
+        stored[col] = np.full(len(refs), "", dtype=object)
+        if col in meta:
+            stored[col] = stored[col].astype(meta[col].dtype) if meta[col].dtype == bool else stored[col]
+            stored[col][rows] = meta[col].oindex[rows]
         a, b = stored[col][rows], now[col][rows]
         differ = rows[(a.astype(bool) != b) if col == "is_attack" else (a.astype(str) != b.astype(str))]
         if len(differ):
             (out.identity if col in IDENTITY else out.listed)[col] = differ
     have = {k for k, _ in root["protocols"].arrays()} if "protocols" in root else set()
-    for name, codes in sorted(protocol_codes.items()):
-        if name not in have or not np.array_equal(root[f"protocols/{name}"][:], codes):
+    for name, codes in sorted(protocol_codes.items()):  # committed rows: the others get them when written
+        was = root[f"protocols/{name}"].oindex[rows] if name in have else np.full(len(rows), -1, np.int8)
+        if not np.array_equal(was, codes[rows]):
             out.protocols.append(name)
     return out, stored, now

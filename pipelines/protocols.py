@@ -55,17 +55,22 @@ def rewrite_protocols(url: str, dataset: str, root: str | None, protocol_dir: st
     if cfg.dataset != dataset:
         raise AnnotatorError(f"{url} holds dataset {cfg.dataset!r}, not {dataset!r}; pass --dataset {cfg.dataset}")
     n = handle["image"].shape[0]
-    lock.check_free(url)
     cfg = dataclasses.replace(cfg, root=root or cfg.root, protocol_dir=protocol_dir or "",
                               on_conflict=cfg.on_conflict if on_conflict is None else on_conflict)
-    cfg.validate()
+    with lock.StoreLock(url):  # it rewrites meta columns: no `annotate run` may commit meanwhile
+        return _rewrite(url, handle, cfg, dataset, n)
+
+
+def _rewrite(url: str, handle, cfg: AnnotateConfig, dataset: str, n: int) -> ProtocolUpdate:
     adapter = open_adapter(cfg)
     adapter.settle_conflicts(cfg.on_conflict)
     by_source: dict[str, SampleRef] = {}
     for ref in adapter.settle_rows(list(adapter.samples()), cfg.on_conflict):
         by_source.setdefault(storable(ref.source), ref)  # as meta/source holds it
-    sources = handle["meta/source"][:]
-    found = [by_source.get(str(src)) for src in sources]
+    committed = np.nonzero(store.committed_rows(url, n, store.shard_size_of(handle)))[0]
+    sources = np.full(n, "", dtype=object)  # rows not yet written have no source: the run gives them theirs
+    sources[committed] = handle["meta/source"].oindex[committed]
+    found = [by_source.get(str(src)) if src else None for src in sources]
     matched = sum(r is not None for r in found)
     if matched == 0:
         raise AnnotatorError(f"none of the {n} rows of {url} is a file that {dataset} lists under {cfg.root}; "
@@ -82,7 +87,7 @@ def rewrite_protocols(url: str, dataset: str, root: str | None, protocol_dir: st
 def _rewrite_fields(url: str, handle, found: list[SampleRef | None]) -> dict[str, int]:
     """Write LISTED and extra meta columns where the matched refs say otherwise; refuse identity and
     label changes of committed rows. Returns column -> rows changed."""
-    rows = np.array([i for i, r in enumerate(found) if r is not None])
+    rows = np.array([i for i, r in enumerate(found) if r is not None], dtype=np.int64)
     refs = [found[i] for i in rows]
     meta = handle["meta"]
     committed = store.committed_rows(url, len(found), store.shard_size_of(handle))[rows]
@@ -104,11 +109,9 @@ def _rewrite_fields(url: str, handle, found: list[SampleRef | None]) -> dict[str
             store.create_array(group, col, (len(found),), (store.shard_size_of(handle),), "str", ("sample",))
         with zarr.config.set(store.WRITE_CONFIG):
             arr = zarr.open_array(store=url, path=f"meta/{col}", mode="r+", zarr_format=3)
-            values = arr[:]
-            differ = values[rows].astype(str) != now.astype(str)
-            if differ.any() or col not in meta:
-                values[rows] = now
-                arr[:] = values
+            differ = arr.oindex[rows].astype(str) != now.astype(str)
+            if differ.any() or col not in meta:  # the chunks of the matched (committed) rows only
+                arr.oindex[rows] = now
         if differ.any():
             changed[col] = int(differ.sum())
     return changed

@@ -24,7 +24,7 @@ from annotator.sampling import sampled
 from annotator.segment import prepare_options
 from annotator.tuning import TUNING
 
-from . import lock
+from . import keep_flags, lock
 from .tasks import run_shard
 
 log = logging.getLogger(__name__)
@@ -190,13 +190,16 @@ def protocol_codes(rows: list[dict[str, int]], names: list[str]):
 def prepare_store(cfg: AnnotateConfig, out: str, refs: list[SampleRef], protocol_names: list[str],
                   overwrite: bool, command: str, allow_code_change: bool = False,
                   drop_flags: bool = False) -> tuple[str, list[str]]:
-    """Create the store, or check that an existing one was made by the same settings (resume), then
-    write its protocols (whole: a resume picks up corrected or newly arrived lists).
+    """Create the store, or check that an existing one was made by the same settings and that the
+    dataset still gives its rows (resume), then write its protocols whole (for rows not yet written).
 
     Returns the store's id (attrs store_id) and the notes for the user."""
     codes = protocol_codes([r.protocols for r in refs], protocol_names)
-    store_id, notes = _create_or_check(cfg, out, refs, codes, overwrite, command, allow_code_change, drop_flags)
+    flags = keep_flags.flags_to_keep(out, refs, drop_flags) if overwrite else {}
+    store_id, notes = _create_or_check(cfg, out, refs, codes, overwrite, command, allow_code_change)
     kept = store.write_protocols(out, codes)
+    if flags:  # after the protocols: giving flags back consolidates the store's metadata
+        notes.append(keep_flags.restore(out, refs, flags))
     if kept:
         notes.append(f"the store keeps protocol(s) {', '.join(kept)} that the dataset's lists no longer give")
     return store_id, notes
@@ -258,8 +261,7 @@ def _check_rows(cfg: AnnotateConfig, root, out: str, refs: list[SampleRef], code
 
 
 def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], codes: dict, overwrite: bool,
-                     command: str, allow_code_change: bool = False, drop_flags: bool = False
-                     ) -> tuple[str, list[str]]:
+                     command: str, allow_code_change: bool = False) -> tuple[str, list[str]]:
     notes: list[str] = []
     if store.exists(out):
         if not store.is_store(out):
@@ -280,15 +282,11 @@ def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], codes
                                      f"{len(refs)}; pass --overwrite to start over")
             _check_rows(cfg, root, out, refs, codes)
             return root.attrs["store_id"], _check_code(root, old, cfg, out, allow_code_change)
-    from . import keep_flags
-
-    kept = keep_flags.flags_to_keep(out, refs, drop_flags) if overwrite else {}
     extra = sorted({k for r in refs for k in r.extra})
     root = store.create(out, len(refs), cfg.size, cfg.shard_size, extra,
                  {"config": cfg.to_dict(), "provenance": provenance(cfg, command), "attack_types": ATTACK_TYPES,
                   "policy": cfg.policy, "landmark_layout": cfg.landmark_layout.attrs()})
-    note = keep_flags.restore(out, refs, kept)
-    return root.attrs["store_id"], notes + ([note] if note else [])
+    return root.attrs["store_id"], notes
 
 
 def resolve(cfg: AnnotateConfig):
@@ -403,6 +401,9 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     shards = store.plan_shards(len(refs), cfg.shard_size)
     done = store.committed_ids(out)
     failed_before = store.failed(out)
+    for i in set(failed_before) & done:  # committed after its record was written (the client died first)
+        store.clear_failed(out, i)
+        del failed_before[i]
     todo = [s for s in shards if s.id not in done and (not resume_failed or s.id in failed_before)]
     summary = RunSummary(len(refs), len(shards), skipped_shards=len(shards) - len(todo),
                          notes=adapter.findings.notes + notes, n_sources=len({r.source for r in refs}))
@@ -443,6 +444,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
                                          "their shards were run again elsewhere")
         if len(store.committed_ids(out)) == len(shards):
             store.finalize(out)
+            keep_flags.settled(out)
     by_id = {s.id: s for s in shards}
     for i, err in summary.failed_shards:
         summary.unwritten += unwritten_rows(refs[by_id[i].start:by_id[i].stop], i, err)

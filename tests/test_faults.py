@@ -239,3 +239,10 @@ def test_verify_of_a_newer_schema_says_upgrade_never_overwrite(copy):
                                    "it, which would destroy it)"]
     with pytest.raises(AnnotatorError, match="newer release: upgrade fas-annotator"):
         store.open_store(str(copy))
+
+
+def test_a_stale_failure_record_of_a_committed_shard_is_cleared(sample_store, copy):
+    store.mark_failed(str(copy), 1, "the client died after the worker committed")
+    summary = run(sample_cfg(), str(copy), cluster="none", progress=False, resume_failed=True)
+    assert summary.failed_shards == [] and summary.unwritten == [] and store.failed(str(copy)) == {}
+    assert summary.annotated == 15

@@ -95,16 +95,21 @@ def select_rows(url: str, protocol: str, group: str, root=None, exclude_flagged:
     if group not in GROUPS:
         raise AnnotatorError(f"unknown group {group!r}; use one of {', '.join(GROUPS)}")
     root = open_store(url) if root is None else root
-    status = root["meta/status"][:]
-    committed = committed_rows(url, len(status), shard_size_of(root))
+    n = root["meta/status"].shape[0]
+    committed = committed_rows(url, n, shard_size_of(root))
     if not committed.any():
         raise AnnotatorError(f"{url} has no committed rows (its `annotate run` has not finished a shard); rerun "
                              "that command, then train")
     _note_pending(url, int((~committed).sum()))
+    done = np.nonzero(committed)[0]
+    # only committed chunks are read: a shard a repair reopened may hold a damaged chunk until rerun
+    status = np.full(n, -1, np.int16)
+    status[done] = root["meta/status"].oindex[done]
     if protocol == "all":
         chosen = np.ones(len(status), bool)
     elif protocol == "split":
-        chosen = root["meta/split"][:].astype(str) == group
+        chosen = np.zeros(n, bool)
+        chosen[done] = root["meta/split"].oindex[done].astype(str) == group
     else:
         names = store_protocols(root)
         if protocol not in names:
@@ -158,7 +163,7 @@ def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] 
     for p, root in zip(parts, roots):
         meta = root["meta"]
         for c in cols:
-            cols[c].append(meta[c][:][p.rows] if c in meta else np.full(len(p.rows), "", dtype=object))
+            cols[c].append(meta[c].oindex[p.rows] if c in meta else np.full(len(p.rows), "", dtype=object))
     sel.meta = {c: np.concatenate(v) for c, v in cols.items()}
     sel.meta["is_attack"] = sel.meta["is_attack"].astype(bool)
     return sel

@@ -137,12 +137,13 @@ def check_extra_columns(columns: list[str], where: str) -> None:
         if c in META_COLUMNS or c in RESERVED_COLUMNS:
             raise AnnotatorError(f"{where}: extra column {c!r} is a column the store already has; rename it "
                                  f"(for example {c}_orig)")
-        if not EXTRA_COLUMN.fullmatch(c or ""):
-            raise AnnotatorError(f"{where}: extra column {c!r} must be letters, digits, _ . or - (starting with a "
-                                 "letter, at most 64 characters); rename it")
+        if not c.strip() or c != c.strip() or c.startswith(".") or UNSAFE.search(c) or len(c) > 128:
+            raise AnnotatorError(f"{where}: extra column {c!r} cannot be a meta column name (empty, leading or "
+                                 "trailing spaces, a leading '.', '/', '\\', control characters or over 128 "
+                                 "characters); rename it")
 
 
-EXTRA_COLUMN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")  # a path separator would leave meta/; control characters mislead
 RESERVED_COLUMNS = {"zarr.json", "path"}  # Zarr's own file; `path` is the manifest's, stored as `source`
 
 

@@ -192,3 +192,42 @@ def test_a_rerun_after_the_dataset_reordered_its_samples_refuses(folder, tmp_pat
         "bonafide/astronaut_room.jpg,0,,,\n")
     with pytest.raises(AnnotatorError, match="other samples, or its samples in another order, at 3 annotated row"):
         folder_run(folder, out)
+
+
+def test_protocols_on_an_unfinished_store_lets_the_rerun_finish_it(folder, tmp_path):
+    out = tmp_path / "s.zarr"
+    folder_run(folder, out, shard_size=1)
+    (out / "_shards" / "000002.json").unlink()  # the print image's row is pending
+    (folder / "manifest.csv").write_text(
+        "path,is_attack,attack_type,subject,split\n"
+        "bonafide/astronaut.jpg,0,,a,train\n"
+        "bonafide/astronaut_room.jpg,0,,b,dev\n"
+        "attack/print/print_on_table.jpg,1,print,p,test\n")
+    with pytest.raises(AnnotatorError, match="no longer matches its dataset"):
+        folder_run(folder, out, shard_size=1)
+    assert invoke("protocols", out, "--dataset", "folder", "--root", folder).exit_code == 0
+    summary = folder_run(folder, out, shard_size=1)  # not refused again: pending rows take the lists' values
+    assert summary.skipped_shards == 2 and summary.annotated == 3
+    assert zarr.open_group(str(out))["meta/split"][:].tolist() == ["train", "dev", "test"]
+    assert invoke("verify", out).exit_code == 0
+
+
+def test_a_resume_may_settle_a_conflict_the_store_did_not_have(tmp_path):
+    root = oulu_tree(tmp_path / "OULU")
+    out = tmp_path / "o.zarr"
+    oulu_run(root, out)
+    touch(root / "Protocols" / "Protocol_3" / "Test_2.txt", b"-1,1_3_36_2\n+1,1_3_02_1\n")  # 02_1 is also in Train_2
+    with pytest.raises(AnnotatorError, match="1_3_02_1"):
+        oulu_run(root, out)
+    with pytest.raises(AnnotatorError, match="no longer matches its dataset .*Protocol_3_2"):
+        oulu_run(root, out, on_conflict="drop")  # drop changes a committed row's code: protocols rewrites it
+    oulu_run(root, out, on_conflict="first")  # first keeps its train code: nothing differs, the run resumes
+
+
+def test_a_zarr_group_that_is_not_a_label_store_is_never_replaced(folder, tmp_path):
+    out = tmp_path / "other.zarr"
+    g = zarr.open_group(str(out), mode="w", zarr_format=3)
+    g.create_array("x", shape=(3,), dtype="int8")[:] = [1, 2, 3]
+    with pytest.raises(AnnotatorError, match="is a Zarr group but not a label store"):
+        folder_run(folder, out)
+    assert zarr.open_group(str(out))["x"][:].tolist() == [1, 2, 3]
