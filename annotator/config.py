@@ -60,6 +60,9 @@ class AnnotateConfig:
     # What to do with an id its lists put in two groups of one protocol, or a file a manifest lists
     # with contradicting labels or splits: "" refuses (train/test leakage), "drop" or "first".
     on_conflict: str = ""
+    # Where the detector finds no face: "pose" (MediaPipe Holistic places the face from the body
+    # pose: the face behind a paper strip or glasses; annotator/face/behind.py) or "" (none).
+    face_fallback: str = "pose"
     limit: int | None = None
     shard_size: int | None = None  # None: chosen from the number of samples
     policy: dict = field(default_factory=dict)  # resolved policy table (labels.Policy.table)
@@ -110,6 +113,8 @@ class AnnotateConfig:
         if self.limit is not None and self.limit < 1:
             raise SettingError("limit", f"must be at least 1, got {self.limit}")
         self._validate_shard_size()
+        if self.face_fallback not in ("", "pose"):
+            raise SettingError("face_fallback", f"takes pose or none, got {self.face_fallback!r}")
         if self.on_conflict not in ("", "drop", "first"):
             raise SettingError("on_conflict", f"takes drop or first, got {self.on_conflict!r}")
 

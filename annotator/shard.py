@@ -20,6 +20,7 @@ from .decode import DecodeError, read_image, read_video_frames, rotate
 from .decode_hdf5 import read_hdf5_frames, sensor_depth
 from .depth import render_depth
 from .face import DETECTORS, LANDMARKERS
+from .face.behind import PoseFace
 from .face.detect import FaceBox
 from .face.landmarks import square_crop_matrix, warp_crop
 from .face.track import TRACK_CONTEXT, box_from_landmarks, follows
@@ -63,6 +64,7 @@ class Models:
     policy: Policy
     decode_threads: int = 0  # FFmpeg slice threads per video (0 = FFmpeg's choice)
     checker: object = None  # --landmark-check: the other landmarker (FAN beside FaceMesh, or FaceMesh beside FAN)
+    fallback: Callable | None = None  # finds the face where the detector does not (annotator/face/behind.py)
 
 
 def build_landmarker(cfg: AnnotateConfig):
@@ -79,8 +81,10 @@ def build_models(cfg: AnnotateConfig, decode_threads: int = 0) -> Models:
         lc = cfg.landmark_check
         checker = LANDMARKERS.create("mediapipe") if cfg.landmarker == "fan" else \
             LANDMARKERS.create("fan", **{k: v for k, v in lc.items() if k != "max_nme"}, device=cfg.runtime.get("device"))
+    fallback = PoseFace() if cfg.face_fallback == "pose" else None
     return Models(DETECTORS.create(cfg.detector), build_landmarker(cfg),
-                  SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads, checker)
+                  SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads, checker,
+                  fallback)
 
 
 def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None
@@ -169,13 +173,15 @@ class Located:
 
 
 def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig, detector, landmarker,
-           previous: Located | None, seconds: dict[str, float], rotation: int = 0) -> Located:
+           previous: Located | None, seconds: dict[str, float], rotation: int = 0, fallback=None) -> Located:
     """The face of a frame (HWC uint8 RGB, already rotated clockwise by `rotation` degrees), found
     with the config's detector and landmarker.
 
     A video frame first follows the face of the previous sampled frame of its video (no detector
     run); the detector (or the dataset's box) is used for the first frame and when following fails.
     landmarker None: only the box (a batched landmarker runs later over the shard's boxes).
+    fallback: where the detector finds no face, what finds the face behind an instrument (its
+    landmarks are FaceMesh's 478, kept as they are for a FaceMesh store; a batched landmarker gets its box).
     """
     if previous is not None and cfg.track and not cfg.use_dataset_faces:
         t = time.perf_counter()
@@ -197,7 +203,8 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
         return Located(None, None, len(faces), source, status, error)
 
     if not faces:
-        return failed(Status.NO_FACE, "no face detected")
+        behind = _behind(frame, cfg, landmarker, fallback, seconds)
+        return behind if behind is not None else failed(Status.NO_FACE, "no face detected")
     side = max(faces[0].box[2] - faces[0].box[0], faces[0].box[3] - faces[0].box[1])
     if side < cfg.min_face:
         return failed(Status.TOO_SMALL, f"largest face is {side:.0f} px, smaller than {cfg.min_face} px")
@@ -205,9 +212,27 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
         return Located(None, faces[0], len(faces), source)
     lm = landmarker(frame, faces[0])
     seconds["landmarks"] += time.perf_counter() - t2
-    if lm is None:
-        return failed(Status.NO_LANDMARKS, "no landmarks found on the detected face")
+    if lm is None:  # FaceMesh's own detection fails where an instrument hides the eyes
+        behind = _behind(frame, cfg, landmarker, fallback, seconds)
+        return behind if behind is not None else failed(Status.NO_LANDMARKS, "no landmarks found on the detected face")
     return Located(lm, faces[0], len(faces), source)
+
+
+def _behind(frame: np.ndarray, cfg: AnnotateConfig, landmarker, fallback, seconds: dict[str, float]) -> Located | None:
+    """The face the fallback finds (annotator/face/behind.py), or None: its FaceMesh points as they
+    are for a FaceMesh store, its box for any other landmarker."""
+    if fallback is None:
+        return None
+    t = time.perf_counter()
+    hit = fallback(frame)
+    seconds["detect"] += time.perf_counter() - t
+    if hit is None:
+        return None
+    lm, box = hit
+    if landmarker is None or cfg.landmark_layout.n_points == len(lm):
+        return Located(None if landmarker is None else lm, box, 1, fallback.source)
+    lm = landmarker(frame, box)
+    return None if lm is None else Located(lm, box, 1, fallback.source)
 
 
 def upright_turn(landmarks: np.ndarray) -> int:
@@ -348,7 +373,7 @@ def crop_faces(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> _R
             rot = rotations.get(vid, container_rotation)
             turned = rotate(frame, rot)
             located = locate(turned, ref, frame_index, cfg, models.detector, models.landmarker, tracks.get(vid),
-                             rows.seconds, rot)
+                             rows.seconds, rot, models.fallback)
             if vid not in rotations:  # the first frame of its video: settle the video's rotation once
                 if cfg.auto_rotate and container_rotation == 0:
                     rot, turned, located = settle_rotation(frame, ref, frame_index, cfg, models.detector,
@@ -386,7 +411,7 @@ def _crop_batched(rows: _Rows, frames: list, readable: list[int], cfg: AnnotateC
                 rot = rotations.get(ref.video_id, container_rotation)
                 turned = rotate(frame, rot)
                 found[i] = (rot, turned, locate(turned, ref, rows.meta["frame_index"][i], cfg, models.detector, None,
-                                                None, rows.seconds, rot))
+                                                None, rows.seconds, rot, models.fallback))
             except Exception as e:
                 _failed(rows, i, e)
         boxed = [i for i, (_, _, loc) in found.items() if loc.status == Status.OK]

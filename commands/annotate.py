@@ -67,6 +67,9 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--auto-rotate/--no-auto-rotate", default=True, show_default=True,
               help="Turn a sample stored sideways (no rotation metadata; no face, or a face lying on its side "
                    "in its first frame) upright by 90/180/270 degrees; meta/rotation records the turn.")
+@click.option("--face-fallback", type=click.Choice(["pose", "none"]), default="pose", show_default=True,
+              help="Where the face detector finds no face: pose = MediaPipe Holistic places the face from the body "
+                   "pose (the face behind a paper strip or glasses; meta/face_source pose); none = no_face.")
 @click.option("--on-conflict", type=click.Choice(["drop", "first"]), default=None,
               help="An id the dataset's lists put in two groups of one protocol (or a file a manifest lists with "
                    "contradicting lines) is refused as train/test leakage; drop: leave it out; first: keep its "
@@ -104,7 +107,7 @@ def _setup_logging(verbose: int) -> None:
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
         max_landmark_nme, size, box_scale, segmenter, sam_checkpoint, sam_model, device,
-        sam_batch, compile_, use_dataset_faces, track, auto_rotate, on_conflict, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, cluster_wait, workers,
+        sam_batch, compile_, use_dataset_faces, track, auto_rotate, face_fallback, on_conflict, protocol_dir, policy_file, limit, shard_size, cluster, scheduler_address, cluster_config, cluster_wait, workers,
         retries, max_failure_rate, resume_failed, overwrite, drop_flags, allow_code_change, verbose):
     """Annotate a dataset into a label store (resumes an existing store made with the same settings)."""
     _setup_logging(verbose)
@@ -141,6 +144,7 @@ def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_che
                          policy=policy.table, segmenter_options=options, runtime=runtime,
                          use_dataset_faces=use_dataset_faces, track=track, auto_rotate=auto_rotate,
                          protocol_dir=protocol_dir or "", on_conflict=on_conflict or "",
+                         face_fallback="" if face_fallback == "none" else face_fallback,
                          landmarker=landmarker,
                          **_fan_settings(landmarker, landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
                                          max_landmark_nme))
