@@ -18,6 +18,9 @@ MAX_SHARD_SIZE = 4096  # rows per shard (= per task = per chunk of every array)
 # many pixels as 4096 crops of 256 px (~2 GiB of arrays), so larger crops allow fewer rows.
 MAX_SHARD_PIXELS = MAX_SHARD_SIZE * 256 * 256
 WORKERS_PER_CORE = 4  # local worker processes or threads per core
+# The segmenter of a new store: GrabCut prompted by the landmarks segments the instrument of partial
+# attacks on the CPU and equals `geometry` for every other type (docs/labels.md, "The CPU segmenter").
+DEFAULT_SEGMENTER = "grabcut"
 
 
 def check_range(setting: str, value, low, high, why: str = "") -> None:
@@ -51,7 +54,9 @@ class AnnotateConfig:
     box_scale: float = 1.3
     detector: str = "blazeface"
     landmarker: str = "mediapipe"  # "mediapipe" (FaceMesh, 478 points) or "fan" (68); docs/labels.md
-    segmenter: str = "geometry"
+    # "" (and policy {}): the defaults for a new store (DEFAULT_SEGMENTER, the shipped policy), the
+    # store's own when resuming one (pipelines/run.py settle_defaults), so that a rerun keeps them.
+    segmenter: str = ""
     min_face: int = 16  # smallest accepted face box side, frame pixels
     use_dataset_faces: bool = False  # face locations shipped with the dataset instead of the detector
     track: bool = True  # video frames follow the previous sampled frame's face; detector when lost
@@ -140,6 +145,15 @@ class AnnotateConfig:
         why = f" for crops of {self.size} px" if most < MAX_SHARD_SIZE else ""
         check_range("shard_size", self.shard_size, 1, most, f"{why} (a shard is held whole in memory; leave it "
                                                              "out to have it chosen)")
+
+    def with_defaults(self) -> "AnnotateConfig":
+        """The config with today's defaults where it chose no segmenter or policy (a new store's)."""
+        if self.segmenter and self.policy:
+            return self
+        from .labels import Policy
+
+        return dataclasses.replace(self, segmenter=self.segmenter or DEFAULT_SEGMENTER,
+                                   policy=self.policy or Policy.default().table)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -61,6 +61,12 @@ class Rule:
         return out
 
     @property
+    def instruments(self) -> list[int]:
+        """The instrument region ids (occluder, pai_surface) among the rule's regions."""
+        inst = {REGION_IDS["occluder"], REGION_IDS["pai_surface"]}
+        return sorted({i for ids, _ in self.terms for i in ids} & inst)
+
+    @property
     def needs_nose_line(self) -> bool:
         return any(side for _, side in self.terms)
 
@@ -73,6 +79,10 @@ class Policy:
     live: dict[str, Rule]
     outside_depth: float
     table: dict  # the resolved TOML content, stored in the store's config
+    # Per type whose attack names an instrument region (occluder, pai_surface): the attack regions
+    # used when the region map holds no instrument pixel (a segmenter without instruments, or one
+    # whose instrument mask did not survive selection): the face parts the instrument usually covers.
+    fallback: dict[str, Rule] = None
 
     @property
     def attack_types(self) -> list[str]:
@@ -83,18 +93,20 @@ class Policy:
         types = table.get("types")
         if not isinstance(types, dict) or not types:
             raise AnnotatorError(f"{where}: expected a [types.<name>] table per attack type, got types = {types!r}")
-        attack, live = {}, {}
+        attack, live, fallback = {}, {}, {}
         for name, entry in types.items():
-            if not isinstance(entry, dict) or set(entry) - {"attack", "live"}:
-                raise AnnotatorError(f"{where}: [types.{name}] must hold only 'attack' and 'live' lists")
+            if not isinstance(entry, dict) or set(entry) - {"attack", "live", "fallback"}:
+                raise AnnotatorError(f"{where}: [types.{name}] must hold only 'attack', 'live' and 'fallback' lists")
             here = f"{where} [types.{name}]"
             attack[name] = Rule.parse(_names(entry, "attack", here), f"{here}.attack")
             live[name] = Rule.parse(_names(entry, "live", here), f"{here}.live")
+            if "fallback" in entry:
+                fallback[name] = Rule.parse(_names(entry, "fallback", here), f"{here}.fallback")
         od = table.get("outside_depth", 0.0)
         # TOML's true is an int to Python, but no depth value
         if isinstance(od, bool) or not isinstance(od, (int, float)) or not 0.0 <= od <= 1.0:
             raise AnnotatorError(f"{where}: outside_depth must be a number in [0, 1], got {od!r}")
-        return cls(attack, live, float(od), table)
+        return cls(attack, live, float(od), table, fallback)
 
     @classmethod
     def default(cls) -> "Policy":
@@ -138,11 +150,14 @@ class Policy:
         region: (S, S) uint8 region ids; depth: (S, S) float in [0, 1] (0 outside the face) or its
         uint8 form round(255 * D). attack = D on P (P from the policy; `outside_depth` where D
         rounds to 0); live = D on the live regions minus P minus occluders; background = 255 where
-        neither attack nor live is non-zero.
+        neither attack nor live is non-zero. A type with a `fallback` list whose attack regions hold
+        no instrument pixel in `region` takes P from the fallback instead.
         """
         self.check_type(attack_type)
         size = region.shape[0]
         a_rule, l_rule = self.attack[attack_type], self.live[attack_type]
+        if attack_type in (self.fallback or {}) and not np.isin(region, a_rule.instruments).any():
+            a_rule = self.fallback[attack_type]  # no instrument pixel: the parts it usually covers
         below = None
         if a_rule.needs_nose_line or l_rule.needs_nose_line:
             below = nose_line_side(landmarks, size)

@@ -82,6 +82,7 @@ def build_models(cfg: AnnotateConfig, decode_threads: int = 0) -> Models:
         checker = LANDMARKERS.create("mediapipe") if cfg.landmarker == "fan" else \
             LANDMARKERS.create("fan", **{k: v for k, v in lc.items() if k != "max_nme"}, device=cfg.runtime.get("device"))
     fallback = PoseFace() if cfg.face_fallback == "pose" else None
+    cfg = cfg.with_defaults()
     return Models(DETECTORS.create(cfg.detector), build_landmarker(cfg),
                   SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads, checker,
                   fallback)
@@ -202,6 +203,7 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
     def failed(status: Status, error: str) -> Located:
         return Located(None, None, len(faces), source, status, error)
 
+    fallback = fallback if source == "detector" else None  # a dataset's own box is not second-guessed
     if not faces:
         behind = _behind(frame, cfg, landmarker, fallback, seconds)
         return behind if behind is not None else failed(Status.NO_FACE, "no face detected")

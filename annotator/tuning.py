@@ -37,11 +37,12 @@ class Tuning:
     # the brows' thickness.
     fan_forehead_lift: float = 0.35
     fan_brow_thickness: float = 0.05
-    # SAM (annotator/segment/sam/): interior points per prior-prompted region; the share of the face an
-    # instrument mask must cover; the largest occluder, in eyes+brows areas.
+    # Segmenters' mask selection (annotator/segment/sam/): interior points per prior-prompted region;
+    # the share of its site (face, eyes, mouth) an instrument mask must cover; the largest occluder, as
+    # a share of the face oval.
     sam_prior_points: int = 3
     sam_min_cover: float = 0.8
-    sam_max_occluder_ratio: float = 4.0
+    occluder_max_face_share: float = 0.6
     # Smallest image side accepted, pixels (annotator/shard.py).
     min_image_side: int = 32
 

@@ -51,7 +51,9 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--size", type=int, default=256, show_default=True,
               help="Side of the square face crop (a multiple of 32 in 32..2048).")
 @click.option("--box-scale", type=float, default=1.3, show_default=True, help="Crop side / landmark extent.")
-@click.option("--segmenter", type=str, default="geometry", show_default=True, help="Segmenter backend: geometry or sam.")
+@click.option("--segmenter", type=str, default=None,
+              help="Segmenter backend: grabcut (CPU; the instrument of partial attacks), geometry (landmark polygons "
+                   "only) or sam (GPU) [grabcut for a new store; a resumed store keeps its own].")
 @click.option("--sam-checkpoint", type=str, default=None, help="segment-anything checkpoint file (--segmenter sam).")
 @click.option("--sam-model", type=click.Choice(["vit_h", "vit_l", "vit_b"]), default=None,
               help="SAM model type of the checkpoint [vit_h].")
@@ -128,7 +130,7 @@ def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_che
         from pipelines.cluster import read_slurm_config
 
         read_slurm_config(cluster_config)  # its types and counts, before the dataset is enumerated
-    policy = Policy.load(policy_file)
+    policy = Policy.load(policy_file) if policy_file else None  # None: the shipped one, or a resumed store's
     options = {k: v for k, v in {"checkpoint": sam_checkpoint, "model": sam_model}.items() if v is not None}
     runtime = {k: v for k, v in {"device": device, "batch": sam_batch, "compile": compile_ or None}.items()
                if v is not None}
@@ -140,8 +142,8 @@ def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_che
         _warn_if_sam_on_cpu(device)
     cfg = AnnotateConfig(dataset=dataset, root=root or "", frames_per_video=frames_per_video,
                          sampling=sampling or "", size=size,
-                         box_scale=box_scale, segmenter=segmenter, limit=limit, shard_size=shard_size,
-                         policy=policy.table, segmenter_options=options, runtime=runtime,
+                         box_scale=box_scale, segmenter=segmenter or "", limit=limit, shard_size=shard_size,
+                         policy=policy.table if policy else {}, segmenter_options=options, runtime=runtime,
                          use_dataset_faces=use_dataset_faces, track=track, auto_rotate=auto_rotate,
                          protocol_dir=protocol_dir or "", on_conflict=on_conflict or "",
                          face_fallback="" if face_fallback == "none" else face_fallback,

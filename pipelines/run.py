@@ -289,6 +289,18 @@ def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], codes
     return root.attrs["store_id"], notes
 
 
+def settle_defaults(cfg: AnnotateConfig, out: str, overwrite: bool = False) -> AnnotateConfig:
+    """The segmenter and policy a run did not choose: the store's own when it resumes one (a rerun
+    keeps what the store was made with, even after the defaults changed), else today's defaults."""
+    if cfg.segmenter and cfg.policy:
+        return cfg
+    if not overwrite and store.is_store(out) and not store.unfinished(out):
+        with contextlib.suppress(AnnotatorError):
+            old = AnnotateConfig.from_dict(store.open_store(out).attrs.get("config", {}))
+            cfg = dataclasses.replace(cfg, segmenter=cfg.segmenter or old.segmenter, policy=cfg.policy or old.policy)
+    return cfg.with_defaults()
+
+
 def resolve(cfg: AnnotateConfig):
     """Validate the config before any work and fill in what depends on the dataset."""
     cfg.validate()
@@ -387,6 +399,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
     if models is not None and (client is not None or scheduler is not None or cluster != "none"):
         raise ValueError("models can only be passed in with cluster='none' (in this process)")
     out = places.normalize(out)
+    cfg = settle_defaults(cfg, out, overwrite)
     cfg, refs, adapter = resolve(cfg)
     if cfg.root:
         places.refuse_overlap(out, cfg.root, "the dataset root")

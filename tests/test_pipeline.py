@@ -43,6 +43,13 @@ def test_label_semantics_on_real_faces(sample_store):
             assert (label[i, 0][face] > 0).mean() > 0.95
     for i in rows["partial_eye"]:
         reg = region[i]
+        occluder = reg == REGION_IDS["occluder"]
+        if occluder.any():  # the default segmenter cut the printed patch: it, and only it, is attack
+            attack, live = label[i, 0] > 0, label[i, 1] > 0
+            assert not (attack & ~occluder).any() and not (live & occluder).any()
+            assert attack.sum() > 0.9 * (occluder & (root["depth"][i] > 0)).sum()
+            assert (live[np.isin(reg, FACE_REGIONS)]).mean() > 0.95
+            continue
         band = np.isin(reg, (REGION_IDS["eyes"], REGION_IDS["brows"]))
         rows_band = np.nonzero(band.any(axis=1))[0]
         attack = label[i, 0].astype(float)

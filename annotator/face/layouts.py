@@ -130,6 +130,8 @@ MEDIAPIPE_478 = Layout(
     instrument_prompts={
         "pai_surface": (Region.PAI_SURFACE, (151, 1, 152, 234, 454), ()),
         "occluder": (Region.OCCLUDER, (468, 473, 168), (1, 152)),
+        "mouth_occluder": (Region.OCCLUDER, (13, 14, 0, 17), (468, 473, 168)),
+        "lower_occluder": (Region.OCCLUDER, (13, 14, 152, 4), (468, 473, 151)),
     },
     exchange={
         "eyes": (Region.EYES, tuple(R.LEFT_EYE + R.RIGHT_EYE) + R.EYE_CENTERS),
@@ -217,6 +219,8 @@ IBUG_68 = Layout(
     instrument_prompts={
         "pai_surface": (Region.PAI_SURFACE, (FOREHEAD, 30, 8, 1, 15), ()),
         "occluder": (Region.OCCLUDER, (EYE_C, EYE_C + 1, 27), (30, 8)),
+        "mouth_occluder": (Region.OCCLUDER, (62, 66, 51, 57), (EYE_C, EYE_C + 1, 27)),
+        "lower_occluder": (Region.OCCLUDER, (62, 66, 8, 30), (EYE_C, EYE_C + 1, FOREHEAD)),
     },
     exchange={
         "eyes": (Region.EYES, tuple(range(36, 48))),

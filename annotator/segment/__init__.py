@@ -5,6 +5,7 @@ import os
 from ..errors import AnnotatorError, SettingError
 from .base import SEGMENTERS, FaceItem, Segmenter
 from . import geometry  # noqa: F401  (registers "geometry")
+from . import grabcut  # noqa: F401  (registers "grabcut")
 
 
 @SEGMENTERS.register("sam")

@@ -4,7 +4,8 @@ Each region gets positive points on its own landmarks and negative points on lan
 neighbouring regions; regions without landmarks inside them (hair, ears, neck) take positive
 points at the most interior pixels of their geometric prior. Attack types whose instrument is
 visible get one more prompt for the instrument surface: paper, screen or mask -> PAI_SURFACE,
-glasses or a patch over the eyes -> OCCLUDER.
+glasses or a patch over the eyes, a patch over the mouth, a half mask -> OCCLUDER (prompted where
+it sits: eyes, mouth, lower face).
 
 All prompts of a frame have the same number of points (padding label -1, which SAM ignores) so
 that they go through the decoder in one call.
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 
 from ...face.layouts import layout_of
+from ...face.regions import Region
 from ...tuning import TUNING
 
 # The positive and negative points of each region and instrument, per landmark layout: Layout.region_prompts
@@ -23,8 +25,15 @@ from ...tuning import TUNING
 INSTRUMENTS = {
     "print": "pai_surface", "cut_print": "pai_surface", "replay": "pai_surface", "paper_mask": "pai_surface", "rigid_mask": "pai_surface",
     "flexible_mask": "pai_surface", "transparent_mask": "pai_surface", "fake_head": "pai_surface",
-    "glasses": "occluder", "partial_eye": "occluder",
+    "glasses": "occluder", "partial_eye": "occluder", "partial_mouth": "mouth_occluder", "half_mask": "lower_occluder",
 }
+# The region an occluder must cover: what select_regions measures its agreement against.
+OCCLUDER_SITE = {"occluder": Region.EYES, "mouth_occluder": Region.MOUTH, "lower_occluder": Region.MOUTH}
+
+
+def occluder_site(attack_type: str) -> int:
+    """The region the attack type's occluder covers (the eyes when it has none)."""
+    return int(OCCLUDER_SITE.get(INSTRUMENTS.get(attack_type, ""), Region.EYES))
 N_PRIOR_POINTS = TUNING.sam_prior_points
 POINTS_PER_PROMPT = 9
 

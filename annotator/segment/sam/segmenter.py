@@ -23,7 +23,7 @@ from ...face.regions import region_priors
 from ..base import FaceItem
 from .attention import use_sdpa
 from .checkpoint import build_model, load_state_dict
-from .prompts import build_prompts
+from .prompts import build_prompts, occluder_site
 from .select import describe, select_regions
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,7 @@ class SamSegmenter:
             logits, iou = self.decode(embeddings[i:i + 1], (frame_pts * scales[i]).astype(np.float32), labels)
             masks = self.to_crop(logits, it.crop_matrix, scales[i], it.size) > 0
             priors_t = {k: torch.as_tensor(v, device=self.device) for k, v in priors.items()}
-            region, from_sam, fell_back = select_regions(masks, iou, rids.tolist(), priors_t, self.min_agreement)
+            region, from_sam, fell_back = select_regions(masks, iou, rids.tolist(), priors_t, self.min_agreement,
+                                                         occluder_site=occluder_site(it.attack_type))
             results.append((region.cpu().numpy(), describe(from_sam, fell_back)))
         return results

@@ -2,8 +2,9 @@
 
 Per prompt SAM proposes three masks (sub-part, part, whole). For a face region the agreement of
 a mask is its IoU with the region's geometric prior; for an instrument it is the share of the
-region it must cover (the face oval for a paper/screen/mask surface, the eyes for an occluder).
-The mask with the best agreement + 0.1 x SAM's predicted IoU wins (agreement decides, SAM's own
+region it must cover (the face oval for a paper/screen/mask surface; for an occluder the eyes, or
+the mouth for a mouth patch or half mask).
+The mask with the best agreement + 0.1 x the predicted IoU wins (agreement decides, SAM's own
 quality estimate breaks near-ties). A region whose best agreement is below its threshold keeps
 its prior (an instrument is then left out). Overlaps are resolved by painting in a fixed
 priority: PAI surface first (under the face), then face/regions.PAINT_ORDER, occluder last (it
@@ -19,8 +20,8 @@ import torch
 from ...face.regions import PAINT_ORDER, Region
 from ...tuning import TUNING
 
-# An occluder bigger than TUNING.sam_max_occluder_ratio times the eyes+brows prior is not glasses
-# but a failed mask.
+# An occluder covering more than TUNING.occluder_max_face_share of the face oval is not a partial
+# instrument but a failed mask (the background, the whole head).
 
 
 def _overlap(masks: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,12 +33,15 @@ def _overlap(masks: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torc
 
 def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list[int],
                    priors: dict[int, torch.Tensor], min_agreement: float = 0.5,
-                   min_cover: float = TUNING.sam_min_cover) -> tuple[torch.Tensor, list[int], list[int]]:
-    """Compose one region-id map from SAM's proposals.
+                   min_cover: float = TUNING.sam_min_cover, occluder_site: int = Region.EYES
+                   ) -> tuple[torch.Tensor, list[int], list[int]]:
+    """Compose one region-id map from a segmenter's proposals (SAM's, or the CPU segmenter's).
 
-    masks: bool (R, M, S, S) proposals in crop pixels; iou_pred: (R, M) SAM's predicted IoU;
-    region_ids: region id of each prompt; priors: {id: bool (S, S)} on the same device.
-    Returns (region map (S, S) uint8, ids taken from SAM, ids that fell back to the prior).
+    masks: bool (R, M, S, S) proposals in crop pixels; iou_pred: (R, M) the segmenter's predicted
+    IoU (zeros when it has none); region_ids: region id of each prompt; priors: {id: bool (S, S)}
+    on the same device; occluder_site: the region an occluder must cover (eyes, or the mouth for a
+    mouth patch or half mask: prompts.occluder_site).
+    Returns (region map (S, S) uint8, ids taken from the proposals, ids that fell back to the prior).
     """
     size = masks.shape[-1]
     chosen: dict[int, torch.Tensor] = {}
@@ -52,11 +56,11 @@ def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list
             ok_shape = torch.ones_like(agree, dtype=torch.bool)
             threshold = min_cover
         elif rid == Region.OCCLUDER:
-            ref = priors.get(Region.EYES, empty)
+            ref = priors.get(occluder_site, empty)
             inter, _ = _overlap(m, ref)
             agree = inter / ref.sum().clamp(min=1)
-            band = ref | priors.get(Region.BROWS, empty)
-            ok_shape = m.flatten(-2).sum(-1) <= TUNING.sam_max_occluder_ratio * band.sum()
+            face = priors.get(Region.SKIN, empty)
+            ok_shape = (m & face).flatten(-2).sum(-1) <= TUNING.occluder_max_face_share * face.sum()
             threshold = min_cover
         else:
             ref = priors.get(rid, empty)
@@ -84,11 +88,11 @@ def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list
     return out, from_sam, fell_back
 
 
-def describe(from_sam: list[int], fell_back: list[int]) -> str:
-    """meta/segmenter text: 'sam', 'geometry', or 'sam+geometry:<fallbacks>/<regions>'."""
+def describe(from_sam: list[int], fell_back: list[int], name: str = "sam") -> str:
+    """meta/segmenter text: '<name>', 'geometry', or '<name>+geometry:<fallbacks>/<regions>'."""
     n = len(from_sam) + len(fell_back)
     if not fell_back:
-        return "sam"
+        return name
     if not from_sam:
         return "geometry"
-    return f"sam+geometry:{len(fell_back)}/{n}"
+    return f"{name}+geometry:{len(fell_back)}/{n}"
