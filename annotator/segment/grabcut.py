@@ -26,6 +26,7 @@ from .sam.prompts import INSTRUMENTS, OCCLUDER_SITE
 
 ITERATIONS = 4
 REACH = 0.7  # how far (inter-ocular distances) beyond its site an instrument may reach
+WORK_SIDE = 256  # pixels of the longer side GrabCut works at (a larger crop is cut at this size)
 
 
 def _iod(lm: np.ndarray) -> float:
@@ -86,13 +87,29 @@ def proposals(crop: np.ndarray, lm: np.ndarray, priors: dict[int, np.ndarray], i
     mask[_discs(mask.shape, pts[list(neg)], 0.12 * iod)] = cv2.GC_BGD
     seeds = _discs(mask.shape, pts[list(pos)], 0.06 * iod)
     mask[seeds] = cv2.GC_FGD
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means on OpenCV's global RNG: same face, same cut
-    cv2.grabCut(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)
-    cut = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
-    cut = _touching(cut, seeds)
+    cut = _touching(_grabcut(crop, mask), seeds)
     filled = _fill_holes(cut)
     return np.stack([cut, filled, filled & reach])
+
+
+def _grabcut(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """GrabCut's foreground (S, S) bool from an initial GC_* mask, cut within the box of what is not
+    definite background and at WORK_SIDE pixels at most (smaller sides lost the edges of thin paper:
+    bench/labels.py measured 112 and 160 px against 256), back in crop pixels by a linear resample."""
+    ys, xs = np.nonzero(mask != cv2.GC_BGD)
+    y0, y1, x0, x1 = max(0, ys.min() - 4), ys.max() + 5, max(0, xs.min() - 4), xs.max() + 5
+    box_img, box_mask = crop[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+    f = min(1.0, WORK_SIDE / max(box_mask.shape))
+    small = (max(1, round(box_mask.shape[1] * f)), max(1, round(box_mask.shape[0] * f)))
+    img = cv2.resize(cv2.cvtColor(box_img, cv2.COLOR_RGB2BGR), small, interpolation=cv2.INTER_AREA)
+    m = cv2.resize(box_mask, small, interpolation=cv2.INTER_NEAREST)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means on OpenCV's global RNG: same face, same cut
+    cv2.grabCut(img, m, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    fg = ((m == cv2.GC_FGD) | (m == cv2.GC_PR_FGD)).astype(np.float32)
+    out = np.zeros(mask.shape, bool)
+    out[y0:y1, x0:x1] = cv2.resize(fg, box_mask.shape[::-1], interpolation=cv2.INTER_LINEAR) >= 0.5
+    return out
 
 
 def _touching(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:

@@ -55,3 +55,34 @@ def test_speed_options_agree(vit_b, face_image, option):
         la, _ = base.decode(a[i:i + 1], pts, labels)
         lb, _ = base.decode(b[i:i + 1], pts, labels)
         assert _iou((la > 0).cpu().numpy(), (lb > 0).cpu().numpy()) > 0.98
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("SAM_CHECKPOINT"),
+                    reason="set SAM_CHECKPOINT (and SAM_MODEL, default vit_h) to a real segment-anything checkpoint")
+def test_real_sam_on_the_partial_attack_composites(tmp_path):
+    """The composites of bench/labels.py through a real SAM: prints the table beside the CPU
+    segmenter's, so the first machine with a GPU and a checkpoint measures one against the other."""
+    import dataclasses
+    import os
+
+    from annotator import composites
+    from annotator.config import AnnotateConfig
+    from annotator.labels import Policy
+    from annotator.shard import build_models
+    from helpers import SAMPLE
+
+    items = composites.build(SAMPLE) + composites.bona_fide(SAMPLE)
+    tables = {}
+    for name in ("grabcut", "sam"):
+        cfg = AnnotateConfig(dataset="folder", root="", policy=Policy.default().table,
+                             segmenter="grabcut" if name == "grabcut" else "geometry")
+        models = build_models(cfg)
+        if name == "sam":
+            sam = SamSegmenter(checkpoint=os.environ["SAM_CHECKPOINT"], model=os.environ.get("SAM_MODEL", "vit_h"),
+                               device="cuda")
+            models = dataclasses.replace(models, segmenter=sam)
+        tables[name] = composites.table(composites.measure(items, cfg, models, tmp_path / name))
+    for kind in tables["sam"]:
+        print(kind, {n: {k: round(v, 3) for k, v in t[kind].items()} for n, t in tables.items()})
+    assert all(row["found"] >= 0.9 for row in tables["sam"].values())
+    assert tables["sam"]["bonafide"]["uncovered_attack"] <= 0.02

@@ -316,3 +316,30 @@ def test_cli_sam_errors_are_one_line(tmp_path, args, fragment):
     lines = [l for l in r.output.splitlines() if l.strip() and not l.startswith("note:")]
     assert r.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], r.output
     assert not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.parametrize("attack_type,site", [("partial_eye", "eyes"), ("glasses", "eyes"),
+                                              ("partial_mouth", "mouth"), ("half_mask", "mouth")])
+def test_every_partial_type_prompts_its_instrument_where_it_sits(face_item, attack_type, site):
+    """The occluder's positives lie on its site (the eyes, the mouth or below the nose), its negatives
+    on the face parts it leaves free; selection measures it against that site (both layouts)."""
+    from annotator.face.regions import REGION_IDS
+    from annotator.segment.sam.prompts import occluder_site
+
+    lm = face_item.landmarks
+    priors = region_priors(lm, face_item.size)
+    pts, labels, rids = build_prompts(lm, priors, attack_type)
+    assert rids[-1] == Region.OCCLUDER and occluder_site(attack_type) == REGION_IDS[site]
+    import cv2
+
+    site_px = priors[REGION_IDS[site]] | (priors[Region.BROWS] if site == "eyes" else False)
+    ys, xs = np.nonzero(site_px)
+    hull = cv2.convexHull(np.stack([xs, ys], 1).astype(np.int32))  # the site and what lies between its parts
+    near = np.zeros((128, 128), np.uint8)
+    cv2.fillPoly(near, [hull[:, 0]], 1)
+    near = cv2.dilate(near, np.ones((9, 9), np.uint8)).astype(bool)
+    pos, neg = pts[-1][labels[-1] == 1], pts[-1][labels[-1] == 0]
+    chin = attack_type == "half_mask"  # its positives reach the chin, below the mouth
+    assert len(pos) >= 3 and len(neg) >= 2
+    assert sum(near[min(int(y), 127), min(int(x), 127)] for x, y in pos) >= (2 if chin else len(pos))
+    assert not any(near[min(int(y), 127), min(int(x), 127)] for x, y in neg)
