@@ -120,7 +120,8 @@ def test_memory_url_store(sample_store):
 
 
 def _annotate(*args, **popen):
-    cmd = [str(Path(sys.executable).with_name("annotate")), "run", "--dataset", "sample", *map(str, args)]
+    cmd = [str(Path(sys.executable).with_name("annotate")), "run", "--dataset", "sample", "--segmenter", "geometry",
+           *map(str, args)]  # the reference store is geometry's
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
 
 

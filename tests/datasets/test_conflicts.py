@@ -102,6 +102,12 @@ def folder(tmp_path):
     return root
 
 
+def manifest(folder, *rows, extra=""):
+    """ROOT/manifest.csv with the given rows under the manifest's columns (and `extra` ones)."""
+    (folder / "manifest.csv").write_text("path,is_attack,attack_type,subject,split" + extra + "\n"
+                                         + "".join(r + "\n" for r in rows))
+
+
 def folder_run(root, out, **kw):
     return run(sync_config(dataset="folder", root=str(root), **kw), str(out), cluster="none", progress=False)
 
@@ -145,11 +151,10 @@ def test_a_rerun_after_the_lists_changed_refuses_and_protocols_mends_it(folder, 
     out = tmp_path / "s.zarr"
     folder_run(folder, out)
     assert set(zarr.open_group(str(out))["meta/split"][:].tolist()) == {""}
-    (folder / "manifest.csv").write_text(
-        "path,is_attack,attack_type,subject,split,light\n"
-        "bonafide/astronaut.jpg,0,,a,train,bright\n"
-        "bonafide/astronaut_room.jpg,0,,b,dev,dim\n"
-        "attack/print/print_on_table.jpg,1,print,p,test,dim\n")
+    manifest(folder, "bonafide/astronaut.jpg,0,,a,train,bright",
+             "bonafide/astronaut_room.jpg,0,,b,dev,dim",
+             "attack/print/print_on_table.jpg,1,print,p,test,dim",
+             extra=",light")
     with pytest.raises(AnnotatorError, match=r"no longer matches its dataset \(3 row\(s\) differ: split of 3 row"):
         folder_run(folder, out)
     res = invoke("protocols", out, "--dataset", "folder", "--root", folder)
@@ -168,11 +173,9 @@ def test_a_rerun_after_the_lists_changed_refuses_and_protocols_mends_it(folder, 
 def test_a_rerun_whose_labels_changed_needs_overwrite(folder, tmp_path):
     out = tmp_path / "s.zarr"
     folder_run(folder, out)
-    (folder / "manifest.csv").write_text(
-        "path,is_attack,attack_type,subject,split\n"
-        "bonafide/astronaut.jpg,0,,,\n"
-        "bonafide/astronaut_room.jpg,0,,,\n"
-        "attack/print/print_on_table.jpg,1,replay,,\n")
+    manifest(folder, "bonafide/astronaut.jpg,0,,,",
+             "bonafide/astronaut_room.jpg,0,,,",
+             "attack/print/print_on_table.jpg,1,replay,,")
     with pytest.raises(AnnotatorError, match="other attack_type of 1 row.*now 'replay'.*--overwrite"):
         folder_run(folder, out)
     res = invoke("protocols", out, "--dataset", "folder", "--root", folder)
@@ -185,11 +188,9 @@ def test_a_rerun_whose_labels_changed_needs_overwrite(folder, tmp_path):
 def test_a_rerun_after_the_dataset_reordered_its_samples_refuses(folder, tmp_path):
     out = tmp_path / "s.zarr"
     folder_run(folder, out)
-    (folder / "manifest.csv").write_text(
-        "path,is_attack,attack_type,subject,split\n"
-        "attack/print/print_on_table.jpg,1,print,,\n"
-        "bonafide/astronaut.jpg,0,,,\n"
-        "bonafide/astronaut_room.jpg,0,,,\n")
+    manifest(folder, "attack/print/print_on_table.jpg,1,print,,",
+             "bonafide/astronaut.jpg,0,,,",
+             "bonafide/astronaut_room.jpg,0,,,")
     with pytest.raises(AnnotatorError, match="other samples, or its samples in another order, at 3 annotated row"):
         folder_run(folder, out)
 
@@ -198,11 +199,9 @@ def test_protocols_on_an_unfinished_store_lets_the_rerun_finish_it(folder, tmp_p
     out = tmp_path / "s.zarr"
     folder_run(folder, out, shard_size=1)
     (out / "_shards" / "000002.json").unlink()  # the print image's row is pending
-    (folder / "manifest.csv").write_text(
-        "path,is_attack,attack_type,subject,split\n"
-        "bonafide/astronaut.jpg,0,,a,train\n"
-        "bonafide/astronaut_room.jpg,0,,b,dev\n"
-        "attack/print/print_on_table.jpg,1,print,p,test\n")
+    manifest(folder, "bonafide/astronaut.jpg,0,,a,train",
+             "bonafide/astronaut_room.jpg,0,,b,dev",
+             "attack/print/print_on_table.jpg,1,print,p,test")
     with pytest.raises(AnnotatorError, match="no longer matches its dataset"):
         folder_run(folder, out, shard_size=1)
     assert invoke("protocols", out, "--dataset", "folder", "--root", folder).exit_code == 0

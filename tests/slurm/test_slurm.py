@@ -30,7 +30,7 @@ def config(tmp_path, queue="debug", jobs=2):
 
 def annotate(*args, **kw):
     exe = str(Path(sys.executable).with_name("annotate"))
-    return subprocess.Popen([exe, "run", "--dataset", "sample", *map(str, args)], stdout=subprocess.PIPE,
+    return subprocess.Popen([exe, "run", "--dataset", "sample", "--segmenter", "geometry", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, **kw)
 
 
