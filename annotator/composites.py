@@ -5,7 +5,7 @@ Faces come from what ships offline (the sample data's photos, scikit-image's ast
 flips, scales and colour shifts. Instruments are drawn from the clean face's own landmarks: paper
 strips over the eyes (narrow and wide, several colours), paper glasses (plain, and printed with
 another face's eyes), a paper patch over the mouth, and a cut photo (a print of the face with the
-eyes cut out). Each composite keeps its instrument mask (frame pixels), so the share of the
+eyes cut out), and a paper half mask over the lower face. Each composite keeps its instrument mask (frame pixels), so the share of the
 instrument labelled attack and the share of the uncovered face labelled attack are exact.
 """
 
@@ -26,6 +26,7 @@ KINDS = {
     "glasses_plain": "glasses",
     "glasses_eyes": "glasses",
     "mouth_patch": "partial_mouth",
+    "half_mask": "half_mask",
     "cut_photo": "cut_print",
 }
 PAPER = [(236, 236, 230), (250, 226, 120), (150, 190, 235), (200, 200, 200), (245, 180, 190)]  # RGB
@@ -155,6 +156,17 @@ def mouth_patch(image, lm, rng, colour) -> tuple[np.ndarray, np.ndarray]:
     return _paint(image, mask, colour, rng), mask
 
 
+def half_mask(image, lm, rng, colour) -> tuple[np.ndarray, np.ndarray]:
+    """A paper half mask: the face oval from just above the nose tip down, widened a little."""
+    along, down, iod = _axes(lm)
+    oval = lm[FACE_OVAL, :2]
+    c = oval.mean(axis=0)
+    lower = oval[((oval - lm[1, :2]) @ down) > -0.08 * iod]
+    sheet = c + (lower - c) * 1.05
+    mask = _poly_mask(image.shape, [sheet])
+    return _paint(image, mask, colour, rng), mask
+
+
 def cut_photo(image, lm, rng) -> tuple[np.ndarray, np.ndarray]:
     """A print of the face held over it with the eyes cut out: the photo covers the face oval
     (and a margin) except two holes through which the real eyes show."""
@@ -195,6 +207,8 @@ def build(sample_root: str | Path, seed: int = 0, kinds=tuple(KINDS)) -> list[Co
                 image, mask = glasses(img, lm, rng, colour, other_img, other_lm)
             elif kind == "mouth_patch":
                 image, mask = mouth_patch(img, lm, rng, PAPER[(k + 3) % len(PAPER)])
+            elif kind == "half_mask":
+                image, mask = half_mask(img, lm, rng, PAPER[(k + 4) % len(PAPER)])
             else:
                 image, mask = cut_photo(img, lm, rng)
             out.append(Composite(image, mask, kind, f"{name}-{kind}"))

@@ -31,7 +31,7 @@ def main() -> None:
     from annotator.shard import build_models, crop_faces, segment_and_fuse
 
     wanted = {"astronaut-strip_narrow", "room-strip_wide", "astronaut-glasses_plain", "astronaut-warm-glasses_eyes",
-              "room-mouth_patch", "astronaut-cut_photo"}
+              "room-mouth_patch", "room-half_mask", "astronaut-cut_photo"}
     items = [c for c in composites.build(REPO / "sample_data") if c.name in wanted]
     cfg = AnnotateConfig(dataset="folder", root="", policy=Policy.default().table, segmenter="grabcut")
     models = build_models(cfg)

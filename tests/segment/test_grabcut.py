@@ -13,7 +13,7 @@ from annotator.labels import Policy
 from annotator.shard import build_models
 from helpers import SAMPLE, sync_config
 
-MEASURED = ("strip_narrow", "strip_wide", "glasses_plain", "mouth_patch")
+MEASURED = ("strip_narrow", "strip_wide", "glasses_plain", "mouth_patch", "half_mask")
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,9 @@ def test_the_instrument_of_partial_attacks_is_attack_and_the_uncovered_face_live
         assert row["instrument_attack"] >= 0.85 and row["instrument_live"] <= 0.05, (kind, row)
         assert row["uncovered_attack"] <= 0.05, (kind, row)
     assert t["bonafide"]["found"] == 1.0 and t["bonafide"]["uncovered_attack"] <= 0.02
-    # geometry labels the face parts the instrument usually covers: most of the instrument stays live
-    for kind in MEASURED:
+    # geometry labels the face parts the instrument usually covers: most of a strip, glasses or patch
+    # stays live (a half mask's parts, the face below the nose, are most of it)
+    for kind in MEASURED[:4]:
         assert results["geometry"][kind]["instrument_attack"] < 0.3, (kind, results["geometry"][kind])
 
 
@@ -49,8 +50,10 @@ def test_grabcut_is_never_worse_than_geometry(results):
         if kind == "bonafide":
             assert c[kind]["uncovered_attack"] <= g[kind]["uncovered_attack"] + 0.01
             continue
-        assert c[kind]["instrument_attack"] >= g[kind]["instrument_attack"] - 0.01, kind
-        assert c[kind]["uncovered_attack"] <= g[kind]["uncovered_attack"] + 0.02, kind
+        # a half mask: geometry's parts (the face below the nose) already hold most of it; the cut
+        # gives up a few points of it for fewer points of the uncovered face
+        assert c[kind]["instrument_attack"] >= g[kind]["instrument_attack"] - 0.03, kind
+        assert c[kind]["uncovered_attack"] <= g[kind]["uncovered_attack"] + 0.01, kind
 
 
 def faces_of(test_set, tmp_path, kinds, segmenter="grabcut"):
