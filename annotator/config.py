@@ -67,7 +67,7 @@ class AnnotateConfig:
     on_conflict: str = ""
     # Where the detector finds no face: "pose" (MediaPipe Holistic places the face from the body
     # pose: the face behind a paper strip or glasses; annotator/face/behind.py) or "" (none).
-    face_fallback: str = "pose"
+    face_fallback: str | None = None  # None: "pose" for a new store, the store's own on resume
     limit: int | None = None
     shard_size: int | None = None  # None: chosen from the number of samples
     policy: dict = field(default_factory=dict)  # resolved policy table (labels.Policy.table)
@@ -118,7 +118,7 @@ class AnnotateConfig:
         if self.limit is not None and self.limit < 1:
             raise SettingError("limit", f"must be at least 1, got {self.limit}")
         self._validate_shard_size()
-        if self.face_fallback not in ("", "pose"):
+        if self.face_fallback not in (None, "", "pose"):
             raise SettingError("face_fallback", f"takes pose or none, got {self.face_fallback!r}")
         if self.on_conflict not in ("", "drop", "first"):
             raise SettingError("on_conflict", f"takes drop or first, got {self.on_conflict!r}")
@@ -147,13 +147,14 @@ class AnnotateConfig:
                                                              "out to have it chosen)")
 
     def with_defaults(self) -> "AnnotateConfig":
-        """The config with today's defaults where it chose no segmenter or policy (a new store's)."""
-        if self.segmenter and self.policy:
+        """The config with today's defaults where it chose no segmenter, policy or face fallback (a new store's)."""
+        if self.segmenter and self.policy and self.face_fallback is not None:
             return self
         from .labels import Policy
 
         return dataclasses.replace(self, segmenter=self.segmenter or DEFAULT_SEGMENTER,
-                                   policy=self.policy or Policy.default().table)
+                                   policy=self.policy or Policy.default().table,
+                                   face_fallback="pose" if self.face_fallback is None else self.face_fallback)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -161,6 +162,7 @@ class AnnotateConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "AnnotateConfig":
         names = {f.name for f in dataclasses.fields(cls)}
+        d = {"face_fallback": "", **d}  # a store from before the pose fallback found faces without it
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def differences(self, other: "AnnotateConfig") -> list[str]:

@@ -81,8 +81,8 @@ def build_models(cfg: AnnotateConfig, decode_threads: int = 0) -> Models:
         lc = cfg.landmark_check
         checker = LANDMARKERS.create("mediapipe") if cfg.landmarker == "fan" else \
             LANDMARKERS.create("fan", **{k: v for k, v in lc.items() if k != "max_nme"}, device=cfg.runtime.get("device"))
-    fallback = PoseFace() if cfg.face_fallback == "pose" else None
     cfg = cfg.with_defaults()
+    fallback = PoseFace() if cfg.face_fallback == "pose" else None
     return Models(DETECTORS.create(cfg.detector), build_landmarker(cfg),
                   SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads, checker,
                   fallback)
@@ -248,7 +248,8 @@ def upright_turn(landmarks: np.ndarray) -> int:
 
 
 def settle_rotation(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig, detector,
-                    landmarker, seconds: dict[str, float], found: Located) -> tuple[int, np.ndarray, Located]:
+                    landmarker, seconds: dict[str, float], found: Located, fallback=None
+                    ) -> tuple[int, np.ndarray, Located]:
     """(clockwise degrees, the frame turned by them, face) for the first frame of a sample stored
     without rotation metadata.
 
@@ -266,7 +267,7 @@ def settle_rotation(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: An
         return 0, frame, found
     for degrees in turns:
         turned = rotate(frame, degrees)
-        face = locate(turned, ref, frame_index, cfg, detector, landmarker, None, seconds, degrees)
+        face = locate(turned, ref, frame_index, cfg, detector, landmarker, None, seconds, degrees, fallback)
         if face.status == Status.OK and upright_turn(face.landmarks) == 0:
             return degrees, turned, face
     return 0, frame, found
@@ -379,7 +380,8 @@ def crop_faces(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> _R
             if vid not in rotations:  # the first frame of its video: settle the video's rotation once
                 if cfg.auto_rotate and container_rotation == 0:
                     rot, turned, located = settle_rotation(frame, ref, frame_index, cfg, models.detector,
-                                                           models.landmarker, rows.seconds, located)
+                                                           models.landmarker, rows.seconds, located,
+                                                           models.fallback)
                 rotations[vid] = rot
             if located.status == Status.OK and ref.is_video:
                 tracks[vid] = located
@@ -431,7 +433,8 @@ def _crop_batched(rows: _Rows, frames: list, readable: list[int], cfg: AnnotateC
                 if group is first:
                     if cfg.auto_rotate and container_rotation == 0:
                         rot, turned, located = settle_rotation(frame, ref, rows.meta["frame_index"][i], cfg,
-                                                               models.detector, models.landmarker, rows.seconds, located)
+                                                               models.detector, models.landmarker, rows.seconds, located,
+                                                               models.fallback)
                     rotations[ref.video_id] = rot
                 _write_face(rows, i, turned, rotate(depth_frame, rot), rot, located, cfg)
             except Exception as e:

@@ -33,11 +33,10 @@ def models_for(name: str, args):
     from annotator.labels import Policy
     from annotator.shard import build_models
 
-    if name in CPU_ALTERNATIVES:  # the same prompts and selection, another interactive segmentation
-        import annotator.segment.grabcut as grabcut
+    import annotator.segment.grabcut as grabcut
 
-        grabcut._grabcut = CPU_ALTERNATIVES[name]
-        name = "grabcut"
+    grabcut._grabcut = CPU_ALTERNATIVES.get(name, GRABCUT)  # the same prompts and selection, another cut
+    name = "grabcut" if name in CPU_ALTERNATIVES else name
     if name != "sam":
         cfg = AnnotateConfig(dataset="folder", root="", policy=Policy.default().table, segmenter=name)
         return cfg, build_models(cfg)
@@ -89,6 +88,7 @@ def superpixel_cut(crop, mask):
 
 # --segmenters grabcut-randomwalker / grabcut-slic: the grabcut segmenter with its cut replaced
 CPU_ALTERNATIVES = {"grabcut-randomwalker": random_walker_cut, "grabcut-slic": superpixel_cut}
+GRABCUT = __import__("annotator.segment.grabcut", fromlist=["_grabcut"])._grabcut
 
 
 def main() -> None:

@@ -69,9 +69,10 @@ def _setup_logging(verbose: int) -> None:
 @click.option("--auto-rotate/--no-auto-rotate", default=True, show_default=True,
               help="Turn a sample stored sideways (no rotation metadata; no face, or a face lying on its side "
                    "in its first frame) upright by 90/180/270 degrees; meta/rotation records the turn.")
-@click.option("--face-fallback", type=click.Choice(["pose", "none"]), default="pose", show_default=True,
+@click.option("--face-fallback", type=click.Choice(["pose", "none"]), default=None,
               help="Where the face detector finds no face: pose = MediaPipe Holistic places the face from the body "
-                   "pose (the face behind a paper strip or glasses; meta/face_source pose); none = no_face.")
+                   "pose (the face behind a paper strip or glasses; meta/face_source pose); none = no_face "
+                   "[pose for a new store; a resumed store keeps its own].")
 @click.option("--on-conflict", type=click.Choice(["drop", "first"]), default=None,
               help="An id the dataset's lists put in two groups of one protocol (or a file a manifest lists with "
                    "contradicting lines) is refused as train/test leakage; drop: leave it out; first: keep its "
@@ -146,7 +147,7 @@ def run(dataset, root, out, frames_per_video, sampling, landmarker, landmark_che
                          policy=policy.table if policy else {}, segmenter_options=options, runtime=runtime,
                          use_dataset_faces=use_dataset_faces, track=track, auto_rotate=auto_rotate,
                          protocol_dir=protocol_dir or "", on_conflict=on_conflict or "",
-                         face_fallback="" if face_fallback == "none" else face_fallback,
+                         face_fallback={"none": "", None: None}.get(face_fallback, face_fallback),
                          landmarker=landmarker,
                          **_fan_settings(landmarker, landmark_check, fan_type, fan_checkpoint, fan_depth_checkpoint,
                                          max_landmark_nme))

@@ -290,14 +290,19 @@ def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], codes
 
 
 def settle_defaults(cfg: AnnotateConfig, out: str, overwrite: bool = False) -> AnnotateConfig:
-    """The segmenter and policy a run did not choose: the store's own when it resumes one (a rerun
-    keeps what the store was made with, even after the defaults changed), else today's defaults."""
-    if cfg.segmenter and cfg.policy:
+    """The segmenter (with its checkpoint), policy and face fallback a run did not choose: the store's
+    own when it resumes one (a rerun keeps what the store was made with, even after the defaults
+    changed), else today's defaults."""
+    if cfg.segmenter and cfg.policy and cfg.face_fallback is not None:
         return cfg
     if not overwrite and store.is_store(out) and not store.unfinished(out):
         with contextlib.suppress(AnnotatorError):
             old = AnnotateConfig.from_dict(store.open_store(out).attrs.get("config", {}))
-            cfg = dataclasses.replace(cfg, segmenter=cfg.segmenter or old.segmenter, policy=cfg.policy or old.policy)
+            adopt = not cfg.segmenter and not cfg.segmenter_options  # its checkpoint comes with it
+            cfg = dataclasses.replace(
+                cfg, segmenter=cfg.segmenter or old.segmenter, policy=cfg.policy or old.policy,
+                segmenter_options=old.segmenter_options if adopt else cfg.segmenter_options,
+                face_fallback=old.face_fallback if cfg.face_fallback is None else cfg.face_fallback)
     return cfg.with_defaults()
 
 

@@ -26,7 +26,7 @@ def models_for(cfg: AnnotateConfig) -> Models:
     """The config's models, built once per process and reused by every shard that process runs
     (keyed by the settings they are built from)."""
     used = ("detector", "landmarker", "landmarker_options", "segmenter", "segmenter_options", "runtime", "policy",
-            "landmark_check")
+            "landmark_check", "face_fallback")
     key = {"cfg": {k: getattr(cfg, k) for k in used}, "threads": THREADS["decode"]}
     return _cached_models(json.dumps(key, sort_keys=True))
 

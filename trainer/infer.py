@@ -97,6 +97,7 @@ class Inference:
     def __init__(self, run: str, device: str | None = None, threshold: float | None = None, batch: int = 32,
                  fan_checkpoint: str | None = None, fan_depth_checkpoint: str | None = None):
         from annotator.face import DETECTORS
+        from annotator.face.behind import PoseFace
         from annotator.shard import Models, build_landmarker, build_models
 
         self.cfg, self.model, self.ckpt = load_run(run)
@@ -119,9 +120,14 @@ class Inference:
         self.model.to(self.device).eval()
         self.batch = batch
         self.rule = parse_sampling(self.acfg.sampling, self.acfg.frames_per_video)
-        # maps the score reads (dccdn3: regions) come from the store's own segmenter
-        self.models = (build_models(self.acfg) if self.model.score_needs else
-                       Models(DETECTORS.create(self.acfg.detector), build_landmarker(self.acfg), None, None))
+        # maps the score reads (dccdn3: regions) come from the store's own segmenter; faces are found as
+        # the store found them (its detector, landmarker and face fallback) either way
+        if self.model.score_needs:
+            self.models = build_models(self.acfg)
+        else:
+            fallback = PoseFace() if self.acfg.with_defaults().face_fallback == "pose" else None
+            self.models = Models(DETECTORS.create(self.acfg.detector), build_landmarker(self.acfg), None, None,
+                                 fallback=fallback)
 
     def __call__(self, path: Path) -> dict:
         from annotator.shard import crop_faces, segment_and_fuse

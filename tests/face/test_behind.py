@@ -63,3 +63,27 @@ def test_rows_found_by_the_fallback_say_so_and_detected_faces_never_run_it(strip
     assert sources[:2] == ["detector", "detector"] and list(rows.meta["status"]) == [0] * 6
     missed = [s for s in sources[2:] if s == "pose"]
     assert len(calls) == len(missed) >= 1  # the fallback ran exactly on the detector's misses
+
+
+def test_the_run_honours_face_fallback_and_old_stores_keep_theirs_off(strips, tmp_path):
+    """Through annotate run's worker path (pipelines/tasks.py caches models by the settings they use)."""
+    import zarr
+    from PIL import Image
+
+    from helpers import sync_config
+    from pipelines.run import run, settle_defaults
+
+    root = tmp_path / "F" / "attack" / "partial_eye"
+    root.mkdir(parents=True)
+    for c in strips[:4]:
+        Image.fromarray(c.image).save(root / f"{c.name}.png")
+    sources = {}
+    for name, fallback in (("off", ""), ("default", None)):
+        out = tmp_path / f"{name}.zarr"
+        run(sync_config(dataset="folder", root=str(tmp_path / "F"), face_fallback=fallback), str(out),
+            cluster="none", progress=False)
+        sources[name] = zarr.open_group(str(out))["meta/face_source"][:].tolist()
+    assert "pose" not in sources["off"] and "pose" in sources["default"]
+    # a store written before the fallback existed: its config has no key, and a rerun keeps it off
+    assert AnnotateConfig.from_dict({"dataset": "folder", "root": ""}).face_fallback == ""
+    assert settle_defaults(sync_config(dataset="folder", root=""), str(tmp_path / "off.zarr")).face_fallback == ""
