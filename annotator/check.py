@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .datasets.base import GROUP_NAMES, MANIFEST_CONFLICTS, DatasetAdapter, media_kind
+from .datasets.base import MANIFEST_CONFLICTS, DatasetAdapter, conflict_where, media_kind
 from .names import needs_escape, storable
 from .samples import SampleRef
 
@@ -134,9 +134,7 @@ def check_dataset(adapter: DatasetAdapter, workers: int | None = None, probe_med
         report.notes.append(f"{len(escaped)} file name(s) are not UTF-8 ({', '.join(escaped[:5])}"
                             f"{' ...' if len(escaped) > 5 else ''}); they are annotated, their stored source "
                             "writing each undecodable byte as \\xNN (docs/store.md)")
-    report.conflicts = {p: {k: (f"lines {', '.join(map(str, v))}" if p == MANIFEST_CONFLICTS
-                                else ", ".join(GROUP_NAMES.get(c, str(c)) for c in v)) for k, v in ids.items()}
-                        for p, ids in adapter.conflicts.items()}
+    report.conflicts = {p: {k: conflict_where(p, v) for k, v in ids.items()} for p, ids in adapter.conflicts.items()}
 
     on_disk = {ref.source: ref for ref in media.values() if Path(ref.path).exists()}
     report.missing_files = sorted(set(media) - set(on_disk))

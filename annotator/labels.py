@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -82,7 +82,7 @@ class Policy:
     # Per type whose attack names an instrument region (occluder, pai_surface): the attack regions
     # used when the region map holds no instrument pixel (a segmenter without instruments, or one
     # whose instrument mask did not survive selection): the face parts the instrument usually covers.
-    fallback: dict[str, Rule] = None
+    fallback: dict[str, Rule] = field(default_factory=dict)
 
     @property
     def attack_types(self) -> list[str]:
@@ -156,7 +156,7 @@ class Policy:
         self.check_type(attack_type)
         size = region.shape[0]
         a_rule, l_rule = self.attack[attack_type], self.live[attack_type]
-        if attack_type in (self.fallback or {}) and not np.isin(region, a_rule.instruments).any():
+        if attack_type in self.fallback and not np.isin(region, a_rule.instruments).any():
             a_rule = self.fallback[attack_type]  # no instrument pixel: the parts it usually covers
         below = None
         if a_rule.needs_nose_line or l_rule.needs_nose_line:

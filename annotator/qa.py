@@ -337,9 +337,6 @@ def restore_flags(url: str, saved: dict[str, tuple[int, str, str]],
 def _committed_rows_by_id(url: str) -> dict[str, int]:
     """sample_id -> row over the rows of committed shards (others hold fill values or a write under way)."""
     root = store.open_store(url)
-    shard = store.shard_size_of(root)
     ids = root["meta/sample_id"][:]
-    done = np.zeros(len(ids), bool)
-    for i in store.committed_ids(url):
-        done[i * shard:(i + 1) * shard] = True
+    done = store.committed_rows(url, len(ids), store.shard_size_of(root))
     return {str(ids[r]): int(r) for r in np.nonzero(done)[0] if str(ids[r])}

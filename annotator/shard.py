@@ -82,10 +82,14 @@ def build_models(cfg: AnnotateConfig, decode_threads: int = 0) -> Models:
         checker = LANDMARKERS.create("mediapipe") if cfg.landmarker == "fan" else \
             LANDMARKERS.create("fan", **{k: v for k, v in lc.items() if k != "max_nme"}, device=cfg.runtime.get("device"))
     cfg = cfg.with_defaults()
-    fallback = PoseFace() if cfg.face_fallback == "pose" else None
     return Models(DETECTORS.create(cfg.detector), build_landmarker(cfg),
                   SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads, checker,
-                  fallback)
+                  build_fallback(cfg))
+
+
+def build_fallback(cfg: AnnotateConfig):
+    """What finds the face where the detector does not (annotator/face/behind.py), or None."""
+    return PoseFace() if cfg.with_defaults().face_fallback == "pose" else None
 
 
 def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None

@@ -33,7 +33,15 @@ from .schema import (META_COLUMNS, OPTIONAL_COLUMNS, OPTIONAL_IN_SCHEMA_1, array
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
+NEWER_SCHEMA = ("it was written by a newer release: upgrade fas-annotator to read and verify it (do not --overwrite "
+                "it, which would destroy it)")
+
+
+def newer(version) -> bool:
+    """A schema_version only a later release writes."""
+    return isinstance(version, int) and version > max(READABLE_SCHEMAS)
 SHARDS_DIR = "_shards"
+TEMPORARY = ".tmp-"  # in the name of a file write_atomic has not finished
 LOCK_FILE = "_lock.json"  # held by the one `annotate run` writing the store (pipelines/lock.py)
 
 # Written with every chunk present (zarr skips chunks equal to the fill value by default), so that a
@@ -252,7 +260,7 @@ def write_atomic(fs, path: str, data: bytes) -> None:
     if "file" not in _protocols(fs):
         fs.pipe(path, data)
         return
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp = f"{path}{TEMPORARY}{uuid.uuid4().hex[:12]}"
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -403,11 +411,8 @@ def open_store(url: str, mode: str = "r") -> zarr.Group:
         raise AnnotatorError(f"{url} is a Zarr group but not a label store (no schema_version); choose another "
                              "--out, or give the path of a store made by `annotate run`")
     if version not in READABLE_SCHEMAS:
-        newer = isinstance(version, int) and version > max(READABLE_SCHEMAS)
         raise AnnotatorError(f"{url} has schema_version {version!r}; this annotator reads "
-                             f"{', '.join(map(str, READABLE_SCHEMAS))}" +
-                             ("; it was written by a newer release: upgrade fas-annotator to read it (do not "
-                              "--overwrite it, which would destroy it)" if newer else ""))
+                             f"{', '.join(map(str, READABLE_SCHEMAS))}" + (f"; {NEWER_SCHEMA}" if newer(version) else ""))
     return root
 
 

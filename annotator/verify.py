@@ -224,9 +224,7 @@ def check_metadata(url: str) -> tuple[list[Problem], Layout | None]:
     attrs = root.get("attributes") or {}
     version = attrs.get("schema_version")
     if version not in store.READABLE_SCHEMAS:
-        newer = isinstance(version, int) and version > max(store.READABLE_SCHEMAS)
-        fix = ("it was written by a newer release: upgrade fas-annotator to read and verify it (do not --overwrite "
-               "it, which would destroy it)") if newer else RECREATE_FIX
+        fix = store.NEWER_SCHEMA if store.newer(version) else RECREATE_FIX
         return [Problem(f"root zarr.json: schema_version {version!r}, expected one of {list(store.READABLE_SCHEMAS)}",
                         fix=fix)], None
     problems = [Problem(f"root zarr.json: attribute {k!r} missing", fix=RECREATE_FIX)
@@ -358,6 +356,9 @@ def _check_markers(fs, path: str, layout: Layout) -> list[Problem]:
     problems = []
     ids = {s.id: s for s in layout.shards}
     for name in _files(fs, f"{path}/{store.SHARDS_DIR}"):
+        if store.TEMPORARY in name:
+            problems.append(_leftover(f"{store.SHARDS_DIR}/{name}"))
+            continue
         if not name.endswith(".json"):
             continue
         marker, why = _read_json(fs, f"{path}/{store.SHARDS_DIR}/{name}")
@@ -388,24 +389,25 @@ def _check_markers(fs, path: str, layout: Layout) -> list[Problem]:
 def _check_records(fs, path: str) -> list[Problem]:
     """The run's other small files: `_failed/<id>.json` records and `_lock.json` must read as JSON
     objects (a full disk or a stray folder must not block every rerun); temporary files of an
-    interrupted atomic write are leftovers. Repair removes each."""
+    interrupted atomic write are leftovers (those among the commit markers: _check_markers). Repair
+    removes each."""
     problems = []
     for name in _files(fs, f"{path}/{store.FAILED_DIR}"):
         rel = f"{store.FAILED_DIR}/{name}"
-        if ".tmp-" in name:
-            problems.append(Problem(f"{rel}: leftover of an interrupted write", action="remove", paths=(rel,)))
+        if store.TEMPORARY in name:
+            problems.append(_leftover(rel))
         elif store.read_marker(fs, f"{path}/{rel}") is None:
             problems.append(Problem(f"failure record {rel}: unreadable (empty, a folder or not JSON)",
                                     action="remove", paths=(rel,)))
-    for name in _files(fs, f"{path}/{store.SHARDS_DIR}"):
-        if ".tmp-" in name:
-            rel = f"{store.SHARDS_DIR}/{name}"
-            problems.append(Problem(f"{rel}: leftover of an interrupted write", action="remove", paths=(rel,)))
     lock = f"{path}/{store.LOCK_FILE}"
     if fs.exists(lock) and store.read_marker(fs, lock) is None:
         problems.append(Problem(f"{store.LOCK_FILE}: unreadable (empty, a folder or not JSON)", action="remove",
                                 paths=(store.LOCK_FILE,)))
     return problems
+
+
+def _leftover(rel: str) -> Problem:
+    return Problem(f"{rel}: leftover of an interrupted write", action="remove", paths=(rel,))
 
 
 def _files(fs, path: str) -> list[str]:

@@ -30,6 +30,11 @@ def ref_column(refs: list[SampleRef], col: str) -> np.ndarray:
     return np.array([storable(r.extra.get(col, "")) for r in refs], dtype=object)
 
 
+def differs(col: str, stored: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """(n,) bool: rows whose stored value of `col` is not the one the dataset now gives."""
+    return (stored.astype(bool) != now) if col == "is_attack" else (stored.astype(str) != now.astype(str))
+
+
 @dataclass
 class RowDifferences:
     """Per column, the store rows (committed ones) whose value the dataset now gives otherwise."""
@@ -66,7 +71,7 @@ def compare(root, refs: list[SampleRef], committed: np.ndarray, protocol_codes: 
             stored[col] = stored[col].astype(meta[col].dtype) if meta[col].dtype == bool else stored[col]
             stored[col][rows] = meta[col].oindex[rows]
         a, b = stored[col][rows], now[col][rows]
-        differ = rows[(a.astype(bool) != b) if col == "is_attack" else (a.astype(str) != b.astype(str))]
+        differ = rows[differs(col, a, b)]
         if len(differ):
             (out.identity if col in IDENTITY else out.listed)[col] = differ
     have = {k for k, _ in root["protocols"].arrays()} if "protocols" in root else set()

@@ -20,7 +20,7 @@ from annotator.names import storable
 from annotator.samples import SampleRef
 
 from . import lock
-from .listing import IDENTITY, LISTED, ref_column
+from .listing import IDENTITY, LISTED, differs, ref_column
 from .run import open_adapter, protocol_codes
 
 
@@ -90,12 +90,11 @@ def _rewrite_fields(url: str, handle, found: list[SampleRef | None]) -> dict[str
     rows = np.array([i for i, r in enumerate(found) if r is not None], dtype=np.int64)
     refs = [found[i] for i in rows]
     meta = handle["meta"]
-    committed = store.committed_rows(url, len(found), store.shard_size_of(handle))[rows]
-    for col in IDENTITY:
+    for col in IDENTITY:  # found rows are committed ones: only they hold a source to match
         if col == "sample_id":  # rows are matched by source; a video's slot ids follow the sampling
             continue
         now, was = ref_column(refs, col), meta[col].oindex[rows]
-        bad = committed & ((was.astype(bool) != now) if col == "is_attack" else (was.astype(str) != now.astype(str)))
+        bad = differs(col, was, now)
         if bad.any():
             i = int(np.nonzero(bad)[0][0])
             raise AnnotatorError(f"{url}: the dataset now gives {col} {now[i]!r} for row {rows[i]} (stored {was[i]!r}) "
@@ -109,7 +108,7 @@ def _rewrite_fields(url: str, handle, found: list[SampleRef | None]) -> dict[str
             store.create_array(group, col, (len(found),), (store.shard_size_of(handle),), "str", ("sample",))
         with zarr.config.set(store.WRITE_CONFIG):
             arr = zarr.open_array(store=url, path=f"meta/{col}", mode="r+", zarr_format=3)
-            differ = arr.oindex[rows].astype(str) != now.astype(str)
+            differ = differs(col, arr.oindex[rows], now)
             if differ.any() or col not in meta:  # the chunks of the matched (committed) rows only
                 arr.oindex[rows] = now
         if differ.any():

@@ -51,11 +51,6 @@ class RunSummary:
     n_sources: int = 0  # source files (a video's frames share one)
 
     @property
-    def failed_rows(self) -> int:
-        """Rows of failed shards (not written at all)."""
-        return len(self.unwritten)
-
-    @property
     def annotated(self) -> int:
         return self.n_samples - len(self.failed_samples) - len(self.unwritten) - self.left
 

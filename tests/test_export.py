@@ -174,7 +174,7 @@ def test_bad_exports_are_one_line_errors_and_write_nothing(sample_store, tmp_pat
     (busy / "notes.txt").write_text("mine")
     with pytest.raises(AnnotatorError, match="is not empty and holds no export"):
         export_store(url, "folder", str(busy), protocol="all", progress=False)
-    assert [p.name for p in busy.iterdir()] == ["notes.txt"]
+    assert [p.name for p in busy.iterdir()] == ["notes.txt"]  # not even the export's lock
     runner = CliRunner()
     for args, message in ((["--format", "tfrecord"], "unknown export format 'tfrecord'; choose one of: cdcn, folder"),
                           (["--format", "folder", "--protocol", "p9"], "the store has no protocol 'p9'"),

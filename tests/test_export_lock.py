@@ -126,16 +126,6 @@ def test_a_lock_from_another_host_counts_by_its_heartbeat(reference, tmp_path):
     assert tree(old) == expected
 
 
-def test_a_refused_folder_gets_no_lock(reference, tmp_path):
-    url, _ = reference
-    busy = tmp_path / "busy"
-    busy.mkdir()
-    (busy / "notes.txt").write_text("mine")
-    with pytest.raises(AnnotatorError, match="is not empty and holds no export"):
-        export_store(url, "folder", str(busy), protocol="all", progress=False)
-    assert [p.name for p in busy.iterdir()] == ["notes.txt"]
-
-
 def test_writers_of_one_file_never_share_a_temporary_name(tmp_path):
     target = tmp_path / "list.txt"
     names = {part_name(target) for _ in range(100)}

@@ -97,8 +97,7 @@ class Inference:
     def __init__(self, run: str, device: str | None = None, threshold: float | None = None, batch: int = 32,
                  fan_checkpoint: str | None = None, fan_depth_checkpoint: str | None = None):
         from annotator.face import DETECTORS
-        from annotator.face.behind import PoseFace
-        from annotator.shard import Models, build_landmarker, build_models
+        from annotator.shard import Models, build_fallback, build_landmarker, build_models
 
         self.cfg, self.model, self.ckpt = load_run(run)
         self.limits = thresholds(run, threshold)
@@ -125,9 +124,8 @@ class Inference:
         if self.model.score_needs:
             self.models = build_models(self.acfg)
         else:
-            fallback = PoseFace() if self.acfg.with_defaults().face_fallback == "pose" else None
             self.models = Models(DETECTORS.create(self.acfg.detector), build_landmarker(self.acfg), None, None,
-                                 fallback=fallback)
+                                 fallback=build_fallback(self.acfg))
 
     def __call__(self, path: Path) -> dict:
         from annotator.shard import crop_faces, segment_and_fuse

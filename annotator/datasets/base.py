@@ -147,12 +147,18 @@ UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")  # a path separator would leave meta/
 RESERVED_COLUMNS = {"zarr.json", "path"}  # Zarr's own file; `path` is the manifest's, stored as `source`
 
 
+def conflict_where(protocol: str, found: list) -> str:
+    """Where an id's conflict lies: its groups ('train, test') or its manifest lines ('lines 2, 5')."""
+    if protocol == MANIFEST_CONFLICTS:
+        return f"lines {', '.join(map(str, found))}"
+    return ", ".join(GROUP_NAMES.get(c, str(c)) for c in found)
+
+
 def describe_conflicts(conflicts: dict[str, dict[str, list]], limit: int = 5) -> str:
     """'Protocol_1: 1_1_01_1 (train, test); ...' for the first `limit` ids of each protocol."""
     parts = []
     for protocol, ids in sorted(conflicts.items()):
-        shown = ", ".join(f"{k} ({', '.join(GROUP_NAMES.get(c, str(c)) for c in v)})" if protocol != MANIFEST_CONFLICTS
-                          else f"{k} (lines {', '.join(map(str, v))})" for k, v in sorted(ids.items())[:limit])
+        shown = ", ".join(f"{k} ({conflict_where(protocol, v)})" for k, v in sorted(ids.items())[:limit])
         more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
         parts.append(f"{protocol}: {shown}{more}")
     return "; ".join(parts)
