@@ -30,7 +30,11 @@ def flags_to_keep(out: str, refs: list[SampleRef], drop: bool) -> dict[str, list
         return {}
     saved = {}
     if side is not None and side.is_file():
-        saved.update(json.loads(side.read_text()))
+        try:
+            saved.update(json.loads(side.read_text()))
+        except (OSError, ValueError) as e:
+            raise AnnotatorError(f"{side} (the QA flags an earlier --overwrite kept for {out}) cannot be read ({e}); "
+                                 "restore it, or pass --drop-flags to overwrite without them") from None
     if store.is_store(out) and not store.unfinished(out):
         saved.update({k: list(v) for k, v in qa.saved_flags(out).items()})
     if not saved:

@@ -233,3 +233,14 @@ def test_flags_of_an_overwrite_that_died_half_way_come_back_with_the_next(sample
     monkeypatch.setattr(keep, "restore", real)
     run(sync_config(dataset="sample", root=""), str(url), cluster="none", progress=False, overwrite=True)
     assert qa.saved_flags(str(url))[str(sid)][:2] == (1, "kept through a crash")
+
+
+def test_an_unreadable_side_file_of_kept_flags_is_one_line_and_drop_flags_clears_it(tmp_path):
+    from annotator.errors import AnnotatorError
+    from pipelines.keep_flags import flags_to_keep, side_file
+
+    out = str(tmp_path / "s.zarr")
+    side_file(out).write_text("{half a file")
+    with pytest.raises(AnnotatorError, match=r"qa-flags.json .* cannot be read .*--drop-flags"):
+        flags_to_keep(out, [], drop=False)
+    assert flags_to_keep(out, [], drop=True) == {} and not side_file(out).exists()

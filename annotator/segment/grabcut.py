@@ -97,12 +97,17 @@ def _grabcut(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
     definite background and at WORK_SIDE pixels at most (smaller sides lost the edges of thin paper:
     bench/labels.py measured 112 and 160 px against 256), back in crop pixels by a linear resample."""
     ys, xs = np.nonzero(mask != cv2.GC_BGD)
+    if not len(ys):  # the site lies outside the crop: no cut, the priors stand (selection falls back)
+        return np.zeros(mask.shape, bool)
     y0, y1, x0, x1 = max(0, ys.min() - 4), ys.max() + 5, max(0, xs.min() - 4), xs.max() + 5
     box_img, box_mask = crop[y0:y1, x0:x1], mask[y0:y1, x0:x1]
     f = min(1.0, WORK_SIDE / max(box_mask.shape))
     small = (max(1, round(box_mask.shape[1] * f)), max(1, round(box_mask.shape[0] * f)))
     img = cv2.resize(cv2.cvtColor(box_img, cv2.COLOR_RGB2BGR), small, interpolation=cv2.INTER_AREA)
     m = cv2.resize(box_mask, small, interpolation=cv2.INTER_NEAREST)
+    fg = (m == cv2.GC_FGD) | (m == cv2.GC_PR_FGD)
+    if fg.all() or not fg.any():  # GrabCut learns two colour models: it needs pixels of both sides
+        return np.zeros(mask.shape, bool)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means on OpenCV's global RNG: same face, same cut
     cv2.grabCut(img, m, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)

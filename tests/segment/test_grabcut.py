@@ -151,3 +151,22 @@ def test_a_new_store_gets_grabcut_and_a_rerun_keeps_what_its_store_was_made_with
     summary = run(cfg, str(out), cluster="none", progress=False)  # resumes: nothing refused, nothing redone
     assert summary.skipped_shards == summary.n_shards
     assert store.open_store(str(out)).attrs["config"]["segmenter"] == "geometry"
+
+
+def test_a_face_whose_instrument_site_leaves_the_crop_falls_back_to_the_priors(test_set):
+    """No pixel to learn a colour from: no cut, the geometry labels, never an exception that would sink the shard."""
+    from annotator.face.regions import compose, region_priors
+    from annotator.segment import SEGMENTERS
+    from annotator.segment.base import FaceItem
+
+    face = next(c for c in test_set if c.kind == "mouth_patch")
+    lm = composites.face_landmarks(face.image)
+    for shift in (400, -300):  # the face beside the crop
+        m = np.array([[0.5, 0, -90 + shift], [0, 0.5, -20]])
+        moved = lm.copy()
+        moved[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
+        moved[:, 2] *= 0.5
+        for t in ("partial_eye", "partial_mouth", "half_mask"):
+            (region, how), = SEGMENTERS.create("grabcut").segment([FaceItem(face.image, m, 128, moved, t)])
+            assert how == "geometry", (shift, t)
+            np.testing.assert_array_equal(region, compose(region_priors(moved, 128), 128))
