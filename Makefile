@@ -6,9 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test bench clean sample-data
 
-$(STAMP): pyproject.toml
+# constraints.txt holds the exact versions CI tested (torch 2.14.1 among them); pyproject.toml only ranges.
+# face-alignment goes in without its declared opencv-python: mediapipe's opencv-contrib-python is the one
+# OpenCV (pyproject.toml, extra `fan`).
+PIP := $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
+
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PIP) -e '.[test]'
+	$(PIP) --no-deps face-alignment
 	touch $(STAMP)
 
 install: $(STAMP)

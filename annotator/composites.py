@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .face.regions import FACE_OVAL, LEFT_EYE, LIPS_OUTER, RIGHT_EYE
+from annotator.face.points478 import FACE_OVAL, LEFT_EYE, LIPS_OUTER, RIGHT_EYE
 
 # kind -> the canonical attack type a dataset would give it
 KINDS = {
@@ -69,8 +69,8 @@ def base_faces(sample_root: str | Path) -> list[tuple[str, np.ndarray]]:
 
 def face_landmarks(image: np.ndarray) -> np.ndarray | None:
     """FaceMesh's (478, 3) frame-pixel landmarks of the largest face, or None."""
-    from .face.detect import BlazeFaceDetector
-    from .face.landmarks import FaceMeshLandmarker
+    from annotator.face.detect import BlazeFaceDetector
+    from annotator.face.landmarks import FaceMeshLandmarker
 
     faces = BlazeFaceDetector()(image)
     return FaceMeshLandmarker()(image, faces[0]) if faces else None
@@ -240,8 +240,8 @@ def measure(items: list[Composite], cfg, models, folder: str | Path) -> list[Mea
     fuse) with `cfg` (AnnotateConfig) and `models` (shard.Models); images are written to `folder`."""
     from PIL import Image
 
-    from .samples import SampleRef, Status
-    from .shard import crop_faces, segment_and_fuse
+    from annotator.core.samples import SampleRef, Status
+    from annotator.shard import crop_faces, segment_and_fuse
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

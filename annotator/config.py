@@ -6,8 +6,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from .errors import AnnotatorError, SettingError
-from .labels import PYRAMID_SIZES
+from annotator.core.errors import AnnotatorError, SettingError
+from annotator.label import PYRAMID_SIZES
 
 # Bounds of the settings that size memory or work. Values past them are typos, not requests: each
 # would allocate or enumerate without output until the machine gives out (README "Bounds").
@@ -47,13 +47,13 @@ class AnnotateConfig:
     dataset: str
     root: str
     frames_per_video: int = 10
-    # Which frames of a video become rows (annotator/sampling.py); "" = even:<frames_per_video>.
+    # Which frames of a video become rows (annotator/media/sampling.py); "" = even:<frames_per_video>.
     # Kept in its canonical form ("even:10"), so a store made before the setting existed compares equal.
     sampling: str = ""
     size: int = 256
     box_scale: float = 1.3
     detector: str = "blazeface"
-    landmarker: str = "mediapipe"  # "mediapipe" (FaceMesh, 478 points) or "fan" (68); docs/labels.md
+    landmarker: str = "mediapipe"  # a LANDMARKERS name: "mediapipe" (FaceMesh, 478 points), "fan" (68); docs/labels.md
     # "" (and policy {}): the defaults for a new store (DEFAULT_SEGMENTER, the shipped policy), the
     # store's own when resuming one (pipelines/run.py settle_defaults), so that a rerun keeps them.
     segmenter: str = ""
@@ -75,42 +75,59 @@ class AnnotateConfig:
     segmenter_options: dict = field(default_factory=dict)
     # How it runs (device, batch, compile): results agree across these, so a resume may change them.
     runtime: dict = field(default_factory=dict)
-    # The output-changing constants of the code that made the store (annotator/tuning.py).
+    # The output-changing constants of the code that made the store (annotator/core/tuning.py).
     tuning: dict = field(default_factory=dict)
-    # --landmark-check: FAN's weights ({"type", "checkpoint", "sha256", ...} after checking) and
-    # "max_nme"; {} when off. Rows whose FAN and FaceMesh points differ more fail as landmark_disagreement.
+    # --landmark-check: the checking landmarker's options as its backend prepared them (FAN's weights:
+    # {"type", "checkpoint", "sha256", ...}; a checker without options: {"landmarker": its name}) and
+    # "max_nme"; {} when off. Rows whose two landmark sets differ more fail as landmark_disagreement.
     landmark_check: dict = field(default_factory=dict)
-    # --landmarker fan: its weights ({"type", "checkpoint", "sha256", ...} after checking); {} otherwise.
+    # The landmarker's build options as its backend prepared them (fan: its checked weights); {} for none.
     landmarker_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.landmarker == "facemesh":  # the name before FAN came: such stores resume as "mediapipe"
             object.__setattr__(self, "landmarker", "mediapipe")
         if self.frames_per_video >= 1:  # else validate() says so
-            from .sampling import parse
+            from annotator.media.sampling import parse
 
             object.__setattr__(self, "sampling", parse(self.sampling, self.frames_per_video).spec)
 
     @property
     def landmark_layout(self):
         """The annotator.face.layouts.Layout its landmarker writes."""
-        from .face.landmarks import LAYOUT_OF
-        from .face.layouts import layout_named
+        from annotator.face.landmarks import LANDMARKERS
+        from annotator.face.layouts import layout_named
 
-        return layout_named(LAYOUT_OF[self.landmarker])
+        return layout_named(LANDMARKERS.describe(self.landmarker).layout)
+
+    @property
+    def landmark_checker(self) -> str:
+        """The landmarker --landmark-check runs beside its own (that landmarker's `check_with`)."""
+        from annotator.face.landmarks import LANDMARKERS
+
+        return LANDMARKERS.describe(self.landmarker).check_with
+
+    @property
+    def landmark_check_options(self) -> dict:
+        """The checker's build options: landmark_check without the threshold and the name it records."""
+        return {k: v for k, v in self.landmark_check.items() if k not in ("max_nme", "landmarker")}
 
     @property
     def video_slots(self) -> int | None:
         """Rows per video when the sampling fixes them (even, first, presets), else None."""
-        from .sampling import parse
+        from annotator.media.sampling import parse
 
         return parse(self.sampling, self.frames_per_video).slots
 
     def validate(self) -> None:
-        from .face.landmarks import LAYOUT_OF
+        from annotator.face.behind import FACE_FALLBACKS
+        from annotator.face.detect import DETECTORS
+        from annotator.face.landmarks import LANDMARKERS
 
-        if self.landmarker not in LAYOUT_OF:
-            raise SettingError("landmarker", f"takes {' or '.join(LAYOUT_OF)}, got {self.landmarker!r}")
+        if self.detector not in DETECTORS:
+            raise SettingError("detector", f"takes {' or '.join(DETECTORS.names())}, got {self.detector!r}")
+        if self.landmarker not in LANDMARKERS:
+            raise SettingError("landmarker", f"takes {' or '.join(LANDMARKERS.names())}, got {self.landmarker!r}")
         self._validate_sampling()
         self._validate_size()
         if not 1.0 <= self.box_scale <= 4.0:
@@ -118,14 +135,15 @@ class AnnotateConfig:
         if self.limit is not None and self.limit < 1:
             raise SettingError("limit", f"must be at least 1, got {self.limit}")
         self._validate_shard_size()
-        if self.face_fallback not in (None, "", "pose"):
-            raise SettingError("face_fallback", f"takes pose or none, got {self.face_fallback!r}")
+        if self.face_fallback and self.face_fallback not in FACE_FALLBACKS:
+            raise SettingError("face_fallback", f"takes {' or '.join(FACE_FALLBACKS.names())} or none, "
+                                                f"got {self.face_fallback!r}")
         if self.on_conflict not in ("", "drop", "first"):
             raise SettingError("on_conflict", f"takes drop or first, got {self.on_conflict!r}")
 
     def _validate_sampling(self) -> None:
         check_range("frames_per_video", self.frames_per_video, 1, MAX_FRAMES_PER_VIDEO)
-        from .sampling import parse
+        from annotator.media.sampling import parse
 
         slots = parse(self.sampling, self.frames_per_video).slots
         if slots is not None and slots > MAX_FRAMES_PER_VIDEO:
@@ -150,7 +168,7 @@ class AnnotateConfig:
         """The config with today's defaults where it chose no segmenter, policy or face fallback (a new store's)."""
         if self.segmenter and self.policy and self.face_fallback is not None:
             return self
-        from .labels import Policy
+        from annotator.label import Policy
 
         return dataclasses.replace(self, segmenter=self.segmenter or DEFAULT_SEGMENTER,
                                    policy=self.policy or Policy.default().table,

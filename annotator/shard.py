@@ -15,24 +15,24 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .config import AnnotateConfig
-from .decode import DecodeError, read_image, read_video_frames, rotate
-from .decode_hdf5 import read_hdf5_frames, sensor_depth
-from .depth import render_depth
-from .face import DETECTORS, LANDMARKERS
-from .face.behind import PoseFace
-from .face.detect import FaceBox
-from .face.landmarks import square_crop_matrix, warp_crop
-from .face.track import TRACK_CONTEXT, box_from_landmarks, follows
-from .face.annotations import box_for_frame
-from .face.layouts import layout_of
-from .face.regions import FACE_REGIONS
-from .labels import Policy, depth_to_uint8, pyramid
-from .samples import SampleRef, Status
-from .sampling import parse as parse_sampling
-from .schema import empty_meta, empty_rows
-from .tuning import TUNING
-from .segment import SEGMENTERS, FaceItem, Segmenter
+from annotator.config import AnnotateConfig
+from annotator.media.decode import DecodeError, read_image, read_video_frames, rotate
+from annotator.media.hdf5 import read_hdf5_frames, sensor_depth
+from annotator.label import render_depth
+from annotator.face import DETECTORS, LANDMARKERS
+from annotator.face.behind import FACE_FALLBACKS
+from annotator.face.detect import FaceBox
+from annotator.face.landmarks import square_crop_matrix, warp_crop
+from annotator.face.track import TRACK_CONTEXT, box_from_landmarks, follows
+from annotator.face.annotations import box_for_frame
+from annotator.face.layouts import layout_of
+from annotator.face.regions import FACE_REGIONS
+from annotator.label import Policy, depth_to_uint8, pyramid
+from annotator.core.samples import SampleRef, Status
+from annotator.media.sampling import parse as parse_sampling
+from annotator.store.schema import empty_meta, empty_rows
+from annotator.core.tuning import TUNING
+from annotator.segment import SEGMENTERS, FaceItem, Segmenter
 
 log = logging.getLogger(__name__)
 
@@ -68,28 +68,30 @@ class Models:
 
 
 def build_landmarker(cfg: AnnotateConfig):
-    """The config's landmarker (FAN from its checked weights, on --device when given)."""
-    device = {"device": cfg.runtime["device"]} if cfg.landmarker == "fan" and cfg.runtime.get("device") else {}
-    return LANDMARKERS.create(cfg.landmarker, **cfg.landmarker_options, **device)
+    """The config's landmarker from its checked options, with the run-time settings it takes (--device)."""
+    return LANDMARKERS.describe(cfg.landmarker).create(cfg.landmarker_options, cfg.runtime)
+
+
+def build_checker(cfg: AnnotateConfig):
+    """--landmark-check: the landmarker that checks the config's (its `check_with`), or None."""
+    if not cfg.landmark_check:
+        return None
+    checker = LANDMARKERS.describe(cfg.landmark_checker)
+    return checker.create(cfg.landmark_check_options, cfg.runtime)
 
 
 def build_models(cfg: AnnotateConfig, decode_threads: int = 0) -> Models:
     """The config's detector, landmarker, segmenter (from their registries) and policy."""
-    options = {**cfg.segmenter_options, **(cfg.runtime if cfg.segmenter == "sam" else {})}
-    checker = None
-    if cfg.landmark_check:
-        lc = cfg.landmark_check
-        checker = LANDMARKERS.create("mediapipe") if cfg.landmarker == "fan" else \
-            LANDMARKERS.create("fan", **{k: v for k, v in lc.items() if k != "max_nme"}, device=cfg.runtime.get("device"))
     cfg = cfg.with_defaults()
-    return Models(DETECTORS.create(cfg.detector), build_landmarker(cfg),
-                  SEGMENTERS.create(cfg.segmenter, **options), Policy.from_table(cfg.policy), decode_threads, checker,
-                  build_fallback(cfg))
+    segmenter = SEGMENTERS.describe(cfg.segmenter).create(cfg.segmenter_options, cfg.runtime)
+    return Models(DETECTORS.create(cfg.detector), build_landmarker(cfg), segmenter, Policy.from_table(cfg.policy),
+                  decode_threads, build_checker(cfg), build_fallback(cfg))
 
 
 def build_fallback(cfg: AnnotateConfig):
     """What finds the face where the detector does not (annotator/face/behind.py), or None."""
-    return PoseFace() if cfg.with_defaults().face_fallback == "pose" else None
+    name = cfg.with_defaults().face_fallback
+    return FACE_FALLBACKS.create(name) if name else None
 
 
 def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None
@@ -323,7 +325,7 @@ def check_landmarks(rows: _Rows, checker, max_nme: float) -> None:
     in the 68-point layout (FaceMesh's through the 68 -> 478 map), normalised by FaceMesh's eye
     corners: meta/landmark_nme per row; a row above max_nme, or one where the other landmarker finds
     no face, fails as landmark_disagreement (and leaves the faces to segment)."""
-    from .face.points68 import to_68, nme
+    from annotator.face.points68 import to_68, nme
 
     if not rows.items:
         return

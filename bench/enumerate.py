@@ -100,7 +100,7 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=100_000)
     ap.add_argument("--probe-files", type=int, default=400)
     args = ap.parse_args()
-    from annotator.check import check_dataset
+    from annotator.datasets.check import check_dataset
     from annotator.datasets import DATASETS
 
     def rows(name, root, **kw):
@@ -125,7 +125,7 @@ def main() -> None:
             if name != "wmca":
                 print(f"target for {name}: < 30 s and < 1 GB: {'MET' if wall < 30 and peak < 2**30 else 'NOT MET'}")
 
-        clip = (Path(__file__).resolve().parents[1] / "sample_data/bonafide/astronaut_pan.mp4").read_bytes()
+        clip = (Path(__file__).resolve().parents[1] / "annotator/datasets/sample_data/bonafide/astronaut_pan.mp4").read_bytes()
         media = tmp / "probe" / "bonafide"
         media.mkdir(parents=True)
         for i in range(args.probe_files):

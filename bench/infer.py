@@ -32,13 +32,13 @@ def main() -> None:
     import torch
 
     from annotator.shard import crop_faces
-    from annotator.sampling import sampled
+    from annotator.media.plan import sampled
     from annotator.datasets.base import refs_for_file
     from helpers import SAMPLE, sync_config
     from pipelines.run import run
-    from trainer.evaluate import evaluate_run
-    from trainer.infer import Inference, media_inputs
-    from trainer.train import TrainConfig, train
+    from fas_train.evaluate import evaluate_run
+    from fas_train.infer import Inference, media_inputs
+    from fas_train.train import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"{tmp}/sample.zarr"

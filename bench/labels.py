@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 def models_for(name: str, args):
     from annotator.config import AnnotateConfig
-    from annotator.labels import Policy
+    from annotator.label import Policy
     from annotator.shard import build_models
 
     import annotator.segment.grabcut as grabcut
@@ -103,7 +103,7 @@ def main() -> None:
     from annotator import composites
     from annotator.shard import crop_faces
 
-    items = composites.build(REPO / "sample_data") + composites.bona_fide(REPO / "sample_data")
+    items = composites.build(REPO / "annotator/datasets/sample_data") + composites.bona_fide(REPO / "annotator/datasets/sample_data")
     kinds = sorted({c.kind for c in items})
     print(f"{len(items)} composites: {', '.join(kinds)} ({len(items) // len(kinds)} faces each)")
     tables = {}
@@ -114,7 +114,7 @@ def main() -> None:
             results = composites.measure(items, cfg, models, tmp)
             total = time.perf_counter() - t
             # the segmenter's own time: the same faces cropped once, then segmented alone
-            from annotator.samples import SampleRef
+            from annotator.core.samples import SampleRef
 
             refs = [SampleRef(c.name, f"{tmp}/{c.name}.png", c.name, c.name, c.kind != "bonafide", c.attack_type, "x")
                     for c in items]

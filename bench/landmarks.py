@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "bonafide" / "astronaut.jpg"
+SAMPLE = Path(__file__).resolve().parents[1] / "annotator/datasets/sample_data" / "bonafide" / "astronaut.jpg"
 
 
 def face():
@@ -52,9 +52,9 @@ def geometry_rate(landmarks, n: int, size: int = 256) -> float:
     """Faces/s of regions + depth + label fusion for one face's crop-pixel landmarks (any layout)."""
     import numpy as np
 
-    from annotator.depth import render_depth
-    from annotator.face.regions import compose, region_priors
-    from annotator.labels import Policy, depth_to_uint8
+    from annotator.label import render_depth
+    from annotator.face.priors import compose, region_priors
+    from annotator.label import Policy, depth_to_uint8
 
     policy = Policy.default()
 

@@ -3,7 +3,7 @@
 Writes a store of N rows (face crops cut from the sample photo at random offsets with sensor
 noise, elliptic face regions with a depth ramp, the pyramid: about as compressible as real stores), then reads the
 train group with 2 DataLoader workers, the fields dccdn3 trains on (image, label), batch 64:
-  (a) trainer.data.StoreLoader: whole chunks per read, batches assembled in the workers straight
+  (a) fas_train.data.StoreLoader: whole chunks per read, batches assembled in the workers straight
       into shared-memory slots allocated once (only slot numbers cross the process boundary);
   (b) baseline in the same run: a map-style Dataset reading one row per __getitem__ (zarr slice)
       with the default collate.
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def synthetic_shard(rng, photo: np.ndarray, start: int, stop: int, size: int = 256) -> tuple[dict, dict]:
     """(arrays, meta) of rows [start, stop) of a synthetic store that keeps the store contract."""
     from annotator import store
-    from annotator.labels import pyramid
+    from annotator.label import pyramid
 
     k = stop - start
     yy, xx = np.mgrid[0:size, 0:size]
@@ -63,7 +63,7 @@ def synthetic_shard(rng, photo: np.ndarray, start: int, stop: int, size: int = 2
 def sample_photo() -> np.ndarray:
     from PIL import Image
 
-    return np.asarray(Image.open(Path(__file__).resolve().parents[1] / "sample_data/bonafide/astronaut.jpg"))
+    return np.asarray(Image.open(Path(__file__).resolve().parents[1] / "annotator/datasets/sample_data/bonafide/astronaut.jpg"))
 
 
 def make_store(url: str, n: int, size: int = 256, shard: int = 32) -> None:
@@ -114,9 +114,10 @@ def main() -> None:
     args = ap.parse_args()
     from torch.utils.data import DataLoader
 
-    from trainer.data import StoreLoader, StoreStream, select
+    from fas_train.data import StoreLoader, StoreStream
+    from fas_train.selection import select
 
-    fields = ("image", "label")  # what dccdn3 training reads (trainer.models: train_needs)
+    fields = ("image", "label")  # what dccdn3 training reads (fas_train.models: train_needs)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"{tmp}/bench.zarr"
         t = time.perf_counter()
@@ -129,7 +130,7 @@ def main() -> None:
         base = rate(DataLoader(base_ds, batch_size=args.batch, shuffle=True, num_workers=args.workers), epochs=2)
     print(f"DataLoader, {args.workers} workers, batch {args.batch}, fields {', '.join(fields)}:")
     print(f"  baseline, one zarr read per row:     {base:8.0f} samples/s")
-    print(f"  trainer.data.StoreLoader (chunks):   {ours:8.0f} samples/s  ({ours / base:.1f}x)")
+    print(f"  fas_train.data.StoreLoader (chunks):   {ours:8.0f} samples/s  ({ours / base:.1f}x)")
     print(f"  target >= 1500 samples/s: {'MET' if ours >= 1500 else 'NOT MET'}")
 
 

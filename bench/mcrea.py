@@ -30,7 +30,7 @@ def main() -> None:
 
     from annotator.augment import mcrea
     from annotator.config import AnnotateConfig
-    from annotator.labels import Policy
+    from annotator.label import Policy
     from pipelines.run import run
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,7 +31,7 @@ def make_videos(root: Path, n: int) -> None:
     import cv2
     from PIL import Image
 
-    face = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "sample_data/bonafide/astronaut.jpg"))
+    face = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "annotator/datasets/sample_data/bonafide/astronaut.jpg"))
     faces = [face, np.ascontiguousarray(face[:, ::-1])]
     y, x = np.mgrid[0:480, 0:640].astype(np.float32)
     wall = np.clip(np.stack([200 - 0.05 * y, 205 - 0.05 * y, 195 - 0.04 * x], axis=2), 0, 255).astype(np.uint8)
@@ -68,8 +68,8 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
     from annotator.config import AnnotateConfig
-    from annotator.decode import read_video_frames
-    from annotator.labels import Policy
+    from annotator.media.decode import read_video_frames
+    from annotator.label import Policy
     from pipelines.run import run
 
     with tempfile.TemporaryDirectory() as tmp:

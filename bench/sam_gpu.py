@@ -57,7 +57,7 @@ def face_items(n: int, size: int = 256):
     from annotator.segment.base import FaceItem
     from annotator.shard import output_crop
 
-    face = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "sample_data/bonafide/astronaut.jpg"))
+    face = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "annotator/datasets/sample_data/bonafide/astronaut.jpg"))
     det, mesh = BlazeFaceDetector(), FaceMeshLandmarker()
     items = []
     for i in range(n):
@@ -89,7 +89,7 @@ def main() -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
     from segment_anything import SamPredictor, sam_model_registry
 
-    from annotator.face.regions import region_priors
+    from annotator.face.priors import region_priors
     from annotator.segment.sam.prompts import build_prompts
     from annotator.segment.sam.segmenter import SamSegmenter
 

@@ -53,7 +53,7 @@ def main() -> None:
     WORK["ms"] = args.ms_per_frame
     import pipelines.run as pr
     from annotator.config import AnnotateConfig
-    from annotator.labels import Policy
+    from annotator.label import Policy
 
     pr.run_shard = stub_shard  # pickled by value into the workers (defined in __main__)
     policy = Policy.default().table

@@ -39,7 +39,7 @@ def make_store(url: str, n: int, size: int, shard: int) -> None:
     import zarr
 
     from annotator import store
-    from annotator.labels import ATTACK_TYPES
+    from annotator.label import ATTACK_TYPES
 
     rng = np.random.default_rng(0)
     store.create(url, n, size, shard, [], {"config": {"dataset": "synthetic"}})
@@ -122,7 +122,7 @@ def main() -> None:
             ms.append((time.perf_counter() - t) * 1e3)
             assert r.status_code == 200
         print(f"  page (one filter + sort, random page of 48) {percentiles(ms)}")
-        from annotator.labels import ATTACK_TYPES
+        from annotator.label import ATTACK_TYPES
 
         ms = []
         for k in range(200):  # a new filter each time: no cached result to page through

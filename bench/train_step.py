@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def step_time(model, batch: dict, device: torch.device, steps: int, warmup: int, video: bool = False) -> float:
     """Seconds per training step; video: a video-branch step (forward_video + video_loss) on a batch
     of whole sequences, the augmentation drawn per sequence."""
-    from trainer.inputs import Augment, to_inputs
+    from fas_train.inputs import Augment, to_inputs
 
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     cast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
                     help="also time the central-difference models with theta 0 (plain convolutions)")
     args = ap.parse_args()
-    from trainer.models import MODELS, create
+    from fas_train.models import MODELS, create
 
     if args.model == "all":
         import subprocess

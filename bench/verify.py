@@ -2,7 +2,7 @@
 
 1. Writes a store of N rows at 256 px (default 10,000; bench/loader.py's synthetic rows: noisy face
    crops, elliptic regions, depth ramps, pyramids, every meta column), shard size 32.
-2. Full verify (annotator.verify at level "full", --workers threads): samples/s, and MB/s of stored
+2. Full verify (annotator.store.verify at level "full", --workers threads): samples/s, and MB/s of stored
    (compressed) and decoded bytes.
 3. The floor in the same run: every array of the committed shards read with plain zarr, one chunk
    after the other in one loop, no checks.
@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("--crc-rows", type=int, default=1024)
     args = ap.parse_args()
 
-    from annotator.verify import verify
+    from annotator.store.verify import verify
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from annotator.config import check_workers
-from annotator.errors import AnnotatorError, SettingError
+from annotator.core.errors import AnnotatorError, SettingError
 
 CLUSTERS = ("local", "cuda", "slurm")
 SLURM_KEYS = {"queue": str, "walltime": str, "cores": int, "memory": str, "gpus_per_job": int, "jobs": int,
@@ -32,7 +32,7 @@ def limit_threads(n: int) -> None:
     """Cap the threads of the native libraries of the per-frame stages in this process."""
     import cv2
 
-    from .tasks import THREADS
+    from pipelines.tasks import THREADS
 
     cv2.setNumThreads(n)
     THREADS["decode"] = n
@@ -270,3 +270,15 @@ def run_bounded(client, fn: Callable, args: list[tuple], keys: list, on_done: Ca
         else:
             on_done(key, result, None)
         submit_next()
+
+
+def dask_map(client):
+    """A ParallelMap (annotator/store/verify.py) over a Dask client: one task per item, results as they finish."""
+
+    def run(fn, items):
+        from dask.distributed import as_completed
+
+        for future in as_completed(client.map(fn, items, pure=False)):
+            yield future.result()
+
+    return run

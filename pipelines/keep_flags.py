@@ -1,5 +1,5 @@
 """Label QA flags across `annotate run --overwrite`: flags are human work, so an overwrite carries
-them over to the new store, matched by sample_id (annotator/qa.py), or refuses before any work when
+them over to the new store, matched by sample_id (annotator/store/qa.py), or refuses before any work when
 some would be lost, unless --drop-flags. On a local disk the flags wait in a side file beside the
 store until they are back in it, so an overwrite that dies half-way loses none: the next overwrite
 picks them up; the side file goes when every shard of the new store is committed."""
@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from annotator import places, qa, store
-from annotator.errors import AnnotatorError
-from annotator.names import storable
-from annotator.samples import SampleRef
+from annotator.store import places, qa
+from annotator import store
+from annotator.core.errors import AnnotatorError
+from annotator.core.names import storable
+from annotator.core.samples import SampleRef
 
 
 def side_file(out: str) -> Path | None:

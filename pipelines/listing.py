@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from annotator.names import storable
-from annotator.samples import SampleRef
+from annotator.core.names import storable
+from annotator.core.samples import SampleRef
 
 # Fields that decide a row's identity or its label map (the policy fuses the attack type into it):
 # a change means annotating again (--overwrite).
@@ -21,7 +21,7 @@ LISTED = ("split", "subject", "pai")
 
 
 def ref_column(refs: list[SampleRef], col: str) -> np.ndarray:
-    """One meta column as the refs give it and the store holds it (text as stored: annotator/names.py;
+    """One meta column as the refs give it and the store holds it (text as stored: annotator/core/names.py;
     is_attack as bool)."""
     if col == "is_attack":
         return np.fromiter((r.is_attack for r in refs), bool, len(refs))

@@ -14,7 +14,7 @@ import time
 
 import fsspec
 
-from annotator.errors import AnnotatorError
+from annotator.core.errors import AnnotatorError
 from annotator.store import LOCK_FILE as LOCK
 from annotator.store import write_atomic
 

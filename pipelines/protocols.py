@@ -15,13 +15,13 @@ import zarr
 
 from annotator import store
 from annotator.config import AnnotateConfig
-from annotator.errors import AnnotatorError
-from annotator.names import storable
-from annotator.samples import SampleRef
+from annotator.core.errors import AnnotatorError
+from annotator.core.names import storable
+from annotator.core.samples import SampleRef
 
-from . import lock
-from .listing import IDENTITY, LISTED, differs, ref_column
-from .run import open_adapter, protocol_codes
+from pipelines import lock
+from pipelines.listing import IDENTITY, LISTED, differs, ref_column
+from pipelines.run import open_adapter, protocol_codes
 
 
 @dataclasses.dataclass

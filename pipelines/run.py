@@ -12,20 +12,22 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from annotator import __version__, places, store
+from annotator import __version__, store
+from annotator.store import places
 from annotator.config import AnnotateConfig
 from annotator.datasets import DATASETS
-from annotator.errors import AnnotatorError, SettingError
-from annotator.failures import FailedRow, summary_lines
-from annotator.labels import ATTACK_TYPES, Policy
-from annotator.samples import SampleRef, Status
-from annotator.sampling import parse as parse_sampling
-from annotator.sampling import sampled
-from annotator.segment import prepare_options
-from annotator.tuning import TUNING
+from annotator.core.errors import AnnotatorError, SettingError
+from annotator.store.failures import FailedRow, summary_lines
+from annotator.label import ATTACK_TYPES, Policy
+from annotator.core.samples import SampleRef, Status
+from annotator.media.sampling import parse as parse_sampling
+from annotator.media.plan import sampled
+from annotator.segment import SEGMENTERS
+from annotator.face.landmarks import LANDMARKERS
+from annotator.core.tuning import TUNING
 
-from . import keep_flags, lock
-from .tasks import run_shard
+from pipelines import keep_flags, lock
+from pipelines.tasks import run_shard
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ def enumerate_samples(cfg: AnnotateConfig):
             break
     refs = adapter.settle_rows(refs, cfg.on_conflict)
     if not refs:
-        raise AnnotatorError(f"no images or videos found for dataset {cfg.dataset!r} under {cfg.root or 'sample_data'}")
+        raise AnnotatorError(f"no images or videos found for dataset {cfg.dataset!r} under {cfg.root or 'the shipped sample data'}")
     unknown = sorted({r.attack_type for r in refs} - set(ATTACK_TYPES))
     if unknown:
         raise AnnotatorError(f"adapter {cfg.dataset} produced unknown attack type(s) {unknown}")
@@ -232,7 +234,7 @@ def _check_rows(cfg: AnnotateConfig, root, out: str, refs: list[SampleRef], code
     """Refuse to resume a store whose rows the dataset now describes otherwise (docs/store.md)."""
     import numpy as np
 
-    from .listing import RowDifferences, compare
+    from pipelines.listing import RowDifferences, compare
 
     committed = store.committed_rows(out, len(refs), store.shard_size_of(root))
     diff, stored, now = compare(root, refs, committed, codes)
@@ -301,33 +303,37 @@ def settle_defaults(cfg: AnnotateConfig, out: str, overwrite: bool = False) -> A
     return cfg.with_defaults()
 
 
+def prepare_backends(cfg: AnnotateConfig) -> AnnotateConfig:
+    """The segmenter's, landmarker's and landmark checker's options checked by their backends before
+    any work (checkpoints found, loaded and hashed), as the store records them."""
+    segmenter = SEGMENTERS.describe(cfg.segmenter)
+    landmarker = LANDMARKERS.describe(cfg.landmarker)
+    cfg = dataclasses.replace(cfg, segmenter_options=segmenter.prepare_options(cfg.segmenter_options),
+                              landmarker_options=landmarker.prepare_options(cfg.landmarker_options))
+    if not cfg.landmark_check:
+        return cfg
+    max_nme = cfg.landmark_check.get("max_nme", 0)
+    if not max_nme > 0:
+        raise SettingError("max_landmark_nme", f"must be positive, got {max_nme}")
+    checker = LANDMARKERS.describe(landmarker.check_with)
+    info = checker.prepare_options(cfg.landmark_check_options) or {"landmarker": checker.name}
+    return dataclasses.replace(cfg, landmark_check={**info, "max_nme": float(max_nme)})
+
+
+def uses_device(cfg: AnnotateConfig) -> bool:
+    """Whether a backend of the run takes a device (and so may want a GPU worker)."""
+    names = [(SEGMENTERS, cfg.segmenter), (LANDMARKERS, cfg.landmarker)]
+    if cfg.landmark_check:
+        names.append((LANDMARKERS, cfg.landmark_checker))
+    return any(registry.describe(name).uses_device for registry, name in names)
+
+
 def resolve(cfg: AnnotateConfig):
     """Validate the config before any work and fill in what depends on the dataset."""
     cfg.validate()
     Policy.from_table(cfg.policy)
     cfg = dataclasses.replace(cfg, tuning=TUNING.to_dict())
-    cfg = dataclasses.replace(cfg, segmenter_options=prepare_options(cfg.segmenter, cfg.segmenter_options))
-    # FAN's weights load and fit before any work; their sha256 is recorded
-    if cfg.landmarker == "fan":
-        from annotator.face.fan import check_checkpoints
-
-        lo = cfg.landmarker_options
-        cfg = dataclasses.replace(cfg, landmarker_options=check_checkpoints(
-            lo.get("type", "2d"), lo.get("checkpoint"), lo.get("depth_checkpoint")))
-    elif cfg.landmarker_options:
-        raise SettingError("landmarker", f"options {', '.join(sorted(cfg.landmarker_options))} only apply to fan")
-    if cfg.landmark_check:
-        lc = cfg.landmark_check
-        if not lc.get("max_nme", 0) > 0:
-            raise SettingError("max_landmark_nme", f"must be positive, got {lc.get('max_nme')}")
-        # the check runs the other landmarker: FAN beside FaceMesh, FaceMesh (no weights) beside FAN
-        if cfg.landmarker == "fan":
-            info = {"landmarker": "mediapipe"}
-        else:
-            from annotator.face.fan import check_checkpoints
-
-            info = check_checkpoints(lc.get("type", "2d"), lc.get("checkpoint"), lc.get("depth_checkpoint"))
-        cfg = dataclasses.replace(cfg, landmark_check={**info, "max_nme": float(lc["max_nme"])})
+    cfg = prepare_backends(cfg)
     refs, adapter = enumerate_samples(cfg)
     refs = videos_first(refs)
     if cfg.shard_size is None:
@@ -405,7 +411,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
         places.refuse_overlap(out, cfg.root, "the dataset root")
     places.require_writable(out)
     if cluster == "slurm" and client is None and scheduler is None:
-        from .cluster import check_slurm_config
+        from pipelines.cluster import check_slurm_config
 
         check_slurm_config(cluster_config)
     lock.check_free(out)  # before --overwrite may delete anything
@@ -438,7 +444,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
         if client is None and scheduler is None and cluster == "none":
             _run_here(args, collect, retries, models)
         else:
-            from .cluster import connect, has_resource, lost_workers, run_bounded, watch_lost_workers
+            from pipelines.cluster import connect, has_resource, lost_workers, run_bounded, watch_lost_workers
 
             ctx = contextlib.nullcontext(client) if client is not None else connect(scheduler, cluster, workers,
                                                                                     cluster_config, cluster_wait)
@@ -446,8 +452,7 @@ def run(cfg: AnnotateConfig, out: str, *, overwrite: bool = False, cluster: str 
                 if getattr(c, "dashboard_link", None) and progress:
                     tqdm.write(f"Dask dashboard: {c.dashboard_link}")
                 watch_lost_workers(c)
-                wants_gpu = (cfg.segmenter == "sam" or cfg.landmarker == "fan" or bool(cfg.landmark_check)) \
-                    and cfg.runtime.get("device", "cuda") != "cpu"
+                wants_gpu = uses_device(cfg) and cfg.runtime.get("device", "cuda") != "cpu"
                 resources = {"GPU": 1} if wants_gpu and has_resource(c, "GPU") else None
                 run_bounded(c, run_shard, args, keys=[s.id for s, _ in jobs], on_done=collect,
                             retries=retries, resources=resources)

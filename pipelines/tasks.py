@@ -7,7 +7,7 @@ import json
 import time
 
 from annotator.config import AnnotateConfig
-from annotator.samples import SampleRef
+from annotator.core.samples import SampleRef
 from annotator.shard import Models, annotate_shard, build_models
 from annotator.store import Shard, write_shard
 

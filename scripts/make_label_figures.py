@@ -26,13 +26,13 @@ def main() -> None:
     warnings.simplefilter("ignore")
     from annotator import composites
     from annotator.config import AnnotateConfig
-    from annotator.labels import Policy
-    from annotator.samples import SampleRef
+    from annotator.label import Policy
+    from annotator.core.samples import SampleRef
     from annotator.shard import build_models, crop_faces, segment_and_fuse
 
     wanted = {"astronaut-strip_narrow", "room-strip_wide", "astronaut-glasses_plain", "astronaut-warm-glasses_eyes",
               "room-mouth_patch", "room-half_mask", "astronaut-cut_photo"}
-    items = [c for c in composites.build(REPO / "sample_data") if c.name in wanted]
+    items = [c for c in composites.build(REPO / "annotator/datasets/sample_data") if c.name in wanted]
     cfg = AnnotateConfig(dataset="folder", root="", policy=Policy.default().table, segmenter="grabcut")
     models = build_models(cfg)
     with tempfile.TemporaryDirectory() as tmp:

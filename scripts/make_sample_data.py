@@ -1,11 +1,11 @@
-"""Regenerate sample_data/: a real public-domain face and synthetic attacks made from it.
+"""Regenerate annotator/datasets/sample_data/: a real public-domain face and synthetic attacks made from it.
 
 The face is scikit-image's astronaut photograph (Eileen Collins, NASA, public domain). Attacks:
 a print (white-bordered paper, colour loss and halftone, perspective-warped onto a textured
 table), a replay (screen bezel, moire, glare), a partial attack (a paper strip over the eyes),
 and one short bona fide video. Deterministic: the same files every run.
 
-    python scripts/make_sample_data.py [--out sample_data]
+    python scripts/make_sample_data.py [--out annotator/datasets/sample_data]
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "sample_data"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "annotator" / "datasets" / "sample_data"))
     out = Path(ap.parse_args().out)
     face = data.astronaut()
     files = {

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "sample_data"
+SAMPLE = REPO / "annotator/datasets/sample_data"
 
 
 def sync_config(**kw):
     from annotator.config import AnnotateConfig
-    from annotator.labels import Policy
+    from annotator.label import Policy
 
     kw.setdefault("policy", Policy.default().table)
     kw.setdefault("segmenter", "geometry")  # the reference most tests compare with; the default's own tests set it
@@ -73,7 +73,7 @@ def tiny_sam(img_size: int = 256, seed: int = 0):
 
 def problems(url: str, level: str = "full") -> list[str]:
     """`annotate verify`'s problem lines for the store at url."""
-    from annotator.verify import verify
+    from annotator.store.verify import verify
 
     return [str(p) for p in verify(url, level).problems]
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..face.layouts import MEDIAPIPE_478, layout_of
+from annotator.face.layouts import MEDIAPIPE_478, layout_of
 
 SCHEMES = ("integrated", "overlay", "clipping")
 # Exchangeable regions: region id and the landmarks that align it (the same names in every layout;

@@ -14,11 +14,12 @@ import numpy as np
 import torch
 import zarr
 
-from .. import places, store
-from ..config import check_range
-from ..errors import AnnotatorError
-from ..labels import pyramid
-from ..verify import require_sound
+from annotator.store import places
+from annotator import store
+from annotator.config import check_range
+from annotator.core.errors import AnnotatorError
+from annotator.label import pyramid
+from annotator.store.verify import require_sound
 from .mcrea import check_args, mcrea
 
 ARRAYS = ("image", "label", "depth", "region", "landmarks")

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from ..decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from ..errors import AnnotatorError
-from ..registry import Registry
-from ..samples import SampleRef
+from annotator.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from annotator.core.errors import AnnotatorError
+from annotator.core.registry import Registry
+from annotator.core.samples import SampleRef
 
 
 @dataclass
@@ -131,7 +131,7 @@ def check_extra_columns(columns: list[str], where: str) -> None:
     """Extra meta columns (a manifest's, an adapter's) are named like plain identifiers and never
     like a column of the schema: a column named `sample_id` or `status` would overwrite the row's own,
     and `a/b`, `../x` or `zarr.json` would land outside the meta group."""
-    from ..schema import META_COLUMNS
+    from annotator.store.schema import META_COLUMNS
 
     for c in columns:
         if c in META_COLUMNS or c in RESERVED_COLUMNS:

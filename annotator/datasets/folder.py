@@ -6,11 +6,10 @@ import csv
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import AnnotatorError
-from ..labels import ATTACK_TYPES
-from ..samples import SampleRef
-from .base import (DATASETS, MANIFEST_CONFLICTS, DatasetAdapter, check_extra_columns, conflict_note, media_kind,
-                   refs_for_file, refuse_conflicts, safe_join)
+from annotator.core.errors import AnnotatorError
+from annotator.label import ATTACK_TYPES
+from annotator.core.samples import SampleRef
+from .base import (DATASETS, MANIFEST_CONFLICTS, DatasetAdapter, check_extra_columns, conflict_note, media_kind, refs_for_file, refuse_conflicts, safe_join)
 
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ("path", "is_attack", "attack_type", "subject", "split")

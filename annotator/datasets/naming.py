@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import AnnotatorError
+from annotator.core.errors import AnnotatorError
 from .base import safe_join
 
 SPLIT_CODE = {"train": 0, "dev": 1, "test": 2}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ..samples import SampleRef
+from annotator.core.samples import SampleRef
 from .base import DATASETS, DatasetAdapter, refs_for_file
 from .naming import SPLIT_CODE, require
 

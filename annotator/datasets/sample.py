@@ -1,19 +1,20 @@
-"""Adapter `sample`: the tiny dataset bundled in the repository's sample_data/ (folder layout)."""
+"""Adapter `sample`: the tiny dataset shipped in the package, annotator/datasets/sample_data/ (folder layout)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ..errors import AnnotatorError
+from annotator.core.errors import AnnotatorError
 from .base import DATASETS
 from .folder import FolderAdapter
 
 
 def sample_root() -> Path:
-    """The bundled sample_data/ (repository checkout), or $ANNOTATOR_SAMPLE_DATA."""
+    """The shipped sample_data/ beside this module (in a checkout and in an installed wheel), or
+    $ANNOTATOR_SAMPLE_DATA."""
     env = os.environ.get("ANNOTATOR_SAMPLE_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "sample_data"
+    return Path(env) if env else Path(__file__).resolve().parent / "sample_data"
 
 
 @DATASETS.register("sample")
@@ -30,5 +31,5 @@ class SampleAdapter(FolderAdapter):
                  strict: bool = True):
         root = root or str(sample_root())
         if not Path(root).is_dir():
-            raise AnnotatorError(f"bundled sample data not found at {root}; run from a checkout or set ANNOTATOR_SAMPLE_DATA")
+            raise AnnotatorError(f"bundled sample data not found at {root}; reinstall fas-annotator or set ANNOTATOR_SAMPLE_DATA to a folder of that layout")
         super().__init__(root, frames_per_video, protocol_dir, strict)

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import AnnotatorError
-from ..samples import SampleRef
+from annotator.core.errors import AnnotatorError
+from annotator.core.samples import SampleRef
 from .base import DATASETS, DatasetAdapter, media_files, refs_for_file
 from .naming import SPLIT_CODE, no_protocols_note, read_lines
 

@@ -8,8 +8,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from ..errors import AnnotatorError
-from ..samples import SampleRef
+from annotator.core.errors import AnnotatorError
+from annotator.core.samples import SampleRef
 from .base import DATASETS, DatasetAdapter, refs_for_file, safe_join
 from .naming import no_protocols_note
 

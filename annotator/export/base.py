@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..registry import Registry
+from annotator.core.registry import Registry
 
 EXPORTERS: Registry = Registry("export format")
 
@@ -69,7 +69,7 @@ def safe_name(text: str) -> str:
 def face_box(landmarks: np.ndarray, size: int) -> tuple[float, float, float, float]:
     """(x, y, w, h) crop pixels of the square around the landmarks' extent (the face box the crop
     was cut around, before the store's box scale; with ibug-68's derived forehead), clipped to the crop."""
-    from ..face.layouts import layout_of
+    from annotator.face.layouts import layout_of
 
     xy = layout_of(landmarks).points(landmarks[:, :2])
     lo, hi = np.nanmin(xy, axis=0), np.nanmax(xy, axis=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..labels import LABEL_CHANNELS
+from annotator.label import LABEL_CHANNELS
 from .base import EXPORTERS, Exporter, Row, safe_name, save
 
 

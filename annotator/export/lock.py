@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ..errors import AnnotatorError
+from annotator.core.errors import AnnotatorError
 
 LOCK = "lock.json"
 STALE_AFTER = 3600.0

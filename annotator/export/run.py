@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, places, store
-from ..config import check_workers
-from ..errors import AnnotatorError, SettingError
-from ..samples import Status
-from ..verify import require_sound
+from annotator import __version__, store
+from annotator.store import places
+from annotator.config import check_workers
+from annotator.core.errors import AnnotatorError, SettingError
+from annotator.core.samples import Status
+from annotator.store.verify import require_sound
 from .base import EXPORTERS, Exporter, Row, safe_name, write_text
 from .lock import ExportLock
 

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from annotator.core.registry import Registry
+
 from .detect import FaceBox
 from .track import box_from_landmarks
+
+FACE_FALLBACKS: Registry = Registry("face fallback")  # `--face-fallback NAME`: finds the face the detector missed
 
 POSE_FACE_POINTS = (0, 2, 5, 9, 10)  # nose, eyes, mouth corners of the pose model
 
 
+@FACE_FALLBACKS.register("pose")
 class PoseFace:
     """frame (HWC uint8 RGB) -> ((478, 3) float32 landmarks in frame pixels, z larger = nearer, as
     FaceMesh's; FaceBox around them, score = the least visibility of the pose's face keypoints) or None."""

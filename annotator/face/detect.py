@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..registry import Registry
+from annotator.core.registry import Registry
 
 
 @dataclass(frozen=True)

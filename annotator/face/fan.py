@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import SettingError
+from annotator.core.errors import SettingError
 from .detect import FaceBox
 from .layouts import fit_canonical_depth, orient_depth
 
@@ -186,3 +186,15 @@ def recorded_weights(options: dict, checkpoint: str | None = None, depth_checkpo
                                         f"vs {want[:12]}...): the crops would differ from the store's")
         out[key] = str(found.resolve())
     return out
+
+
+def prepare_options(options: dict) -> dict:
+    """Backend `prepare` of the "fan" landmarker: {"type", "checkpoint", "depth_checkpoint"} (None: the
+    hub cache) -> the checked provenance of check_checkpoints."""
+    return check_checkpoints(options.get("type", "2d"), options.get("checkpoint"), options.get("depth_checkpoint"))
+
+
+def locate_options(options: dict, given: dict) -> dict:
+    """Backend `locate` of the "fan" landmarker: a store's options with the weights found here
+    (given: {"checkpoint", "depth_checkpoint"} paths, each may be None; recorded_weights)."""
+    return recorded_weights(options, given.get("checkpoint"), given.get("depth_checkpoint"))

@@ -1,14 +1,14 @@
 """Landmarkers by name: (frame, face box) -> (P, 3) landmarks in frame pixels, P and the points'
-meaning given by the landmarker's layout (LAYOUT_OF, annotator/face/layouts.py): "mediapipe"
-(FaceMesh, 478) or "fan" (face-alignment's FAN, 68; a shard's faces go through it in batches: `batched`)."""
+meaning given by the layout each registers (annotator/face/layouts.py): "mediapipe" (FaceMesh, 478)
+or "fan" (face-alignment's FAN, 68; a shard's faces go through it in batches: `batched`)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from ..registry import Registry
-from ..tuning import TUNING
+from annotator.core.registry import Registry
+from annotator.core.tuning import TUNING
 from .detect import FaceBox
 
 N_LANDMARKS = 478
@@ -31,7 +31,7 @@ def warp_crop(frame: np.ndarray, matrix: np.ndarray, size: int, interpolation=cv
     return cv2.warpAffine(frame, matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
 
 
-@LANDMARKERS.register("mediapipe")
+@LANDMARKERS.register("mediapipe", layout="mediapipe-478", check_with="fan")
 class FaceMeshLandmarker:
     """MediaPipe FaceMesh with iris refinement (478 points), run on a square crop around the box.
 
@@ -73,13 +73,24 @@ class FaceMeshLandmarker:
         return [self(frame, face) for frame, face in items]
 
 
-@LANDMARKERS.register("fan")
+def _fan_prepare(options: dict) -> dict:
+    from .fan import prepare_options
+
+    return prepare_options(options)
+
+
+def _fan_locate(options: dict, given: dict) -> dict:
+    from .fan import locate_options
+
+    return locate_options(options, given)
+
+
+@LANDMARKERS.register("fan", layout="ibug-68", runtime=("device",), prepare=_fan_prepare, locate=_fan_locate,
+                      check_with="mediapipe")
 def _fan(type: str = "2d", checkpoint: str | None = None, depth_checkpoint: str | None = None,
          device: str | None = None, **_provenance):
-    """face-alignment's FAN (annotator/face/fan.py) from the checked weights of a config's landmarker_options."""
+    """face-alignment's FAN (annotator/face/fan.py; torch loads only when one is built) from the
+    checked weights of a config's landmarker_options."""
     from .fan import FanLandmarker
 
     return FanLandmarker(type, checkpoint, depth_checkpoint, device)
-
-
-LAYOUT_OF = {"mediapipe": "mediapipe-478", "fan": "ibug-68"}  # landmarker -> the layout it writes

@@ -30,8 +30,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..tuning import TUNING
-from . import regions as R
+from annotator.core.tuning import TUNING
+from . import points478 as R
 from .regions import Region
 
 # MediaPipe's canonical face (mediapipe/modules/face_geometry/data/canonical_face_model.obj, Apache-2.0:
@@ -104,9 +104,7 @@ class Layout:
 
 
 def _mediapipe_mesh() -> tuple[int, np.ndarray]:
-    from .mesh import triangles
-
-    return 468, triangles()  # the 10 iris points are not mesh vertices
+    return 468, R.triangles()  # the 10 iris points are not mesh vertices
 
 
 MEDIAPIPE_478 = Layout(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tuning import TUNING
+from annotator.core.tuning import TUNING
 from .detect import FaceBox
 
 # The tuning's track_extent_over_box was measured on the sample faces and the benchmark videos

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..registry import Registry
+from annotator.core.registry import Registry
 
 
 @dataclass(frozen=True)

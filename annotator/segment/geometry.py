@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..face.regions import compose, region_priors
+from annotator.face.priors import compose, region_priors
 from .base import SEGMENTERS, FaceItem
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..face.landmarks import warp_crop
-from ..face.layouts import layout_of
-from ..face.regions import Region, compose, nose_line_side, region_priors
+from annotator.face.landmarks import warp_crop
+from annotator.face.layouts import layout_of
+from annotator.face.regions import Region
+from annotator.face.priors import compose, nose_line_side, region_priors
 from .base import SEGMENTERS, FaceItem
 from .sam.prompts import INSTRUMENTS, OCCLUDER_SITE
 

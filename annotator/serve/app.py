@@ -18,9 +18,10 @@ from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler
 
-from .. import places, qa, store
-from ..errors import AnnotatorError
-from ..verify import require_sound
+from annotator.store import places, qa
+from annotator import store
+from annotator.core.errors import AnnotatorError
+from annotator.store.verify import require_sound
 from .catalog import Catalog, QueryError
 from .render import LAYERS, OVERLAYS, Renderer
 
@@ -90,50 +91,74 @@ def create_app(url: str, allow_flags: bool = False, host: str = "127.0.0.1", all
         except AnnotatorError:
             raise AnnotatorError(f"--allow-flags needs a writable store, and {url} is read-only here; "
                                  "serve it without --allow-flags to browse") from None
-    root = store.open_store(url)
-    renderer = Renderer(root)
-    catalog = Catalog(root, url, refresh_s=refresh_s, on_reopen=renderer.forget)
-    meta_names = sorted(root["meta"].array_keys())
+    served = _Served(url, allow_flags, refresh_s)
     names = accepted_hosts(host, allowed_hosts)
     app = Flask(__name__, static_folder=None)
     app.config.update(JSON_SORT_KEYS=False)
+    _add_guard(app, served.catalog, names)
+    _add_error_handlers(app)
+    _add_pages(app)
+    _add_api(app, served)
+    _add_pictures(app, served)
+    _add_flags(app, served)
+    return app
 
-    def fail(code: int, message: str):
-        return jsonify(error=message), code
 
-    def check_row(row: int) -> None:
+class _Served:
+    """What the routes share: the store's URL and open root, its catalog and renderer."""
+
+    def __init__(self, url: str, allow_flags: bool, refresh_s: float):
+        self.url, self.allow_flags = url, allow_flags
+        self.root = store.open_store(url)
+        self.renderer = Renderer(self.root)
+        self.catalog = Catalog(self.root, url, refresh_s=refresh_s, on_reopen=self.renderer.forget)
+        self.meta_names = sorted(self.root["meta"].array_keys())
+
+    def check_row(self, row: int) -> None:
+        """QueryError unless row is a committed row of the store."""
+        catalog = self.catalog
         if not 0 <= row < catalog.n:
             raise QueryError(f"row {row} is outside the store (0 .. {catalog.n - 1})", 404)
         if not catalog.is_committed(row):
             raise QueryError(f"row {row} is not committed yet (`annotate run` is still writing shard "
                              f"{row // catalog.shard}); try again once it is committed", 409)
 
+
+def _fail(code: int, message: str):
+    return jsonify(error=message), code
+
+
+def _add_guard(app: Flask, catalog: Catalog, names: frozenset[str]) -> None:
     @app.before_request
     def guard():
         if host_name(request.host) not in names:  # DNS rebinding: another site's name on our address
-            return fail(403, f"this server does not answer to the host {request.host!r}; open it as "
-                             "http://127.0.0.1:PORT/ or restart it with --allowed-host NAME")
+            return _fail(403, f"this server does not answer to the host {request.host!r}; open it as "
+                              "http://127.0.0.1:PORT/ or restart it with --allowed-host NAME")
         if request.endpoint not in (None, "index", "static_file"):
             catalog.refresh()  # shards committed since the last look (at most every refresh_s)
         return None
 
+
+def _add_error_handlers(app: Flask) -> None:
     @app.errorhandler(QueryError)
     def bad_query(e):
-        return fail(e.status, str(e))
+        return _fail(e.status, str(e))
 
     @app.errorhandler(qa.FlagRefused)
     def refused_flag(e):
-        return fail(e.status, str(e))
+        return _fail(e.status, str(e))
 
     @app.errorhandler(HTTPException)
     def http_error(e):
-        return fail(e.code or 500, e.description or e.name)
+        return _fail(e.code or 500, e.description or e.name)
 
     @app.errorhandler(Exception)
     def unforeseen(e):
         print(f"annotate serve: {request.path}: {type(e).__name__}: {e}", file=sys.stderr)
-        return fail(500, f"internal error ({type(e).__name__}); see the server's terminal")
+        return _fail(500, f"internal error ({type(e).__name__}); see the server's terminal")
 
+
+def _add_pages(app: Flask) -> None:
     @app.get("/")
     def index():
         return send_from_directory(STATIC, "index.html")
@@ -142,10 +167,14 @@ def create_app(url: str, allow_flags: bool = False, host: str = "127.0.0.1", all
     def static_file(name: str):
         return send_from_directory(STATIC, name)  # safe_join: a path leaving the folder is a 404
 
+
+def _add_api(app: Flask, served: _Served) -> None:
+    url, root, catalog, renderer = served.url, served.root, served.catalog, served.renderer
+
     @app.get("/api/info")
     def info():
         return jsonify(store=url, n=catalog.n, committed=catalog.n_committed, crop=int(root["image"].shape[1]),
-                       choices=catalog.choices(), allow_flags=allow_flags,
+                       choices=catalog.choices(), allow_flags=served.allow_flags,
                        overlays=list(OVERLAYS), layers=list(LAYERS), pyramid=renderer.pyramid,
                        region_names=list(root.attrs.get("region_names", [])))
 
@@ -165,17 +194,21 @@ def create_app(url: str, allow_flags: bool = False, host: str = "127.0.0.1", all
 
     @app.get("/api/rows/<int:row>")
     def one(row: int):
-        check_row(row)
-        meta = {c: _plain(root[f"meta/{c}"][row]) for c in meta_names}
+        served.check_row(row)
+        meta = {c: _plain(root[f"meta/{c}"][row]) for c in served.meta_names}
         groups = {p: int(codes[row]) for p, codes in catalog.protocols.items()}
         values = qa.read_row(url, row)
         if int(catalog.flags[row]) != qa.FLAGS[values["flag"]]:  # flagged by another server since
             catalog.set_flag(row, qa.FLAGS[values["flag"]])
         return jsonify(row=row, meta=meta, protocols=groups, qa=values, landmarks=renderer.landmarks(row))
 
+
+def _add_pictures(app: Flask, served: _Served) -> None:
+    renderer = served.renderer
+
     @app.get("/thumb/<int:row>.png")
     def thumb(row: int):
-        check_row(row)
+        served.check_row(row)
         kind = request.args.get("overlay", "none")
         if kind not in OVERLAYS:
             raise QueryError(f"overlay {kind!r} is unknown; use one of {', '.join(OVERLAYS)}")
@@ -183,17 +216,21 @@ def create_app(url: str, allow_flags: bool = False, host: str = "127.0.0.1", all
 
     @app.get("/layer/<int:row>/<name>.png")
     def layer(row: int, name: str):
-        check_row(row)
+        served.check_row(row)
         known = list(LAYERS) + [f"pyramid-{k}" for k in renderer.pyramid]
         if name not in known:
             raise QueryError(f"layer {name!r} is unknown; use one of {', '.join(known)}")
         return _png(renderer.layer(row, name))
 
+
+def _add_flags(app: Flask, served: _Served) -> None:
+    url, catalog = served.url, served.catalog
+
     @app.post("/api/rows/<int:row>/flag")
     def flag(row: int):
-        if not allow_flags:
-            return fail(403, "this server is read-only; restart it with --allow-flags to flag samples")
-        check_row(row)
+        if not served.allow_flags:
+            return _fail(403, "this server is read-only; restart it with --allow-flags to flag samples")
+        served.check_row(row)
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or body.get("flag") not in qa.FLAGS:
             raise QueryError('send JSON {"flag": "bad" | "good" | "none", "note": "text", '
@@ -205,8 +242,6 @@ def create_app(url: str, allow_flags: bool = False, host: str = "127.0.0.1", all
         saved = qa.set_flag(url, row, body["flag"], note, body["sample_id"])
         catalog.set_flag(row, qa.FLAGS[body["flag"]])
         return jsonify(row=row, sample_id=body["sample_id"], qa=saved)
-
-    return app
 
 
 def _plain(v):

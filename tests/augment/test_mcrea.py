@@ -11,7 +11,7 @@ from skimage.transform import SimilarityTransform
 
 from annotator.augment import EXCHANGE_REGIONS, mcrea
 from annotator.augment.mcrea import similarity
-from commands.annotate import cli
+from pipelines.cli import cli
 from helpers import problems
 
 KEYS = ("image", "label", "depth", "region", "landmarks")

@@ -8,8 +8,8 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from annotator.check import check_dataset
-from commands.annotate import cli
+from annotator.datasets.check import check_dataset
+from pipelines.cli import cli
 from annotator.datasets import DATASETS
 from helpers import sync_config
 from test_public_adapters import oulu_tree, siwmv2_tree, touch

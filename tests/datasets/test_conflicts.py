@@ -10,9 +10,9 @@ import zarr
 from click.testing import CliRunner
 
 from annotator import store
-from annotator.check import check_dataset
-from annotator.errors import AnnotatorError
-from commands.annotate import cli
+from annotator.datasets.check import check_dataset
+from annotator.core.errors import AnnotatorError
+from pipelines.cli import cli
 from helpers import SAMPLE, sync_config
 from pipelines.run import run
 from test_public_adapters import oulu_tree, touch

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import zarr
 
-from annotator.decode import read_video_frames
+from annotator.media.decode import read_video_frames
 from annotator.face.annotations import box_for_frame, read_face_file
 from annotator.face.detect import BlazeFaceDetector
 from annotator.face.landmarks import FaceMeshLandmarker
-from annotator.samples import Status
+from annotator.core.samples import Status
 from helpers import sync_config
 
 

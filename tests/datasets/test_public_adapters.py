@@ -8,7 +8,7 @@ never opens media.
 import pytest
 
 from annotator.datasets import DATASETS
-from annotator.errors import AnnotatorError
+from annotator.core.errors import AnnotatorError
 
 
 def touch(path, data=b""):
@@ -126,7 +126,7 @@ def test_cut_print_policy_keeps_the_eyes_live():
     import numpy as np
 
     from annotator.face.regions import REGION_IDS
-    from annotator.labels import Policy
+    from annotator.label import Policy
 
     region = np.zeros((8, 8), np.uint8)
     region[0:2] = REGION_IDS["eyes"]

@@ -7,8 +7,8 @@ import pytest
 import zarr
 
 from annotator.datasets import DATASETS
-from annotator.errors import AnnotatorError
-from annotator.samples import Status
+from annotator.core.errors import AnnotatorError
+from annotator.core.samples import Status
 
 SIZE = 128
 

@@ -7,7 +7,7 @@ import pytest
 
 from annotator import composites
 from annotator.config import AnnotateConfig
-from annotator.labels import Policy
+from annotator.label import Policy
 from annotator.shard import build_models
 from helpers import SAMPLE
 
@@ -43,7 +43,7 @@ def test_the_fallback_finds_no_face_on_textures_and_object_photos(tmp_path):
 
 
 def test_rows_found_by_the_fallback_say_so_and_detected_faces_never_run_it(strips, tmp_path, monkeypatch):
-    from annotator.samples import SampleRef
+    from annotator.core.samples import SampleRef
     from annotator.shard import crop_faces
     from PIL import Image
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.errors import SettingError
+from annotator.core.errors import SettingError
 from annotator.face.detect import BlazeFaceDetector
 from annotator.face.points68 import MESH_68, mesh_to_68, nme
 

@@ -12,7 +12,7 @@ from helpers import SAMPLE, sync_config
 
 from annotator.face.landmarks import FaceMeshLandmarker
 from annotator.face.points68 import mesh_to_68
-from annotator.samples import Status
+from annotator.core.samples import Status
 
 
 class Batched:
@@ -50,7 +50,7 @@ class MeshAs68(Batched):
 
 def _models(landmarker):
     from annotator.face import DETECTORS
-    from annotator.labels import Policy
+    from annotator.label import Policy
     from annotator.segment import SEGMENTERS
     from annotator.shard import Models
 
@@ -70,7 +70,7 @@ def fan_store(tmp_path_factory, fan_weights):
 
 def test_a_fan_store_records_its_layout_and_its_labels_match_facemesh(fan_store, fan_weights, sample_store):
     from annotator.face.fan import sha256
-    from annotator.verify import verify
+    from annotator.store.verify import verify
 
     out = fan_store
     root, ref = zarr.open_group(out, mode="r"), zarr.open_group(sample_store[0], mode="r")
@@ -81,7 +81,7 @@ def test_a_fan_store_records_its_layout_and_its_labels_match_facemesh(fan_store,
     assert opts["sha256"] == sha256(fan_weights) and root.attrs["provenance"]["landmarker"] == "fan"
     assert root.attrs["provenance"]["landmarker_sha256"] == opts["sha256"]
     assert verify(out, "full").problems == []
-    from annotator.contents import read_contents
+    from annotator.store.contents import read_contents
 
     assert "landmarks ibug-68" in read_contents(out).text().splitlines()[0]
     ok = (root["meta/status"][:] == 0) & (ref["meta/status"][:] == 0)
@@ -97,7 +97,7 @@ def test_a_fan_store_records_its_layout_and_its_labels_match_facemesh(fan_store,
             assert 0.7 < b[rid] / a[rid] < 1.3, (rid, a[rid], b[rid])
         assert 0.5 < b[4] / a[4] < 1.1
         assert abs((depth > 0).sum() / (ref_depth > 0).sum() - 1) < 0.15
-    from annotator.labels import Policy
+    from annotator.label import Policy
 
     policy = Policy.default()  # each label is the policy's fusion of the row's own regions and depth
     for i in np.nonzero(ok)[0]:
@@ -115,13 +115,15 @@ def test_export_face_boxes_are_the_squares_the_crops_were_cut_around(which, fan_
     root = zarr.open_group(fan_store if which == "fan" else sample_store[0], mode="r")
     size, scale = root["image"].shape[1], root.attrs["config"]["box_scale"]
     side = size / scale
-    for lm in root["landmarks"][:][root["meta/status"][:] == 0]:
+    found = root["landmarks"][:][root["meta/status"][:] == 0]
+    assert len(found) >= 10, f"only {len(found)} usable rows"
+    for lm in found:
         np.testing.assert_allclose(face_box(lm, size), ((size - side) / 2, (size - side) / 2, side, side), atol=0.05)
 
 
 def test_mcrea_augments_a_fan_store(fan_store, tmp_path):
     from annotator.augment.store import augment_store
-    from annotator.verify import verify
+    from annotator.store.verify import verify
 
     out = str(tmp_path / "aug.zarr")
     res = augment_store(fan_store, out, 1.0, 1, "integrated", 1, 0, False)
@@ -179,8 +181,8 @@ def test_landmark_check_beside_fan_uses_facemesh(fan_weights):
 def test_cli_runs_fan_with_its_weights_and_refuses_without(tmp_path, fan_weights):
     from click.testing import CliRunner
 
-    from commands.annotate import cli
-    from annotator.verify import verify
+    from pipelines.cli import cli
+    from annotator.store.verify import verify
 
     out = tmp_path / "f.zarr"
     r = CliRunner().invoke(cli, ["run", "--dataset", "sample", "--out", str(out), "--cluster", "none",
@@ -194,14 +196,14 @@ def test_cli_runs_fan_with_its_weights_and_refuses_without(tmp_path, fan_weights
     root = zarr.open_group(str(out), mode="r")
     assert root["landmarks"].shape == (2, 68, 3) and root.attrs["config"]["landmarker"] == "fan"
     ok = root["meta/status"][:] == 0
-    assert np.isfinite(root["landmarks"][:][ok]).all()  # random weights: points, not meaning
+    assert np.isfinite(root["landmarks"][:][ok]).all()  # random weights: points, not meaning (or none found)
     assert verify(str(out), "full").problems == []
 
 
 def test_verify_reads_the_layout_from_the_store(tmp_path):
     from annotator import store
     from annotator.face.layouts import IBUG_68
-    from annotator.verify import verify
+    from annotator.store.verify import verify
 
     url = str(tmp_path / "v.zarr")
     store.create(url, 4, 32, 2, [], {"config": {}, "landmark_layout": IBUG_68.attrs()})

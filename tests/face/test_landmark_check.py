@@ -7,7 +7,7 @@ from helpers import SAMPLE, sync_config
 
 from annotator.config import AnnotateConfig
 from annotator.face.points68 import mesh_to_68
-from annotator.samples import Status
+from annotator.core.samples import Status
 
 
 class AgreeingFan:
@@ -60,9 +60,9 @@ def test_a_shifted_face_fails_and_the_agreeing_ones_pass():
 
 
 def test_a_run_checks_with_fan_and_records_its_weights(tmp_path, fan_weights):
-    from annotator.contents import read_contents
+    from annotator.store.contents import read_contents
     from annotator.face.fan import sha256
-    from annotator.verify import verify
+    from annotator.store.verify import verify
     from pipelines.run import run
 
     weights = fan_weights
@@ -82,7 +82,7 @@ def test_a_run_checks_with_fan_and_records_its_weights(tmp_path, fan_weights):
 def test_bad_fan_settings_fail_before_any_work(tmp_path):
     from click.testing import CliRunner
 
-    from commands.annotate import cli
+    from pipelines.cli import cli
 
     out = tmp_path / "x.zarr"
     for args, message in ((["--landmark-check", "--fan-checkpoint", str(tmp_path / "none.pth.tar")],

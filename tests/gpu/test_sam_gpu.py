@@ -67,7 +67,7 @@ def test_real_sam_on_the_partial_attack_composites(tmp_path):
 
     from annotator import composites
     from annotator.config import AnnotateConfig
-    from annotator.labels import Policy
+    from annotator.label import Policy
     from annotator.shard import build_models
     from helpers import SAMPLE
 

@@ -4,9 +4,9 @@ checkpoint scores the same on CUDA (bf16 autocast) as on CPU (fp32), up to bf16 
 import numpy as np
 import pytest
 
-from trainer.evaluate import evaluate_run
-from trainer.metrics import read_scores
-from trainer.train import TrainConfig, train
+from fas_train.evaluate import evaluate_run
+from fas_train.metrics import read_scores
+from fas_train.train import TrainConfig, train
 
 pytestmark = pytest.mark.gpu
 

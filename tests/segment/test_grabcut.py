@@ -9,7 +9,7 @@ import pytest
 
 from annotator import composites
 from annotator.config import AnnotateConfig
-from annotator.labels import Policy
+from annotator.label import Policy
 from annotator.shard import build_models
 from helpers import SAMPLE, sync_config
 
@@ -60,7 +60,7 @@ def faces_of(test_set, tmp_path, kinds, segmenter="grabcut"):
     """(rows, cfg, models) of the composites of `kinds` cropped by the pipeline."""
     from PIL import Image
 
-    from annotator.samples import SampleRef
+    from annotator.core.samples import SampleRef
     from annotator.shard import crop_faces
 
     cfg = AnnotateConfig(dataset="folder", root="", policy=Policy.default().table, segmenter=segmenter)
@@ -155,7 +155,7 @@ def test_a_new_store_gets_grabcut_and_a_rerun_keeps_what_its_store_was_made_with
 
 def test_a_face_whose_instrument_site_leaves_the_crop_falls_back_to_the_priors(test_set):
     """No pixel to learn a colour from: no cut, the geometry labels, never an exception that would sink the shard."""
-    from annotator.face.regions import compose, region_priors
+    from annotator.face.priors import compose, region_priors
     from annotator.segment import SEGMENTERS
     from annotator.segment.base import FaceItem
 

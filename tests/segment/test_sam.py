@@ -6,9 +6,10 @@ import pytest
 import torch
 import zarr
 
-from annotator.errors import AnnotatorError
-from annotator.face.regions import FACE_REGIONS, Region, compose, region_priors
-from annotator.segment import prepare_options
+from annotator.core.errors import AnnotatorError
+from annotator.face.regions import FACE_REGIONS, Region
+from annotator.face.priors import compose, region_priors
+from annotator.segment import SEGMENTERS
 from annotator.segment.base import FaceItem
 from annotator.segment.sam.checkpoint import build_model, load_state_dict
 from annotator.segment.sam.prompts import build_prompts
@@ -34,7 +35,7 @@ def vit_b_checkpoint(tmp_path_factory):
 
 def test_checkpoint_loads_and_is_fingerprinted(vit_b_checkpoint):
     path, state = vit_b_checkpoint
-    opts = prepare_options("sam", {"checkpoint": str(path), "model": "vit_b"})
+    opts = SEGMENTERS.describe("sam").prepare_options({"checkpoint": str(path), "model": "vit_b"})
     assert opts["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     model = build_model("vit_b", load_state_dict(path, "vit_b"))
     key = "mask_decoder.iou_token.weight"
@@ -45,7 +46,7 @@ def test_checkpoint_loads_and_is_fingerprinted(vit_b_checkpoint):
 def test_checkpoint_errors(tmp_path, vit_b_checkpoint):
     path, state = vit_b_checkpoint
     with pytest.raises(AnnotatorError, match="needs --sam-checkpoint"):
-        prepare_options("sam", {})
+        SEGMENTERS.describe("sam").prepare_options({})
     with pytest.raises(AnnotatorError, match="does not exist; download one"):
         load_state_dict(tmp_path / "nope.pth", "vit_b")
     garbage = tmp_path / "garbage.pth"
@@ -69,8 +70,8 @@ def test_checkpoint_errors(tmp_path, vit_b_checkpoint):
     torch.save(broken, bad)
     with pytest.raises(AnnotatorError, match="does not fit vit_b: weights 1 missing .* 1 of wrong shape"):
         load_state_dict(bad, "vit_b")
-    with pytest.raises(AnnotatorError, match="only apply to --segmenter sam"):
-        prepare_options("geometry", {"checkpoint": str(path)})
+    with pytest.raises(AnnotatorError, match="segmenter 'geometry' takes no options; got checkpoint"):
+        SEGMENTERS.describe("geometry").prepare_options({"checkpoint": str(path)})
 
 
 @pytest.fixture(scope="module", params=["mediapipe-478", "ibug-68"])
@@ -284,7 +285,7 @@ def test_cli_sam_run_records_the_checkpoint(vit_b_checkpoint, tmp_path):
     """The real path: checkpoint validated, segmenter built by name in the run, sha256 in provenance."""
     from click.testing import CliRunner
 
-    from commands.annotate import cli
+    from pipelines.cli import cli
 
     path, _ = vit_b_checkpoint
     out = tmp_path / "sam.zarr"
@@ -303,14 +304,14 @@ def test_cli_sam_run_records_the_checkpoint(vit_b_checkpoint, tmp_path):
 @pytest.mark.parametrize("args,fragment", [
     (["--segmenter", "sam"], "needs --sam-checkpoint"),
     (["--segmenter", "sam", "--sam-checkpoint", "/nonexistent/sam.pth"], "does not exist; download one"),
-    (["--device", "cpu"], "only applies to --segmenter sam and FAN"),
-    (["--sam-batch", "4"], "only apply to --segmenter sam"),
+    (["--device", "cpu"], "--device only applies to --segmenter sam and --landmarker fan"),
+    (["--sam-batch", "4"], "--sam-batch only applies to --segmenter sam"),
     (["--segmenter", "sam", "--sam-checkpoint", "x.pth", "--device", "tpu"], "unknown --device 'tpu'"),
 ])
 def test_cli_sam_errors_are_one_line(tmp_path, args, fragment):
     from click.testing import CliRunner
 
-    from commands.annotate import cli
+    from pipelines.cli import cli
 
     r = CliRunner().invoke(cli, ["run", "--dataset", "sample", "--out", str(tmp_path / "x.zarr"), *args])
     lines = [l for l in r.output.splitlines() if l.strip() and not l.startswith("note:")]

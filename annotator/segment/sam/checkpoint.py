@@ -6,7 +6,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from ...errors import AnnotatorError, SettingError
+from annotator.core.errors import AnnotatorError, SettingError
 
 # model type -> (image encoder embed dim, encoder depth); read off the official state dicts.
 MODEL_TYPES = {"vit_b": (768, 12), "vit_l": (1024, 24), "vit_h": (1280, 32)}

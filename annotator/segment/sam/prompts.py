@@ -16,9 +16,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ...face.layouts import layout_of
-from ...face.regions import Region
-from ...tuning import TUNING
+from annotator.face.layouts import layout_of
+from annotator.face.regions import Region
+from annotator.core.tuning import TUNING
 
 # The positive and negative points of each region and instrument, per landmark layout: Layout.region_prompts
 # ("prior" positives come from the region's geometric prior) and Layout.instrument_prompts.

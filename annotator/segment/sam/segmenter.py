@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...errors import AnnotatorError, SettingError
-from ...face.regions import region_priors
-from ..base import FaceItem
+from annotator.core.errors import AnnotatorError, SettingError
+from annotator.face.priors import region_priors
+from annotator.segment.base import FaceItem
 from .attention import use_sdpa
 from .checkpoint import build_model, load_state_dict
 from .prompts import build_prompts, occluder_site

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from ...face.regions import PAINT_ORDER, Region
-from ...tuning import TUNING
+from annotator.face.regions import PAINT_ORDER, Region
+from annotator.core.tuning import TUNING
 
 # An occluder covering more than TUNING.occluder_max_face_share of the face oval is not a partial
 # instrument but a failed mask (the background, the whole head).

@@ -1,2 +1,0 @@
-"""The command-line programs `annotate` and `fas-train`: they parse, validate and call the libraries
-(annotator, pipelines, trainer), which never import this package."""

@@ -1,0 +1,374 @@
+"""The `fas-train` command. Every user error is one line (click's 'Error: ...')."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from annotator.core.errors import AnnotatorError, SettingError
+
+from annotator.console import OneLineErrors
+
+
+def _stores(value: str | None) -> list[str]:
+    return [s for s in (value or "").split(",") if s]
+
+
+@click.group(cls=OneLineErrors)
+@click.version_option(package_name="fas-annotator")
+def cli():
+    """Train and evaluate face anti-spoofing models on label stores made by `annotate`."""
+
+
+@cli.command()
+@click.option("--store", type=str, default=None, help="Store(s), comma-separated: train, dev and test groups "
+                                                       "all come from them.")
+@click.option("--train", "train_stores", type=str, default=None,
+              help="Source store(s) for leave-one-dataset-out (OCIM): train and dev groups come from them.")
+@click.option("--test", "test_stores", type=str, default=None, help="Target store(s) of the test group (OCIM).")
+@click.option("--stores", "named_stores", type=str, default=None,
+              help="NAME=STORE,... for --protocol ocim:NAME (train on the others, test on NAME).")
+@click.option("--protocol", type=str, default="split", show_default=True,
+              help="protocols/<name> of the stores, or `split` (meta/split) or `all`.")
+@click.option("--model", required=True, help="Model name (`fas-train models` lists them).")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True, help="Rows per training step (1..4096).")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Adam learning rate (halved every --lr-step).")
+@click.option("--lr-step", type=int, default=200, show_default=True,
+              help="Epochs between learning-rate halvings (at least 1).")
+@click.option("--size", type=int, default=None, help="Input side (default: the store's crop size).")
+@click.option("--width", type=float, default=1.0, show_default=True,
+              help="Channel multiplier, a finite number in (0, 4] (1 = the paper's).")
+@click.option("--alpha", type=float, default=None, help="dccdn3: weight of the MSE loss [1].")
+@click.option("--beta", type=float, default=None, help="dccdn3: weight of the contrastive depth loss [1].")
+@click.option("--pretrained", type=str, default=None,
+              help="resnet50_ps, lgsc: backbone weights, `imagenet` (torchvision's, from the torch cache) or a "
+                   "state-dict file [random init].")
+@click.option("--domain-key", type=str, default=None,
+              help="ccdd: the meta column whose values are the domains [the training store of each row].")
+@click.option("--backbone", type=str, default=None, help="ccdd: feature backbone, resnet18 or resnet50 [resnet18].")
+@click.option("--grl-lambda", type=str, default=None,
+              help="ccdd: gradient reversal factor, a number or `dann` (2/(1+exp(-10p))-1 over training) [0.2].")
+@click.option("--video", is_flag=True, help="ccdd: add the video branch (LSTM over whole-video sequences), "
+                                            "trained alternately with the image branch.")
+@click.option("--frames", type=int, default=None, help="ccdd --video: frames per sequence [8].")
+@click.option("--video-batch", type=int, default=None, help="ccdd --video: sequences per video step [6].")
+@click.option("--seg-classes", type=click.Choice(["binary", "types"]), default=None,
+              help="segdec: segmentation channels, live/spoof or live + one per attack type [binary].")
+@click.option("--w-con", type=float, default=None, help="segdec: weight of the supervised contrastive loss [0.5].")
+@click.option("--w-seg", type=float, default=None, help="segdec: weight of the segmentation loss [0.5].")
+@click.option("--pyramid", type=str, default=None,
+              help="resnet50_ps, cdcn_ps: the supervised pyramid scales, e.g. 8,4,2,1 or 32 [their defaults].")
+@click.option("--mcrea", type=float, default=0.0, show_default=True, help="MCREA gamma on the fly (0: off).")
+@click.option("--mcrea-rho", type=int, default=1, show_default=True,
+              help="MCREA regions taken per augmented sample (0..5).")
+@click.option("--mcrea-scheme", type=click.Choice(["integrated", "overlay", "clipping"]), default="integrated",
+              show_default=True)
+@click.option("--no-augment", is_flag=True, help="No flips, crops or colour jitter.")
+@click.option("--exclude-flagged", is_flag=True,
+              help="Leave out training rows flagged bad in label QA (`annotate serve --allow-flags`).")
+@click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")
+@click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
+def train(store, train_stores, test_stores, named_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
+          pretrained, domain_key, backbone, grl_lambda, video, frames, video_batch, seg_classes, w_con, w_seg, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, exclude_flagged, workers, device, seed, out):
+    """Train a model on the train group of a protocol (resumes a run directory)."""
+    from fas_train.train import TrainConfig
+    from fas_train.train import train as run_training
+
+    check_sizes(batch, width, lr_step)
+    sources, tests, protocol = _sources(store, train_stores, test_stores, named_stores, protocol)
+    options = {k: v for k, v in {"alpha": alpha, "beta": beta}.items() if v is not None}
+    if options and model != "dccdn3":
+        raise AnnotatorError("--alpha and --beta apply to --model dccdn3")
+    seg = {k: v for k, v in {"seg_classes": seg_classes, "w_con": w_con, "w_seg": w_seg}.items() if v is not None}
+    if seg and model != "segdec":
+        raise AnnotatorError("--seg-classes, --w-con and --w-seg apply to --model segdec")
+    options.update(seg)
+    if pretrained is not None:
+        if model not in ("resnet50_ps", "lgsc", "ccdd", "segdec"):
+            raise AnnotatorError("--pretrained applies to --model resnet50_ps, lgsc, ccdd and segdec (the models "
+                                 "with a torchvision backbone)")
+        from pathlib import Path
+
+        options["pretrained"] = pretrained if pretrained == "imagenet" else str(Path(pretrained).resolve())
+    if pyramid is not None:
+        if model not in ("resnet50_ps", "cdcn_ps"):
+            raise AnnotatorError("--pyramid applies to --model resnet50_ps and cdcn_ps")
+        try:
+            scales = [int(k) for k in pyramid.split(",") if k.strip()]
+        except ValueError:
+            scales = []
+        if not scales or any(k < 1 or k > 32 or 32 % k for k in scales):
+            raise AnnotatorError(f"--pyramid takes scales among 32, 16, 8, 4, 2, 1 (the store's levels), got {pyramid!r}")
+        options["scales"] = scales
+    options.update(_ccdd_options(model, domain_key, backbone, grl_lambda, video, frames, video_batch))
+    if model == "ccdd":  # one domain per training store, or per value of --domain-key
+        options["domains"] = len(sources)
+        if domain_key:
+            from fas_train.selection import select
+
+            values = sorted({str(v) for v in select(sources, protocol, "train", columns=(domain_key,)).meta[domain_key]})
+            if len(values) < 2:
+                raise AnnotatorError(f"--domain-key {domain_key}: the training rows hold {len(values)} value(s) "
+                                     f"({', '.join(values)}); domains need at least 2")
+            options.update(domain_key=domain_key, domain_values=values, domains=len(values))
+    cfg = TrainConfig(model=model, train=sources, protocol=protocol, test=tests, epochs=epochs,
+                      batch=batch, lr=lr, lr_step=lr_step, size=size, width=width, model_options=options,
+                      mcrea=mcrea, mcrea_rho=mcrea_rho, mcrea_scheme=mcrea_scheme, augment=not no_augment,
+                      workers=workers, seed=seed, exclude_flagged=exclude_flagged)
+    result = run_training(cfg, out, device=device)
+    click.echo(json.dumps(result.summary()))
+
+
+from fas_train import MAX_BATCH  # noqa: E402  (TrainConfig.validate checks it for library callers too)
+
+
+def check_sizes(batch: int, width: float, lr_step: int = 1) -> None:
+    """The values that size memory or the schedule, before any store is opened: a batch of 10^9 rows
+    fills shared memory, width 0 or NaN breaks the model, --lr-step 0 the learning-rate schedule."""
+    from annotator.config import check_range
+    from fas_train.models.base import check_width
+
+    check_range("batch", batch, 1, MAX_BATCH)
+    check_width(width)
+    if lr_step < 1:
+        raise SettingError("lr_step", f"must be at least 1 (epochs between learning-rate halvings), got {lr_step}")
+
+
+def _ccdd_options(model, domain_key, backbone, grl_lambda, video, frames, video_batch) -> dict:
+    """ccdd's options from the command line (one-line errors for another model or a bad value)."""
+    given = {"--domain-key": domain_key, "--backbone": backbone, "--grl-lambda": grl_lambda,
+             "--video": video or None, "--frames": frames, "--video-batch": video_batch}
+    used = [k for k, v in given.items() if v is not None]
+    if used and model != "ccdd":
+        raise AnnotatorError(f"{', '.join(used)} appl{'ies' if len(used) == 1 else 'y'} to --model ccdd")
+    if (frames is not None or video_batch is not None) and not video:
+        raise AnnotatorError("--frames and --video-batch go with --video")
+    options = {}
+    if backbone is not None:
+        from fas_train.models.backbones import BACKBONES
+
+        BACKBONES.get(backbone)  # an unknown name is a one-line error naming the known ones
+        options["backbone"] = backbone
+    if grl_lambda is not None:
+        try:
+            options["grl_lambda"] = float(grl_lambda)
+        except ValueError:
+            if grl_lambda != "dann":
+                raise AnnotatorError(f"--grl-lambda takes a number or `dann`, got {grl_lambda!r}") from None
+            options["grl_lambda"] = "dann"
+    if video:
+        options["video"] = True
+        for flag, name, value in (("--frames", "frames", frames), ("--video-batch", "video_batch", video_batch)):
+            if value is not None:
+                if value < 1:
+                    raise AnnotatorError(f"{flag} must be at least 1, got {value}")
+                options[name] = value
+    return options
+
+
+def leave_one_out(protocol: str, named: str | None) -> tuple[list[str], list[str], str]:
+    """`--protocol ocim:M --stores O=o.zarr,C=c.zarr,I=i.zarr,M=m.zarr` -> (train stores, test stores,
+    the protocol inside each store: `split`). Train on every named store but the target, test on it."""
+    target = protocol.split(":", 1)[1].strip()
+    pairs = [p.split("=", 1) for p in (named or "").split(",") if p.strip()]
+    if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise AnnotatorError("--protocol ocim:TARGET needs --stores NAME=STORE,NAME=STORE,... (e.g. O=oulu.zarr,"
+                             "C=casia.zarr,I=replay.zarr,M=msu.zarr)")
+    stores = {k.strip(): v.strip() for k, v in pairs}
+    if target not in stores:
+        raise AnnotatorError(f"--protocol ocim:{target}: {target!r} is not one of the --stores names "
+                             f"({', '.join(stores)})")
+    if len(stores) < 2:
+        raise AnnotatorError("--protocol ocim:TARGET needs at least one source store besides the target")
+    return [v for k, v in stores.items() if k != target], [stores[target]], "split"
+
+
+@cli.command()
+@click.option("--store", type=str, default=None, help="Store(s) for train, dev and test.")
+@click.option("--train", "train_stores", type=str, default=None, help="Source store(s) (leave-one-dataset-out).")
+@click.option("--test", "test_stores", type=str, default=None, help="Target store(s).")
+@click.option("--stores", "named_stores", type=str, default=None, help="NAME=STORE,... for --protocol ocim:NAME.")
+@click.option("--protocol", type=str, default="split", show_default=True)
+@click.option("--model", required=True)
+@click.option("--param", "params", multiple=True, required=True,
+              help="NAME=V1,V2,...: a training setting (lr, batch, ...) or a model option (alpha, ...); repeat it.")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True, help="Rows per training step (1..4096).")
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--size", type=int, default=None)
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier in (0, 4].")
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--no-augment", is_flag=True)
+@click.option("--threshold", type=str, default="eer", show_default=True)
+@click.option("--device", type=str, default=None)
+@click.option("--scheduler", "scheduler_address", type=str, default=None,
+              help="Run the grid's runs as tasks of the Dask scheduler at ADDRESS (one GPU each when its workers "
+                   "advertise GPU resources).")
+@click.option("--out", required=True, help="Folder of the runs and of grid.csv / grid.md; rerun to resume.")
+def grid(store, train_stores, test_stores, named_stores, protocol, model, params, seeds, epochs, batch, lr, size,
+         width, workers, no_augment, threshold, device, scheduler_address, out):
+    """Train and evaluate every setting of a parameter grid over several seeds; write the table of
+    mean +- std per setting (grid.csv, grid.md), the best setting marked."""
+    from fas_train.grid import parse_param, run_grid
+    from fas_train.train import TrainConfig
+
+    check_sizes(batch, width)
+    try:
+        grid_params = dict(parse_param(p) for p in params)
+    except ValueError as e:
+        raise AnnotatorError(str(e)) from None
+    train_list, test_list, protocol = _sources(store, train_stores, test_stores, named_stores, protocol)
+    base = TrainConfig(model=model, train=train_list, protocol=protocol, test=test_list, epochs=epochs, batch=batch,
+                       lr=lr, size=size, width=width, augment=not no_augment, workers=workers,
+                       model_options={"domains": len(train_list)} if model == "ccdd" else {})
+    base.validate()
+    kwargs = {"rule": threshold, "device": device}
+    if scheduler_address:
+        from pipelines.cluster import connect  # an unreachable address is a one-line error there
+
+        with connect(scheduler_address) as client:
+            rows = run_grid(base, grid_params, seeds, out, kwargs, client=client)
+    else:
+        rows = run_grid(base, grid_params, seeds, out, kwargs)
+    click.echo(open(f"{out}/grid.md").read().rstrip())
+    failed = sum(r["failed"] for r in rows)
+    if failed:
+        click.echo(f"{failed} run(s) failed (see the table); rerun the same command to retry them", err=True)
+
+
+def _sources(store, train_stores, test_stores, named_stores, protocol) -> tuple[list[str], list[str], str]:
+    """(train stores, test stores, protocol) from --store / --train/--test / --protocol ocim:T --stores."""
+    if protocol.startswith("ocim:"):
+        if store or train_stores or test_stores:
+            raise AnnotatorError("--protocol ocim:TARGET takes its stores from --stores, not --store/--train/--test")
+        return leave_one_out(protocol, named_stores)
+    if named_stores:
+        raise AnnotatorError("--stores goes with --protocol ocim:TARGET")
+    if bool(store) == bool(train_stores):
+        raise AnnotatorError("give either --store S[,S...] or --train S[,S...] (with --test T[,T...])")
+    return _stores(store or train_stores), _stores(test_stores), protocol
+
+
+@cli.command()
+@click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train` (and `eval`).")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--threshold", type=float, default=None,
+              help="Decision threshold [the one `fas-train eval` chose on dev, from RUN/eval/metrics.json].")
+@click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
+@click.option("--batch", type=int, default=32, show_default=True, help="Frames per model call (1..4096).")
+@click.option("--fan-checkpoint", type=str, default=None,
+              help="A store made with --landmarker fan: its FAN weights on this machine [the recorded path, then "
+                   "the torch hub cache]; must be the same file (sha256).")
+@click.option("--fan-depth-checkpoint", type=str, default=None, help="The same for 3D FAN's ResNetDepth.")
+def infer(run_dir, inputs, threshold, device, batch, fan_checkpoint, fan_depth_checkpoint):
+    """Score images, videos or folders of them: one JSON line per input (score, decision, face box)."""
+    from annotator.config import check_range
+    from fas_train.infer import Inference, media_inputs
+
+    from annotator.console import filter_native_stderr
+
+    filter_native_stderr()  # MediaPipe's native log lines would interleave with the results
+    files = media_inputs(list(inputs))
+    check_range("batch", batch, 1, MAX_BATCH)
+    job = Inference(run_dir, device=device, threshold=threshold, batch=batch, fan_checkpoint=fan_checkpoint,
+                    fan_depth_checkpoint=fan_depth_checkpoint)
+    for level, t in job.limits.items():
+        click.echo(f"{level} threshold {t['threshold']:.6g} (rule {t['rule']}, from {t['from']}); "
+                   "score >= threshold: attack", err=True)
+    for path in files:
+        click.echo(json.dumps(job(path)))
+
+
+@cli.command("export-onnx")
+@click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train`.")
+@click.option("--out", required=True, help="The ONNX file to write (and OUT.json beside it).")
+@click.option("--checkpoint", type=str, default=None, help="Checkpoint [RUN/last.pt].")
+def export_onnx(run_dir, out, checkpoint):
+    """Write a run's model as ONNX (store uint8 crops in, attack scores out), checked against PyTorch."""
+    from fas_train.onnx_export import export_onnx as write_onnx
+
+    res = write_onnx(run_dir, out, checkpoint)
+    click.echo(f"wrote {out} (inputs: {', '.join(res['inputs'])}); ONNX Runtime vs PyTorch on {res['checked_on']}: "
+               f"max |difference| {res['max_difference']:.2g}")
+
+
+@cli.command("eval")
+@click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train`.")
+@click.option("--store", type=str, default=None, help="Store(s) for dev and test [the run's].")
+@click.option("--test", "test_stores", type=str, default=None, help="Test store(s) [the run's --test, else --store].")
+@click.option("--protocol", type=str, default=None, help="Protocol [the run's].")
+@click.option("--threshold", type=str, default="eer", show_default=True,
+              help="Threshold chosen on dev: eer, bpcer1 (BPCER = 1 %, as Fine-grained annotation on WMCA) or a number.")
+@click.option("--checkpoint", type=str, default=None, help="Checkpoint file [RUN/last.pt].")
+@click.option("--device", type=str, default=None)
+@click.option("--workers", type=int, default=None, help="DataLoader workers [the run's].")
+@click.option("--out", type=str, default=None, help="Folder for metrics.json, scores and curves [RUN/eval].")
+@click.option("--save-cues", type=click.IntRange(min=0), default=0, show_default=True,
+              help="lgsc: write image | cue PNGs of the first N test rows to EVAL/cues/.")
+@click.option("--save-masks", type=click.IntRange(min=0), default=0, show_default=True,
+              help="segdec: write predicted | label spoof-mask overlays of the first N test rows to EVAL/masks/.")
+def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, workers, out, save_cues, save_masks):
+    """Score dev and test, choose the threshold on dev, apply it to test; write metrics, scores, ROC, DET.
+
+    Scores: higher = more likely an attack."""
+    from pathlib import Path
+
+    from fas_train.evaluate import evaluate_run
+    from fas_train.train import run_config
+
+    cfg = run_config(run_dir)
+    stores = _stores(store) or cfg.train
+    tests = _stores(test_stores) or (cfg.test if not store else None) or stores
+    report = evaluate_run(run_dir, stores, protocol or cfg.protocol, tests, rule=threshold, device=device,
+                          checkpoint=checkpoint, out=out, workers=workers, save_cues=save_cues,
+                          save_masks=save_masks)
+    keys = ("threshold", "apcer", "bpcer", "acer", "hter", "eer", "auc")
+    short = {level: {k: round(report[level][k], 4) for k in keys} for level in ("frame", "video")}
+    if "segmentation" in report:
+        short["segmentation_hter"] = round(report["segmentation"]["hter"], 4)
+    if "cross_dataset" in report:
+        short["cross_dataset_hter"] = {k: round(v["hter"], 4) for k, v in report["cross_dataset"].items()}
+    folder = out or str(Path(run_dir) / "eval")
+    click.echo(json.dumps({"model": report["model"], "protocol": report["protocol"], **short,
+                           "written": f"{folder}/metrics.json, scores_dev.csv, scores_test.csv, roc.png, det.png"},
+                          indent=1))
+
+
+@cli.command()
+@click.argument("scores", type=str)
+@click.option("--dev", type=str, default=None, help="Dev scores CSV: the threshold is chosen there.")
+@click.option("--threshold", type=str, default="eer", show_default=True, help="eer, bpcer1 or a number.")
+@click.option("--video", is_flag=True, help="Score videos by the mean of their frames (needs video_id).")
+def metrics(scores, dev, threshold, video):
+    """ISO/IEC 30107-3 metrics of a scores CSV (columns score,is_attack,attack_type[,video_id]) as JSON.
+
+    Scores: higher = more likely an attack; a sample is an attack when score >= threshold.
+    Without --dev the threshold comes from SCORES itself (reported as optimistic)."""
+    from fas_train.metrics import evaluate, read_scores
+
+    test = read_scores(scores)
+    test.check_both_classes(scores)
+    d = read_scores(dev) if dev else None
+    click.echo(json.dumps(evaluate(test, d, threshold, video=video), indent=2))
+
+
+@cli.command()
+def models():
+    """List the registered models and the store arrays each reads."""
+    from fas_train.models import MODELS, create
+
+    for name in MODELS.names():
+        m = create(name, width=0.1)
+        click.echo(f"{name}\n    trains on: image, {', '.join(m.train_needs)}\n    scores from: "
+                   f"{', '.join(('image',) + tuple(m.needs))}")
+        for key in ("outputs", "loss", "score"):
+            click.echo(f"    {key}: {m.card.get(key, '(not described)')}")
+
+
+def main() -> None:
+    cli(prog_name="fas-train")

@@ -1,0 +1,397 @@
+"""Training and scoring loops. A run directory holds config.json, last.pt (the checkpoint, written
+atomically after every epoch), log.csv and tb/ (TensorBoard); a rerun on the same directory with
+the same settings resumes after the last finished epoch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from annotator.core.errors import AnnotatorError, SettingError
+
+from fas_train import MAX_BATCH
+from fas_train.data import StoreLoader, StoreStream
+from fas_train.inputs import Augment, to_inputs
+from fas_train.models import MODELS, FasModel, create
+from fas_train.selection import Selection, select
+
+CHECKPOINT = "last.pt"
+ANNOTATE_CONFIG = "annotate_config.json"  # how the first training store cropped its faces (fas-train infer)
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    train: list[str]  # stores whose `train` group is learnt
+    protocol: str = "split"
+    dev: list[str] = field(default_factory=list)  # stores of the dev group (default: the train stores)
+    test: list[str] = field(default_factory=list)  # stores of the test group (default: the train stores)
+    epochs: int = 10
+    batch: int = 32
+    lr: float = 2e-3  # Fine-grained annotation: Adam, 0.002, halved every 200 epochs
+    lr_step: int = 200
+    weight_decay: float = 5e-5
+    size: int | None = None  # input side; None: the store's crop size
+    width: float = 1.0  # channel multiplier of the model (1 = the paper's)
+    model_options: dict = field(default_factory=dict)  # e.g. {"alpha": 1, "beta": 1} for dccdn3
+    mcrea: float = 0.0  # MCREA gamma (0: off); rho and scheme below
+    mcrea_rho: int = 1
+    mcrea_scheme: str = "integrated"
+    augment: bool = True
+    workers: int = 2
+    seed: int = 0
+    exclude_flagged: bool = False  # leave training rows flagged bad in label QA (qa/flag) out
+
+    def validate(self) -> None:
+        MODELS.get(self.model)
+        from annotator.config import check_range
+
+        for name, v, lo in (("epochs", self.epochs, 1), ("workers", self.workers, 0)):
+            if v < lo:
+                raise SettingError(name, f"must be at least {lo}, got {v}")
+        check_range("batch", self.batch, 1, MAX_BATCH)
+        if self.lr_step < 1:
+            raise SettingError("lr_step", f"must be at least 1 (epochs between learning-rate halvings), got {self.lr_step}")
+        if not self.lr > 0:
+            raise SettingError("lr", f"must be positive, got {self.lr}")
+        if self.size is not None and self.size < 32:
+            raise SettingError("size", f"must be at least 32, got {self.size}")
+        if self.mcrea:
+            from annotator.augment.mcrea import check_args
+
+            try:
+                check_args(self.mcrea, self.mcrea_rho, self.mcrea_scheme, ("--mcrea", "--mcrea-rho", "--mcrea-scheme"))
+            except ValueError as e:
+                raise AnnotatorError(str(e)) from None
+
+    @property
+    def dev_stores(self) -> list[str]:
+        return self.dev or self.train
+
+    @property
+    def test_stores(self) -> list[str]:
+        return self.test or self.train
+
+    def build_model(self, pretrained: bool = True) -> FasModel:
+        """The model; pretrained=False skips loading backbone weights (a checkpoint replaces them anyway)."""
+        options = {k: v for k, v in self.model_options.items() if pretrained or k != "pretrained"}
+        return create(self.model, width=self.width, **options)
+
+
+SYNC_EVERY = 10  # training steps between reads of the loss by the host
+
+
+class LossReader:
+    """Losses of the steps of one epoch, read from the device every SYNC_EVERY steps in one copy
+    (not a stall at every step), then checked, summed and logged."""
+
+    def __init__(self, log, epoch: int):
+        self.log, self.epoch = log, epoch
+        self.pending: list[tuple[int, torch.Tensor, int, dict, float]] = []  # step, loss, rows, parts, lr
+        self.total, self.rows = 0.0, 0
+
+    def add(self, step: int, loss: torch.Tensor, rows: int, parts: dict, lr: float, bar) -> None:
+        self.pending.append((step, loss.detach(), rows, parts, lr))
+        if len(self.pending) == SYNC_EVERY:
+            self.flush(bar)
+
+    def flush(self, bar) -> None:
+        if not self.pending:
+            return
+        # image and video steps name their parts differently: one table over all names, each row
+        # logging its own
+        names = sorted({n for *_, parts, _ in self.pending for n in parts})
+        none = torch.tensor(float("nan"), device=self.pending[0][1].device)
+        table = torch.stack([torch.stack([v.float(), *(p.get(n, none).float() for n in names)])
+                             for _, v, _, p, _ in self.pending]).cpu().tolist()
+        for row, (step, _, rows, parts, lr) in zip(table, self.pending):
+            if not math.isfinite(row[0]):
+                raise AnnotatorError(f"loss became {row[0]} at epoch {self.epoch + 1} step {step}; lower --lr")
+            self.total, self.rows = self.total + row[0] * rows, self.rows + rows
+            self.log.step(self.epoch, step, row[0], {n: x for n, x in zip(names, row[1:]) if n in parts}, lr)
+        bar.set_postfix(loss=f"{table[-1][0]:.4f}")
+        self.pending.clear()
+
+
+def device_of(name: str | None) -> torch.device:
+    if name:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise SettingError("device", f"{name}: CUDA is not available here; use --device cpu")
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def fields_for(model: FasModel, training: bool) -> tuple[str, ...]:
+    return ("image", *(model.train_needs if training else model.needs))
+
+
+def loader(stream: StoreStream, workers: int) -> StoreLoader:
+    return StoreLoader(stream, workers)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+def save_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, scheduler, epoch: int, step: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": cfg.model, "config": dataclasses.asdict(cfg), "state_dict": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "epoch": epoch, "step": step}, tmp)
+    os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint intact
+
+
+def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
+    """A checkpoint dict (loaded with weights_only=True); one-line errors for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotatorError(f"no checkpoint at {path}; train first with `fas-train train --out {path.parent}`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise AnnotatorError(f"{path} is not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
+        raise AnnotatorError(f"{path} is not a fas-train checkpoint (no model name and state_dict)")
+    if model_name is not None and ckpt["model"] != model_name:
+        raise AnnotatorError(f"{path} is a checkpoint of model {ckpt['model']!r}, not {model_name!r}")
+    return ckpt
+
+
+def restore(model: FasModel, ckpt: dict, path) -> None:
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise AnnotatorError(f"{path} does not fit model {ckpt['model']!r} with these settings ({first})") from None
+
+
+@dataclass
+class TrainResult:
+    run: str
+    epochs: int
+    losses: list[float]  # mean training loss of each epoch run by this call
+    model: FasModel  # the trained model, in eval mode
+
+    def summary(self) -> dict:
+        return {"run": self.run, "epochs": self.epochs, "losses": self.losses}
+
+
+def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool = True) -> TrainResult:
+    """Train cfg.model on the `train` group of cfg.protocol, resuming `out` when it holds a run."""
+    cfg.validate()
+    dev = device_of(device)
+    run = Path(out)
+    torch.manual_seed(cfg.seed)
+    model = cfg.build_model()
+    sel = _select_groups(cfg, model)
+    _save_settings(cfg, run)
+    model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=0.5)
+    start, step = _resume(run / CHECKPOINT, cfg, model, opt, sched)
+    stream, videos = _streams(cfg, model, sel)
+    steps = len(stream) + (len(videos) if videos else 0)  # per epoch
+    epochs = _Epochs(cfg, model, opt, dev, Augment() if cfg.augment else None,
+                     torch.Generator().manual_seed(cfg.seed), steps, progress)
+    from fas_train.logs import RunLog
+
+    losses = []
+    batches = [loader(stream, cfg.workers)]  # once per run: their workers persist across epochs
+    if videos:
+        batches.append(loader(videos, cfg.workers))
+    with RunLog(run) as log:
+        for epoch in range(start, cfg.epochs):
+            for each in (stream, videos):
+                if each is not None:
+                    each.set_epoch(epoch)
+            t0 = time.perf_counter()
+            step, mean = epochs.run(batches, log, epoch, step)
+            sched.step()
+            losses.append(mean)
+            log.epoch(epoch, step, mean, time.perf_counter() - t0)
+            save_checkpoint(run / CHECKPOINT, cfg, model, opt, sched, epoch, step)
+    return TrainResult(str(run), cfg.epochs, losses, model.eval())
+
+
+def _select_groups(cfg: TrainConfig, model: FasModel) -> Selection:
+    """The training rows; the dev and test groups are only checked here."""
+    key = cfg.model_options.get("domain_key")
+    sel = select(cfg.train, cfg.protocol, "train", needs=model.needs, columns=(key,) if key else (),
+                 exclude_flagged=cfg.exclude_flagged)
+    if key:  # domains from a meta column instead of the stores
+        sel.use_domain_key(key, cfg.model_options["domain_values"])
+    # check the other groups now: a bad protocol or an empty split must fail before hours of training
+    select(cfg.dev_stores, cfg.protocol, "dev", needs=model.needs)
+    select(cfg.test_stores, cfg.protocol, "test", needs=model.needs)
+    return sel
+
+
+def _save_settings(cfg: TrainConfig, run: Path) -> None:
+    """Write RUN/config.json and the first store's annotate config; a one-line error when run holds
+    a run with other settings (the epoch count may differ: a rerun trains on)."""
+    run.mkdir(parents=True, exist_ok=True)
+    saved = run / "config.json"
+    if saved.exists():
+        before = json.loads(saved.read_text())
+        now = json.loads(json.dumps(dataclasses.asdict(cfg)))
+        # a setting added after a run was made counts as its default there
+        defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig(model=cfg.model, train=cfg.train))))
+        diff = [k for k in now if k != "epochs" and before.get(k, defaults[k]) != now[k]]
+        if diff:
+            raise AnnotatorError(f"{run} holds a run with different settings ({', '.join(diff)}); "
+                                 "use another --out or the same settings to resume")
+    saved.write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    from annotator.store import open_store
+
+    store_config = dict(open_store(cfg.train[0]).attrs.get("config", {}))
+    (run / ANNOTATE_CONFIG).write_text(json.dumps(store_config, indent=2))
+
+
+def _resume(path: Path, cfg: TrainConfig, model: FasModel, opt, sched) -> tuple[int, int]:
+    """(first epoch to run, steps done): the checkpoint's state loaded when there is one, else (0, 0)."""
+    if not path.exists():
+        return 0, 0
+    ckpt = load_checkpoint(path, cfg.model)
+    restore(model, ckpt, path)
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    return ckpt["epoch"] + 1, ckpt["step"]
+
+
+def _streams(cfg: TrainConfig, model: FasModel, sel: Selection):
+    """(the image stream, the video stream or None) of the training rows."""
+    mcrea = {"gamma": cfg.mcrea, "rho": cfg.mcrea_rho, "scheme": cfg.mcrea_scheme} if cfg.mcrea else None
+    stream = StoreStream(sel, fields_for(model, True), cfg.batch, shuffle=True, seed=cfg.seed, drop_last=len(sel) > cfg.batch,
+                         mcrea=mcrea, flip=cfg.augment, balance=model.balanced)
+    videos = None
+    if model.frames:  # a video branch: its steps alternate with the image steps
+        from fas_train.videos import VideoStream
+
+        videos = VideoStream(sel, fields_for(model, True), model.video_batch, model.frames, shuffle=True,
+                             seed=cfg.seed, flip=cfg.augment)
+    return stream, videos
+
+
+@dataclass
+class _Epochs:
+    """What the training epochs of one run share; run() trains one."""
+
+    cfg: TrainConfig
+    model: FasModel
+    opt: torch.optim.Optimizer
+    device: torch.device
+    augment: Augment | None
+    gen: torch.Generator
+    steps: int  # per epoch
+    progress: bool
+
+    def run(self, batches: list, log, epoch: int, step: int) -> tuple[int, float]:
+        """One epoch over the alternating batches; (steps done after it, mean training loss)."""
+        from tqdm import tqdm
+
+        cfg, model, opt = self.cfg, self.model, self.opt
+        self.gen.manual_seed(cfg.seed * 1_000_003 + epoch)
+        model.train()
+        losses_read = LossReader(log, epoch)
+        bar = tqdm(alternate(*batches), total=self.steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not self.progress)
+        for branch, batch in bar:
+            model.on_step(step / max(1, cfg.epochs * self.steps))
+            loss, parts, rows = self._loss(branch, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            losses_read.add(step, loss, rows, parts, opt.param_groups[0]["lr"], bar)
+        losses_read.flush(bar)
+        return step, losses_read.total / max(losses_read.rows, 1)
+
+    def _loss(self, branch: int, batch: dict):
+        """(loss, its parts, rows) of an image batch (branch 0) or a video batch (branch 1)."""
+        cfg, model, dev = self.cfg, self.model, self.device
+        if branch == 0:
+            x = to_inputs(batch, dev, cfg.size, self.augment, self.gen)
+            with _autocast(dev):
+                pred = model(x["image"])
+            loss, parts = model.loss(pred.float(), x)
+        else:
+            x = to_inputs(batch, dev, cfg.size, self.augment, self.gen, group=model.frames)
+            with _autocast(dev):
+                pred = model.forward_video(x["image"])
+            loss, parts = model.video_loss(pred.float(), x)
+        return loss, parts, len(x["image"])
+
+
+def alternate(*iterables):
+    """(k, item) from each iterable in turn, one item at a time, until all are exhausted (one that
+    ends first drops out and the others go on)."""
+    its = [iter(x) for x in iterables]
+    live = list(range(len(its)))
+    while live:
+        for k in list(live):
+            try:
+                yield k, next(its[k])
+            except StopIteration:
+                live.remove(k)
+
+
+@torch.no_grad()
+def score(model: FasModel, sel: Selection, batch: int, size: int | None, workers: int,
+          device: torch.device) -> np.ndarray:
+    """Attack scores (len(sel),) float64 of every selected row, in selection order."""
+    model.eval()
+    stream = StoreStream(sel, fields_for(model, False), batch, shuffle=False)
+    out = np.full(len(sel), np.nan)
+    for b in loader(stream, workers):
+        x = to_inputs(b, device, size)
+        with _autocast(device):
+            pred = model(x["image"])
+        out[b["index"].numpy()] = model.score(pred.float(), x).double().cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def score_videos(model: FasModel, sel: Selection, batch: int, size: int | None, workers: int,
+                 device: torch.device) -> np.ndarray:
+    """The video branch's attack score of each video of sel (T evenly spaced frames through the
+    LSTM), given to every selected row of that video: (len(sel),) float64 in selection order."""
+    from fas_train.videos import VideoStream
+
+    model.eval()
+    stream = VideoStream(sel, fields_for(model, False), max(1, batch // model.frames), model.frames)
+    out = np.full(len(sel), np.nan)
+    for b in loader(stream, workers):
+        x = to_inputs(b, device, size)
+        with _autocast(device):
+            pred = model.forward_video(x["image"])
+        for v, value in zip(stream.video_of[b["index"][::model.frames].numpy()],
+                            model.video_score(pred.float()).double().cpu().numpy()):
+            out[stream.videos[v]] = value
+    return out
+
+
+def run_config(run: str | Path) -> TrainConfig:
+    """The settings of a training run directory; a one-line error when it is not one."""
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise AnnotatorError(f"{run} is not a training run (no config.json); train with `fas-train train --out {run}`")
+    return TrainConfig(**json.loads((run / "config.json").read_text()))
+
+
+def load_run(run: str | Path, checkpoint: str | None = None) -> tuple[TrainConfig, FasModel, dict]:
+    """(settings, model with the checkpoint's weights, checkpoint) of a run; `checkpoint` defaults to
+    RUN/last.pt."""
+    cfg = run_config(run)
+    path = Path(checkpoint) if checkpoint else Path(run) / CHECKPOINT
+    ckpt = load_checkpoint(path, cfg.model)
+    model = cfg.build_model(pretrained=False)
+    restore(model, ckpt, path)
+    return cfg, model, ckpt

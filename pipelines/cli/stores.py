@@ -1,0 +1,171 @@
+"""`annotate inspect | preview | verify | augment | serve | export`: commands on a finished store."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from annotator.core.errors import AnnotatorError
+from annotator.core.samples import Status
+
+from .group import cli
+
+
+@cli.command()
+@click.argument("store_url")
+@click.option("--failures", is_flag=True, help="List every failed row: source, frame, status, error.")
+@click.option("--json", "as_json", is_flag=True, help="With --failures: print the rows as a JSON list.")
+def inspect(store_url, failures, as_json):
+    """Counts by split, attack type and status (rows of uncommitted shards as pending), failures per
+    source file, protocols and provenance; exits 1 when the store's metadata is damaged."""
+    from annotator.store.contents import read_contents
+
+    if as_json and not failures:
+        raise AnnotatorError("--json goes with --failures")
+    contents = read_contents(store_url)
+    if failures:
+        rows = contents.failed()
+        if as_json:
+            click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+        else:
+            for r in rows:
+                click.echo(f"{r.source}\t{r.frame_index}\t{Status(r.status).name.lower()}\t{r.error}")
+    else:
+        click.echo(contents.text())
+    if contents.problems:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("store_url")
+@click.option("--out", required=True, help="PNG file to write.")
+@click.option("--n", type=click.IntRange(min=1), default=16, show_default=True, help="Rows (samples) to draw.")
+def preview(store_url, out, n):
+    """Write a contact sheet: one row per sample - image, attack, live, background, depth, regions."""
+    from annotator.store.places import require_writable
+    from annotator.serve.preview import contact_sheet
+    from annotator.store.verify import require_sound
+
+    if not out.lower().endswith(".png"):
+        raise AnnotatorError(f"--out must be a .png file, got {out}")
+    require_writable(out, "--out", parent_must_exist=True)
+    require_sound(store_url, "metadata", "run `annotate verify` on it", allow_pending=True)
+    rows = contact_sheet(store_url, out, n)
+    click.echo(f"wrote {out} ({rows} samples)")
+
+
+@cli.command()
+@click.argument("store_url")
+@click.option("--quick", is_flag=True, help="Only metadata and the label contract (labels, pyramids, landmarks).")
+@click.option("--repair", "do_repair", is_flag=True,
+              help="Reopen the shards with damaged chunks and mend metadata, so that rerunning the store's "
+                   "`annotate run` command re-annotates exactly those shards.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Reading threads [4].")
+@click.option("--scheduler", "scheduler_address", type=str, default=None,
+              help="Read chunks as tasks of the Dask scheduler at ADDRESS instead of local threads.")
+def verify(store_url, quick, do_repair, workers, scheduler_address):
+    """Check the store as it is on storage: every node's metadata, every chunk of the committed shards
+    decoded and its values checked. Exits 1 listing the problems, one line each."""
+    from annotator.store.places import normalize
+    from annotator.store.verify import verify as check
+
+    url = normalize(store_url)
+    level = "quick" if quick else "full"
+    if scheduler_address:
+        from pipelines.cluster import connect, dask_map  # an unreachable address is a one-line error there
+
+        with connect(scheduler_address) as client:
+            report = check(url, level, workers, progress=True, parallel_map=dask_map(client))
+    else:
+        report = check(url, level, workers, progress=True)
+    for p in report.problems:
+        click.echo(f"problem: {p}", err=True)
+    if not report.problems:
+        click.echo(f"{store_url}: ok ({level})")
+        return
+    click.echo(f"{store_url}: {len(report.problems)} problem(s)", err=True)
+    if do_repair:
+        _repair(report)
+    elif any(p.action not in ("", "rerun") for p in report.problems):
+        click.echo(f"`annotate verify {store_url} --repair` reopens what a rerun can mend", err=True)
+    sys.exit(1)
+
+
+def _repair(report) -> None:
+    from annotator.store.places import require_writable
+    from annotator.store.verify import repair, rerun_command
+    from pipelines.lock import StoreLock
+
+    if report.layout is None:  # nothing readable to mend
+        click.echo("no rerun can mend this store: see what the problem says to do", err=True)
+        return
+    require_writable(report.layout.url, "--repair: the store")
+    with StoreLock(report.layout.url):
+        result = repair(report)
+    for line in result.done:
+        click.echo(f"repaired: {line}", err=True)
+    if result.reopened:
+        click.echo(f"reopened {len(result.reopened)} shard(s): {', '.join(map(str, result.reopened))}", err=True)
+    if result.reopened or any(p.action == "rerun" for p in report.problems):
+        click.echo("now rerun the command that made the store; it re-annotates only the uncommitted shards:\n  "
+                   + rerun_command(report.layout), err=True)
+    if result.left:
+        click.echo(f"{len(result.left)} problem(s) no rerun can mend: see what each line above says to do", err=True)
+
+
+@cli.command()
+@click.argument("store_url")
+@click.option("--out", required=True, help="The augmented store to write.")
+@click.option("--gamma", type=float, default=0.5, show_default=True,
+              help="Share of each batch that is augmented, in [0, 1].")
+@click.option("--rho", type=int, default=1, show_default=True,
+              help="Exchange steps (regions taken) per augmented sample, 0..5: eyes, brows, nose, mouth, skin.")
+@click.option("--scheme", type=str, default="integrated", show_default=True,
+              help="integrated (donor shape), overlay (covers the recipient's region), clipping (clipped to it).")
+@click.option("--copies", type=int, default=1, show_default=True, help="Augmented copies of the store (1..1000).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same store).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out store.")
+def augment(store_url, out, gamma, rho, scheme, copies, seed, overwrite):
+    """MCREA (Fine-grained annotation, Algorithm 1): exchange aligned face regions between samples into a new store."""
+    from annotator.augment.store import augment_store
+
+    res = augment_store(store_url, out, gamma, rho, scheme, copies, seed, overwrite)
+    click.echo(f"wrote {out}: {res['rows']} rows, {res['augmented']} augmented with {res['exchanges']} exchanges")
+
+
+@cli.command()
+@click.argument("store_url")
+@click.option("--port", type=int, default=8765, show_default=True,
+              help="TCP port to listen on: 1 .. 65535 (checked before the store is read).")
+@click.option("--host", type=str, default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but this machine's loopback makes the page reachable by others.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A host name browsers may use to reach the page, besides loopback and --host (repeatable; "
+                   "required with --host 0.0.0.0 or ::). Other names are refused (DNS rebinding).")
+@click.option("--allow-flags", is_flag=True, help="Let the page flag samples bad / good (writes the store's qa/ group).")
+def serve(store_url, port, host, allowed_hosts, allow_flags):
+    """Browse and audit a store in the browser: thumbnails, overlays, sample view, flags (docs/serve.md)."""
+    from annotator.serve import serve as run_server
+
+    run_server(store_url, host, port, allow_flags, allowed_hosts=allowed_hosts)
+
+
+@cli.command()
+@click.argument("store_url")
+@click.option("--format", "fmt", required=True, help="cdcn, ssdg, ssan or folder (docs/exports.md).")
+@click.option("--out", required=True, help="The export folder (a rerun with the same settings resumes).")
+@click.option("--protocol", type=str, default="split", show_default=True,
+              help="The groups to export: protocols/<name>, `split` (meta/split) or `all`.")
+@click.option("--workers", type=int, default=None,
+              help="Threads writing shards, at most 4 per core [the CPU count]. One export writes a folder "
+                   "at a time (.export/lock.json).")
+def export(store_url, fmt, out, protocol, workers):
+    """Write a store as the folder layout another codebase reads (CDCN, SSDG, SSAN, plain PNGs)."""
+    from annotator.export import export_store
+
+    res = export_store(store_url, fmt, out, protocol, workers)
+    groups = ", ".join(f"{g} {n}" for g, n in res["groups"].items())
+    resumed = f", {res['resumed']} of {res['shards']} shards already done" if res["resumed"] else ""
+    click.echo(f"wrote {out}: {res['rows']} rows ({groups}) as {fmt}{resumed}; see {out}/README.md")
