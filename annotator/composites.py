@@ -236,7 +236,7 @@ class Measured:
 
 
 def measure(items: list[Composite], cfg, models, folder: str | Path) -> list[Measured]:
-    """Run the composites through annotate run's frame pipeline (annotator/shard.py: crop, segment,
+    """Run the composites through annotate run's frame pipeline (annotator/shard/pipeline.py: crop, segment,
     fuse) with `cfg` (AnnotateConfig) and `models` (shard.Models); images are written to `folder`."""
     from PIL import Image
 

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from annotator.core.errors import AnnotatorError, SettingError
+from annotator.core.errors import SettingError
 from annotator.label import PYRAMID_SIZES
 
 # Bounds of the settings that size memory or work. Values past them are typos, not requests: each

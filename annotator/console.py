@@ -1,4 +1,4 @@
-"""What the command-line programs `annotate` (pipelines/cli.py) and `fas-train` (fas_train/cli.py)
+"""What the command-line programs `annotate` (pipelines/cli/) and `fas-train` (fas_train/cli.py)
 share: one-line errors, and a quiet terminal.
 
 A quiet terminal: the native libraries under MediaPipe (absl, glog, TensorFlow Lite) write their

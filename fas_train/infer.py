@@ -1,6 +1,6 @@
 """`fas-train infer`: score new images and videos with a trained run. Faces are found and cropped
 exactly as in the store the run was trained on (its annotate config: detector, landmarker, box scale,
-crop size, frame sampling, rotation; the same code as `annotate run`, annotator/shard.py:crop_faces),
+crop size, frame sampling, rotation; the same code as `annotate run`, annotator/shard/pipeline.py:crop_faces),
 scored by the run's model, and decided at the threshold `fas-train eval` calibrated on dev.
 
 Per input one result dict: image -> its score; video -> its frames' scores and the video score as

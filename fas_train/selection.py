@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from annotator.core.errors import AnnotatorError
-from annotator.core.samples import Status
-from annotator.store import open_store
+from annotator.core.samples import SPLIT_CODES, Status
+from annotator.store import committed_rows, open_store, shard_size_of
 from annotator.store import protocol_names as store_protocols
-from annotator.store import committed_rows, shard_size_of
 
-GROUPS = {"train": 0, "dev": 1, "test": 2}
 # Pseudo-protocols: "split" uses meta/split (the dataset's own train/dev/test), "all" every row.
 PSEUDO_PROTOCOLS = ("split", "all")
 META = ("sample_id", "video_id", "frame_index", "is_attack", "attack_type", "dataset")
@@ -78,8 +76,8 @@ def select_rows(url: str, protocol: str, group: str, root=None, exclude_flagged:
     """Rows of `url` in `group` (train/dev/test) of `protocol`, committed (docs/store.md), annotated
     without error (status 0), and with exclude_flagged not flagged bad in label QA (qa/flag, annotator/store/qa.py).
     root: the store already opened (else it is opened here)."""
-    if group not in GROUPS:
-        raise AnnotatorError(f"unknown group {group!r}; use one of {', '.join(GROUPS)}")
+    if group not in SPLIT_CODES:
+        raise AnnotatorError(f"unknown group {group!r}; use one of {', '.join(SPLIT_CODES)}")
     root = open_store(url) if root is None else root
     n = root["meta/status"].shape[0]
     committed = committed_rows(url, n, shard_size_of(root))
@@ -101,7 +99,7 @@ def select_rows(url: str, protocol: str, group: str, root=None, exclude_flagged:
         if protocol not in names:
             raise AnnotatorError(f"{url} has no protocol {protocol!r}; it has: "
                                  f"{', '.join(list(PSEUDO_PROTOCOLS) + names)}")
-        chosen = root[f"protocols/{protocol}"][:] == GROUPS[group]
+        chosen = root[f"protocols/{protocol}"][:] == SPLIT_CODES[group]
     chosen &= committed & (status == int(Status.OK))  # an uncommitted row reads as zeros with status 0
     if exclude_flagged:
         from annotator.store.qa import FLAGS, read_flags

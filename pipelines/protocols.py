@@ -21,7 +21,7 @@ from annotator.core.samples import SampleRef
 
 from pipelines import lock
 from pipelines.listing import IDENTITY, LISTED, differs, ref_column
-from pipelines.run import open_adapter, protocol_codes
+from pipelines.prepare import open_adapter, protocol_codes
 
 
 @dataclasses.dataclass

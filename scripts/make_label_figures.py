@@ -18,14 +18,13 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-PALETTE = np.array([(0, 0, 0), (224, 172, 105), (90, 60, 30), (40, 120, 220), (200, 120, 80), (200, 40, 60),
-                    (110, 80, 40), (160, 110, 200), (120, 160, 120), (255, 255, 255), (255, 200, 0)], np.uint8)
 
 
 def main() -> None:
     warnings.simplefilter("ignore")
     from annotator import composites
     from annotator.config import AnnotateConfig
+    from annotator.face.regions import REGION_COLOURS
     from annotator.label import Policy
     from annotator.core.samples import SampleRef
     from annotator.shard import build_models, crop_faces, segment_and_fuse
@@ -46,7 +45,7 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     for i, it in zip(rows.faced, rows.items):
         img, lab = rows.arrays["image"][i], rows.arrays["label"][i]
-        regions = PALETTE[rows.arrays["region"][i]]
+        regions = np.array(REGION_COLOURS, np.uint8)[rows.arrays["region"][i]]
         label = np.zeros_like(img)
         label[..., 0], label[..., 1] = lab[0], lab[1]
         inst = cv2.warpAffine(items[i].mask.astype(np.uint8), it.crop_matrix, (it.size, it.size),

@@ -1,4 +1,5 @@
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -65,3 +66,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def messy_root(tmp_path, sample_root, face_image):
+    """A folder dataset where every kind of bad input appears next to a good one."""
+    root = tmp_path / "messy"
+    (root / "bonafide").mkdir(parents=True)
+    (root / "attack" / "print").mkdir(parents=True)
+    shutil.copy(sample_root / "bonafide" / "astronaut.jpg", root / "bonafide" / "a_good.jpg")
+    Image.fromarray(face_image.mean(axis=2).astype(np.uint8)).save(root / "bonafide" / "b_gray.png")
+    (root / "bonafide" / "c_corrupt.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(
+        root / "bonafide" / "d_noface.png")
+    Image.fromarray(face_image[::24, ::24]).save(root / "bonafide" / "e_tiny.png")
+    video = (sample_root / "bonafide" / "astronaut_pan.mp4").read_bytes()
+    (root / "attack" / "print" / "f_truncated.mp4").write_bytes(video[: len(video) // 4])
+    return root

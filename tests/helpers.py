@@ -111,3 +111,33 @@ def read_only(*folders):
         yield
     finally:
         subprocess.run(["chattr", "-i", *map(str, folders)], check=True)
+
+
+def invoke(*args):
+    """`annotate ARGS` in-process (click's runner); each arg as text."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for f in fragments:
+        assert f in lines[0]
+
+
+@contextlib.contextmanager
+def registered(*entries):
+    """Backends registered for the block, then taken out: (registry, name, factory, traits dict) each."""
+    for registry, name, factory, traits in entries:
+        registry.register(name, **traits)(factory)
+    try:
+        yield
+    finally:
+        for registry, name, _, _ in entries:
+            registry.unregister(name)

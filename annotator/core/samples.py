@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-import numpy as np
+# The codes of a protocol's groups (`protocols/<name>`: -1 = not in the protocol) and of meta/split.
+SPLIT_CODES = {"train": 0, "dev": 1, "test": 2}
+SPLITS = tuple(SPLIT_CODES)
 
 
 class Status(enum.IntEnum):

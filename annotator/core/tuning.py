@@ -43,7 +43,7 @@ class Tuning:
     sam_prior_points: int = 3
     sam_min_cover: float = 0.8
     occluder_max_face_share: float = 0.6
-    # Smallest image side accepted, pixels (annotator/shard.py).
+    # Smallest image side accepted, pixels (annotator/shard/pipeline.py).
     min_image_side: int = 32
 
     def to_dict(self) -> dict:

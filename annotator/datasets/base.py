@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from annotator.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from annotator.core.errors import AnnotatorError
 from annotator.core.registry import Registry
-from annotator.core.samples import SampleRef
+from annotator.core.samples import SPLIT_CODES, SampleRef
+from annotator.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 
 @dataclass
@@ -124,7 +124,7 @@ DATASETS: Registry[DatasetAdapter] = Registry("dataset")
 
 ON_CONFLICT = ("drop", "first")
 MANIFEST_CONFLICTS = "manifest"  # the key of a manifest's contradicting lines in DatasetAdapter.conflicts
-GROUP_NAMES = {-1: "none", 0: "train", 1: "dev", 2: "test"}
+GROUP_NAMES = {-1: "none", **{code: name for name, code in SPLIT_CODES.items()}}
 
 
 def check_extra_columns(columns: list[str], where: str) -> None:

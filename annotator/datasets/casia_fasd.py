@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from annotator.core.samples import SampleRef
+
 from .base import DATASETS, DatasetAdapter, media_kind, refs_for_file
 from .naming import require
 

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .base import MANIFEST_CONFLICTS, DatasetAdapter, conflict_where, media_kind
 from annotator.core.names import needs_escape, storable
 from annotator.core.samples import SampleRef
+
+from .base import MANIFEST_CONFLICTS, DatasetAdapter, conflict_where, media_kind
 
 
 @dataclass

@@ -7,13 +7,24 @@ from pathlib import Path
 from typing import Iterator
 
 from annotator.core.errors import AnnotatorError
+from annotator.core.samples import SPLITS, SampleRef
 from annotator.label import ATTACK_TYPES
-from annotator.core.samples import SampleRef
-from .base import (DATASETS, MANIFEST_CONFLICTS, DatasetAdapter, check_extra_columns, conflict_note, media_kind, refs_for_file, refuse_conflicts, safe_join)
+
+from .base import (
+    DATASETS,
+    MANIFEST_CONFLICTS,
+    DatasetAdapter,
+    check_extra_columns,
+    conflict_note,
+    media_kind,
+    refs_for_file,
+    refuse_conflicts,
+    safe_join,
+)
 
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ("path", "is_attack", "attack_type", "subject", "split")
-SPLITS = ("", "train", "dev", "test")
+MANIFEST_SPLITS = ("", *SPLITS)  # "" = the manifest gives none
 _TRUE = {"1", "true", "yes", "attack"}
 _FALSE = {"0", "false", "no", "bonafide", "real", "live"}
 
@@ -134,7 +145,7 @@ class FolderAdapter(DatasetAdapter):
         if is_attack != (attack_type != "bonafide"):
             return f"is_attack={row['is_attack']} contradicts attack_type={attack_type}"
         split = (row["split"] or "").strip()
-        if split not in SPLITS:
+        if split not in MANIFEST_SPLITS:
             return f"split must be train, dev, test or empty, got {split!r}"
         if media_kind(Path(row["path"])) is None:
             return f"{row['path']} is neither an image nor a video file by its extension"

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Iterator
 
 from annotator.core.errors import AnnotatorError
-from annotator.core.samples import SampleRef
+from annotator.core.samples import SPLIT_CODES, SampleRef
+
 from .base import DATASETS, DatasetAdapter, refs_for_file
-from .naming import SPLIT_CODE, no_protocols_note, read_lines
+from .naming import no_protocols_note, read_lines
 from .replay_attack import face_file
 
 REAL = re.compile(r"^real_client(\d{3})_(android|laptop)_SD_scene01$")
@@ -60,7 +61,7 @@ class MsuMfsdAdapter(DatasetAdapter):
                     continue
                 client = f"{int(line):03d}"
                 self.split_of.setdefault(client, split)
-                self.list_code("train_test", client, SPLIT_CODE[split])
+                self.list_code("train_test", client, SPLIT_CODES[split])
                 listed.add(client)
 
     def _split(self, client: str) -> str:

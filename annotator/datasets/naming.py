@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from annotator.core.errors import AnnotatorError
-from .base import safe_join
 
-SPLIT_CODE = {"train": 0, "dev": 1, "test": 2}
+from .base import safe_join
 
 
 def read_lines(path: Path, dataset: str) -> list[str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from annotator.core.samples import SampleRef
+
 from .base import DATASETS, DatasetAdapter, refs_for_file
 from .naming import list_entry, no_protocols_note, read_lines, require
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from annotator.core.samples import SampleRef
+from annotator.core.samples import SPLIT_CODES, SampleRef
+
 from .base import DATASETS, DatasetAdapter, refs_for_file
-from .naming import SPLIT_CODE, require
+from .naming import require
 
 GROUPS = {"train": "train", "devel": "dev", "test": "test"}
 REAL = re.compile(r"^client(\d{3})_session(\d{2})_webcam_authenticate_(\w+?)_(\d)$")
@@ -55,7 +56,7 @@ class ReplayAttackAdapter(DatasetAdapter):
 
     def samples(self) -> Iterator[SampleRef]:
         for group, split in GROUPS.items():
-            code = SPLIT_CODE[split]
+            code = SPLIT_CODES[split]
             for path in sorted((self.root / group).rglob("*.mov")):
                 rel = path.relative_to(self.root / group).parts
                 if rel[0] == "real":

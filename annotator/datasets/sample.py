@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from annotator.core.errors import AnnotatorError
+
 from .base import DATASETS
 from .folder import FolderAdapter
 

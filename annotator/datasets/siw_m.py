@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Iterator
 
 from annotator.core.errors import AnnotatorError
-from annotator.core.samples import SampleRef
+from annotator.core.samples import SPLIT_CODES, SampleRef
+
 from .base import DATASETS, DatasetAdapter, media_files, refs_for_file
-from .naming import SPLIT_CODE, no_protocols_note, read_lines
+from .naming import no_protocols_note, read_lines
 
 PREFIX_TYPES = {
     "Live": "bonafide", "Makeup_Co": "makeup", "Makeup_Im": "makeup", "Makeup_Ob": "makeup",
@@ -75,7 +76,7 @@ class SiwMAdapter(_SiwBase):
             found = True
             split = live_split(path, self.root / "Live") if prefix == "Live" else ""
             if prefix == "Live":
-                code = SPLIT_CODE.get(split, -1)
+                code = SPLIT_CODES.get(split, -1)
                 prot = dict.fromkeys(names, code)
             else:
                 prot = {n: 2 if n == f"LOO_{LOO_TYPES[prefix]}" else 0 for n in names}

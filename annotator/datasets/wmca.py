@@ -9,12 +9,13 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from annotator.core.errors import AnnotatorError
-from annotator.core.samples import SampleRef
+from annotator.core.samples import SPLIT_CODES, SampleRef
+
 from .base import DATASETS, DatasetAdapter, refs_for_file, safe_join
 from .naming import no_protocols_note
 
 STEM = re.compile(r"^(\d+)_(\d+)_(\d+)_(\d)_(\d+)$")
-GROUPS = {"train": 0, "dev": 1, "eval": 2, "test": 2}
+GROUPS = {**SPLIT_CODES, "eval": SPLIT_CODES["test"]}  # WMCA's lists call test "eval"
 PREPROCESSED_RGB = "WMCA_preprocessed_RGB"
 PREPROCESSED_CDIT = "WMCA_preprocessed_CDIT"
 RAW_EXTENSIONS = (".hdf5", ".h5")  # the raw release's extension is unverified: both are read

@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from annotator import __version__, store
-from annotator.store import places
 from annotator.config import check_workers
 from annotator.core.errors import AnnotatorError, SettingError
-from annotator.core.samples import Status
+from annotator.core.samples import SPLITS, Status
+from annotator.store import places
 from annotator.store.verify import require_sound
+
 from .base import EXPORTERS, Exporter, Row, safe_name, write_text
 from .lock import ExportLock
 
 STATE = ".export"  # settings.json and done/<shard>.json live here
-GROUP_NAMES = ("train", "dev", "test")
 
 
 def export_store(url: str, fmt: str, out: str, protocol: str = "split", workers: int | None = None,
@@ -93,7 +93,7 @@ def plan_rows(root, protocol: str) -> list[Row]:
     if protocol == "all":
         group = np.full(n, "all", dtype=object)
     elif protocol == "split":
-        group = np.array([s if s in GROUP_NAMES else "" for s in meta["split"].astype(str)], dtype=object)
+        group = np.array([s if s in SPLITS else "" for s in meta["split"].astype(str)], dtype=object)
         if not (group != "").any():
             raise AnnotatorError(f"the store's meta/split names no train/dev/test rows; give --protocol with one of: "
                                  f"{', '.join(['all'] + store.protocol_names(root))}")
@@ -102,7 +102,7 @@ def plan_rows(root, protocol: str) -> list[Row]:
         if protocol not in names:
             raise AnnotatorError(f"the store has no protocol {protocol!r}; it has: {', '.join(['split', 'all'] + names)}")
         codes = root[f"protocols/{protocol}"][:]
-        group = np.array([GROUP_NAMES[c] if 0 <= c < 3 else "" for c in codes.tolist()], dtype=object)
+        group = np.array([SPLITS[c] if 0 <= c < len(SPLITS) else "" for c in codes.tolist()], dtype=object)
     keep = np.nonzero((group != "") & (meta["status"] == int(Status.OK)))[0]
     if not len(keep):
         raise AnnotatorError(f"protocol {protocol!r} selects no usable rows of the store; nothing to export")

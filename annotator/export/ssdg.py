@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from annotator.core.samples import SPLITS
+
 from .base import EXPORTERS, Exporter, Row, safe_name, save, write_text
 
 
@@ -49,7 +51,7 @@ class SsdgExporter(Exporter):
                 entries.append((r, {"photo_path": str((out / self.files(r)[0]).resolve()),
                                     "photo_label": 0 if r.is_attack else 1, "photo_belong_to_video_ID": vid}))
             folder = f"data_label/{safe_name(dataset or 'dataset')}"
-            for name, keep in (*((g, lambda r, g=g: r.group == g) for g in ("train", "dev", "test")),
+            for name, keep in (*((g, lambda r, g=g: r.group == g) for g in SPLITS),
                                ("all", lambda r: True), ("real", lambda r: not r.is_attack),
                                ("fake", lambda r: r.is_attack)):
                 chosen = [e for r, e in entries if keep(r)]

@@ -30,3 +30,7 @@ KEY_REGIONS = (Region.EYES, Region.NOSE, Region.MOUTH)
 # Paint order: later regions win where priors overlap (inner features over skin over outer regions).
 PAINT_ORDER = (Region.NECK, Region.EARS, Region.HAIR, Region.SKIN, Region.NOSE, Region.BROWS, Region.EYES,
                Region.MOUTH)
+
+# One colour per region id (RGB), wherever regions are drawn: the QA page, contact sheets, docs figures.
+REGION_COLOURS = ((0, 0, 0), (230, 190, 150), (120, 70, 20), (40, 200, 255), (255, 80, 80), (200, 30, 120),
+                  (250, 220, 40), (60, 180, 75), (145, 30, 180), (0, 130, 200), (255, 140, 0))

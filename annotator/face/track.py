@@ -22,7 +22,7 @@ def _extent(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def box_from_landmarks(landmarks: np.ndarray, score: float) -> FaceBox:
-    """The detector-like square XYXY box (frame pixels) of a face whose (478, 3) landmarks are known."""
+    """The detector-like square XYXY box (frame pixels) of a face whose (P, 3) landmarks (any layout) are known."""
     (cx, cy), side = _extent(landmarks)
     half = side / TUNING.track_extent_over_box / 2
     return FaceBox((cx - half, cy - half, cx + half, cy + half), score)

@@ -21,7 +21,8 @@ class FaceItem:
 
     frame: HWC uint8 RGB full frame (segmenters that look beyond the face crop use it).
     crop_matrix: 2x3 float affine, frame pixels -> crop pixels of the size x size output crop.
-    landmarks: (478, 3) float32 in crop pixels (z larger = nearer).
+    landmarks: (P, 3) float32 in crop pixels (z larger = nearer), P of the store's landmark layout
+        (478 FaceMesh, 68 iBUG; annotator/face/layouts.py).
     attack_type: canonical attack type of the sample (instrument prompts depend on it).
     """
 

@@ -17,15 +17,15 @@ from collections import OrderedDict
 import numpy as np
 import pandas as pd
 
-from annotator.store import places, qa
 from annotator import store
 from annotator.core.errors import AnnotatorError
-from annotator.core.samples import STATUS_CODES
+from annotator.core.samples import SPLIT_CODES, STATUS_CODES
+from annotator.store import places, qa
+
 from .columns import ColumnCache, FolderWatch, Texts
 
 CATEGORIES = ("split", "attack_type", "segmenter", "dataset")  # text columns the page filters by
 NUMERIC = ("frame_index", "n_faces", "face_score", "rotation", "status", "is_attack")  # sortable besides row
-GROUPS = {"train": 0, "dev": 1, "test": 2}
 MAX_PER_PAGE = 500
 
 
@@ -267,7 +267,7 @@ class Catalog:
                        for col, (values, codes) in self.codes.items()}
             return {"n": self.n, "committed": self.n_committed, "class": ["attack", "bonafide"], **present,
                     "status": [status_names.get(int(s), str(int(s))) for s in statuses],
-                    "protocols": sorted(self.protocols), "groups": list(GROUPS),
+                    "protocols": sorted(self.protocols), "groups": list(SPLIT_CODES),
                     "flags": ["none", "bad", "good", "any"], "sort": self.sortable}
 
     def _query(self, params: dict) -> np.ndarray:
@@ -296,9 +296,9 @@ class Catalog:
                 raise QueryError(f"protocol {protocol!r} is not in the store; it has: {', '.join(sorted(self.protocols))}")
             codes = self.protocols[protocol]
             if group:
-                if group not in GROUPS:
+                if group not in SPLIT_CODES:
                     raise QueryError(f"group {group!r} is unknown; use train, dev or test")
-                keep &= codes == GROUPS[group]
+                keep &= codes == SPLIT_CODES[group]
             else:
                 keep &= codes >= 0
         flag = params.get("flag")

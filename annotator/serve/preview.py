@@ -6,15 +6,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from annotator.face.regions import REGION_NAMES
 from annotator.core.samples import Status
+from annotator.face.regions import REGION_COLOURS, REGION_NAMES
 from annotator.store import open_store
 
 COLUMNS = ["image", "attack", "live", "background", "depth", "regions"]
-PALETTE = np.array([
-    [0, 0, 0], [230, 190, 150], [120, 70, 20], [40, 200, 255], [255, 80, 80], [200, 30, 120],
-    [250, 220, 40], [60, 180, 75], [145, 30, 180], [0, 130, 200], [255, 140, 0],
-], dtype=np.uint8)
+PALETTE = np.array(REGION_COLOURS, dtype=np.uint8)
 _TILE = 128
 _CAPTION = 170
 _HEADER = 18

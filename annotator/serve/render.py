@@ -11,6 +11,8 @@ from collections import OrderedDict
 import numpy as np
 from PIL import Image
 
+from annotator.face.regions import REGION_COLOURS
+
 THUMB = 128
 OVERLAYS = ("none", "label", "depth", "region")
 LAYERS = ("image", "attack", "live", "background", "depth", "region")
@@ -18,11 +20,11 @@ COLOURS = {"attack": (230, 40, 40), "live": (40, 200, 60), "background": (60, 90
 
 
 def region_palette(n: int) -> np.ndarray:
-    """(n, 3) uint8 colours for region ids, 0 (background) black."""
-    rng = np.random.default_rng(7)
-    pal = rng.integers(60, 256, size=(max(n, 1), 3)).astype(np.uint8)
-    pal[0] = 0
-    return pal
+    """(n, 3) uint8 colours for region ids: the regions' own (REGION_COLOURS; 0, background, black),
+    ids past them grey."""
+    pal = np.full((max(n, len(REGION_COLOURS)), 3), 128, np.uint8)
+    pal[:len(REGION_COLOURS)] = REGION_COLOURS
+    return pal[:max(n, 1)]
 
 
 def overlay(image: np.ndarray, label: np.ndarray | None, depth: np.ndarray | None, region: np.ndarray | None,

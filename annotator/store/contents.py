@@ -14,7 +14,8 @@ from annotator.core.errors import AnnotatorError
 from .failures import FailedRow, summary_lines
 from annotator.core.samples import Status
 from .schema import stored_layout
-from .verify import Problem, describe_error, verify
+from .problems import Problem, describe_error
+from .verify import verify
 
 COLUMNS = ("sample_id", "source", "frame_index", "split", "attack_type", "status", "error")
 

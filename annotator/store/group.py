@@ -12,24 +12,21 @@ verified) has neither, and may lack `meta/rotation` and the `channel` coordinate
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import uuid
-from dataclasses import dataclass
 
-import fsspec
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from annotator.core.errors import AnnotatorError
-from annotator.face.regions import REGION_NAMES
-from annotator.label import LABEL_CHANNELS
 from annotator.core.names import storable
 from annotator.core.samples import STATUS_CODES
-from .schema import (META_COLUMNS, OPTIONAL_COLUMNS, OPTIONAL_IN_SCHEMA_1, array_specs, fill_value, landmark_points,
-                     stored_layout)
+from annotator.face.regions import REGION_NAMES
+from annotator.label import LABEL_CHANNELS
+
+from .schema import META_COLUMNS, array_specs, fill_value, landmark_points
+from .shards import Shard, commit, filesystem, read_marker
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -40,8 +37,6 @@ NEWER_SCHEMA = ("it was written by a newer release: upgrade fas-annotator to rea
 def newer(version) -> bool:
     """A schema_version only a later release writes."""
     return isinstance(version, int) and version > max(READABLE_SCHEMAS)
-SHARDS_DIR = "_shards"
-TEMPORARY = ".tmp-"  # in the name of a file write_atomic has not finished
 LOCK_FILE = "_lock.json"  # held by the one `annotate run` writing the store (pipelines/lock.py)
 
 # Written with every chunk present (zarr skips chunks equal to the fill value by default), so that a
@@ -49,31 +44,13 @@ LOCK_FILE = "_lock.json"  # held by the one `annotate run` writing the store (pi
 WRITE_CONFIG = {"array.write_empty_chunks": True}
 
 
-@dataclass(frozen=True)
-class Shard:
-    """Rows [start, stop) of the store; `id` is its index along the chunk grid."""
-
-    id: int
-    start: int
-    stop: int
-
-
-def plan_shards(n: int, shard_size: int) -> list[Shard]:
-    return [Shard(i, s, min(s + shard_size, n)) for i, s in enumerate(range(0, n, shard_size))]
-
-
-def _fs(url: str):
-    fs, path = fsspec.core.url_to_fs(url)
-    return fs, path.rstrip("/")
-
-
 def exists(url: str) -> bool:
-    fs, path = _fs(url)
+    fs, path = filesystem(url)
     return fs.exists(path)
 
 
 def is_store(url: str) -> bool:
-    fs, path = _fs(url)
+    fs, path = filesystem(url)
     return fs.exists(f"{path}/zarr.json")
 
 
@@ -124,7 +101,7 @@ CREATING = {"fas_annotator": "creating"}  # the root's only attribute until the 
 def unfinished(url: str) -> bool:
     """A store this annotator began to create and never finished (object stores: on a disk the
     creation is one rename); another Zarr group at url is not one."""
-    fs, path = _fs(url)
+    fs, path = filesystem(url)
     attrs = (read_marker(fs, f"{path}/zarr.json") or {}).get("attributes") or {}
     return attrs.get("fas_annotator") == "creating" and "schema_version" not in attrs
 
@@ -253,126 +230,11 @@ def protocol_names(root: zarr.Group) -> list[str]:
     return sorted(k for k, _ in root["protocols"].arrays()) if "protocols" in root else []
 
 
-def write_atomic(fs, path: str, data: bytes) -> None:
-    """Write a small file whole or not at all: on a local disk to a unique temporary name, then a
-    rename (a full disk leaves no 0-byte or half-written file under `path`); elsewhere one PUT, which
-    object stores make visible whole. Whatever sits at `path`, a folder included, is replaced."""
-    if "file" not in _protocols(fs):
-        fs.pipe(path, data)
-        return
-    tmp = f"{path}{TEMPORARY}{uuid.uuid4().hex[:12]}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.isdir(path):  # damage (a folder where a marker belongs) must not block the store
-            import shutil
-
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def _protocols(fs) -> tuple:
-    p = fs.protocol
-    return (p,) if isinstance(p, str) else tuple(p)
-
-
-def _put_marker(url: str, folder: str, shard_id: int, content: dict) -> None:
-    fs, path = _fs(url)
-    fs.makedirs(f"{path}/{folder}", exist_ok=True)
-    write_atomic(fs, f"{path}/{folder}/{shard_id:06d}.json", json.dumps(content).encode())
-
-
-def commit(url: str, shard: Shard, summary: dict | None = None) -> None:
-    """Write a shard's commit marker; call it only once all of the shard's rows are written."""
-    _put_marker(url, SHARDS_DIR, shard.id,
-                {"id": shard.id, "start": shard.start, "stop": shard.stop, **(summary or {})})
-
-
 def column(values: list, dtype) -> np.ndarray:
     """A meta column's values as the array to assign to a store column of `dtype`."""
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return np.asarray(values, dtype=dtype)
     return np.array([storable(str(v)) for v in values], dtype=object)  # a non-UTF-8 file name, escaped
-
-
-FAILED_DIR = "_failed"
-
-
-def mark_failed(url: str, shard_id: int, error: str) -> None:
-    """Record that a shard failed after its retries (cleared when it commits)."""
-    _put_marker(url, FAILED_DIR, shard_id, {"id": shard_id, "error": error})
-
-
-def clear_failed(url: str, shard_id: int) -> None:
-    fs, path = _fs(url)
-    p = f"{path}/{FAILED_DIR}/{shard_id:06d}.json"
-    if fs.exists(p):
-        fs.rm(p, recursive=fs.isdir(p))
-
-
-def _marker_files(url: str, folder: str, sound_only: bool = True) -> dict[int, str]:
-    """The <id>.json entries of a marker folder of the store, from one listing: shard id -> path.
-    sound_only: only non-empty plain files (a folder or a 0-byte file under a commit marker's name
-    is damage that `annotate verify` reports, never a commit)."""
-    fs, path = _fs(url)
-    base = f"{path}/{folder}"
-    try:
-        entries = fs.ls(base, detail=True)
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-    out = {}
-    for e in entries:
-        f = e["name"]
-        name = f.rstrip("/").rsplit("/", 1)[-1]
-        sound = e.get("type") == "file" and e.get("size", 1) > 0
-        if name.endswith(".json") and name[:-5].isdigit() and (sound or not sound_only):
-            out[int(name[:-5])] = f
-    return out
-
-
-def read_marker(fs, path: str) -> dict | None:
-    """A marker's content, or None when it cannot be read as a JSON object (damage)."""
-    try:
-        content = json.loads(fs.cat_file(path))
-    except (OSError, ValueError):
-        return None
-    return content if isinstance(content, dict) else None
-
-
-def failed(url: str) -> dict[int, str]:
-    """Shards recorded as failed: id -> error text (an unreadable record still marks its shard failed)."""
-    fs, _ = _fs(url)
-    out = {}
-    for i, f in _marker_files(url, FAILED_DIR, sound_only=False).items():
-        info = read_marker(fs, f)
-        out[i] = str(info.get("error", "")) if info else "(its failure record is unreadable)"
-    return out
-
-
-def committed(url: str) -> dict[int, dict]:
-    """Commit markers that read as JSON objects: shard id -> marker content (reads every marker)."""
-    fs, _ = _fs(url)
-    return {i: m for i, f in _marker_files(url, SHARDS_DIR).items() if (m := read_marker(fs, f)) is not None}
-
-
-def committed_ids(url: str) -> set[int]:
-    """The ids of the committed shards, from the marker names alone (one listing, no reads: what a
-    resume of a store with tens of thousands of shards needs)."""
-    return set(_marker_files(url, SHARDS_DIR))
-
-
-def committed_rows(url: str, n: int, shard_size: int) -> np.ndarray:
-    """(n,) bool: rows of committed shards, the only rows a reader may trust (docs/store.md)."""
-    rows = np.zeros(n, bool)
-    for i in committed_ids(url):
-        rows[i * shard_size:(i + 1) * shard_size] = True
-    return rows
 
 
 def failed_rows(root: zarr.Group, rows: np.ndarray) -> list[list]:
@@ -390,7 +252,7 @@ def failed_rows(root: zarr.Group, rows: np.ndarray) -> list[list]:
 
 
 def remove(url: str) -> None:
-    fs, path = _fs(url)
+    fs, path = filesystem(url)
     if fs.exists(path):
         fs.rm(path, recursive=True)
 

@@ -1,6 +1,6 @@
 """The store's rows, declared once (docs/store.md): the arrays (shape after the sample axis, dtype,
 dimension names) and the meta columns. store.py creates a store from this, verify.py checks one
-against it, shard.py fills rows of it. Plain numpy: workers import it without zarr."""
+against it, annotator/shard/ fills rows of it. Plain numpy: workers import it without zarr."""
 
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ def verify(store_url, quick, do_repair, workers, scheduler_address):
 
 def _repair(report) -> None:
     from annotator.store.places import require_writable
-    from annotator.store.verify import repair, rerun_command
+    from annotator.store.repair import repair, rerun_command
     from pipelines.lock import StoreLock
 
     if report.layout is None:  # nothing readable to mend

@@ -8,6 +8,7 @@ import pytest
 import zarr
 
 from annotator.export import EXPORTERS, Exporter, export_store
+from helpers import registered
 
 
 class NpzRows(Exporter):
@@ -31,9 +32,8 @@ class NpzRows(Exporter):
 
 @pytest.fixture
 def npz_format():
-    EXPORTERS.register("test-npz")(NpzRows)
-    yield
-    EXPORTERS.unregister("test-npz")
+    with registered((EXPORTERS, "test-npz", NpzRows, {})):
+        yield
 
 
 def test_a_registered_format_exports_every_row_as_stored(npz_format, sample_store, tmp_path):

@@ -71,7 +71,8 @@ def test_the_run_honours_face_fallback_and_old_stores_keep_theirs_off(strips, tm
     from PIL import Image
 
     from helpers import sync_config
-    from pipelines.run import run, settle_defaults
+    from pipelines.prepare import settle_defaults
+    from pipelines.run import run
 
     root = tmp_path / "F" / "attack" / "partial_eye"
     root.mkdir(parents=True)

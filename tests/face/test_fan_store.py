@@ -140,7 +140,7 @@ def test_the_batched_path_equals_the_per_frame_one():
     """FaceMesh through the batched protocol writes what it writes frame by frame without
     following (--no-track): same crops, landmarks, rotations, statuses; in two landmarker calls."""
     from annotator.shard import crop_faces
-    from pipelines.run import enumerate_samples
+    from pipelines.prepare import enumerate_samples
 
     cfg = sync_config(dataset="sample", root="", track=False)
     refs = enumerate_samples(cfg)[0]
@@ -160,7 +160,7 @@ def test_landmark_check_beside_fan_uses_facemesh(fan_weights):
     """With --landmarker fan the check's other landmarker is FaceMesh: the row's 68 points against
     FaceMesh's on the same box; a shifted face fails."""
     from annotator.shard import build_models, check_landmarks, crop_faces
-    from pipelines.run import enumerate_samples
+    from pipelines.prepare import enumerate_samples
 
     cfg = sync_config(dataset="sample", root="", landmarker="fan",
                       landmarker_options={"checkpoint": str(fan_weights)}, landmark_check={"max_nme": 0.1})

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from fas_train.models import MODELS, FasModel
 from fas_train.train import TrainConfig, train
+from helpers import registered
 
 
 class MeanColour(FasModel):
@@ -37,9 +38,8 @@ class MeanColour(FasModel):
 
 @pytest.fixture
 def mean_colour():
-    MODELS.register("test-mean-colour")(MeanColour)
-    yield
-    MODELS.unregister("test-mean-colour")
+    with registered((MODELS, "test-mean-colour", MeanColour, {})):
+        yield
 
 
 def test_a_registered_model_trains_on_a_store(mean_colour, sample_store, tmp_path):

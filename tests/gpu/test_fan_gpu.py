@@ -29,7 +29,7 @@ def test_a_fan_store_runs_fan_on_cuda(fan_weights):
     from helpers import sync_config
 
     from annotator.shard import build_landmarker, build_models, crop_faces
-    from pipelines.run import enumerate_samples
+    from pipelines.prepare import enumerate_samples
 
     path = fan_weights
     cfg = sync_config(dataset="sample", root="", landmarker="fan", landmarker_options={"checkpoint": str(path)},

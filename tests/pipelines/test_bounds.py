@@ -26,12 +26,12 @@ def one_line_error(result, message: str) -> None:
 @pytest.fixture
 def no_enumeration(monkeypatch):
     """annotate run must refuse before it asks the dataset for a single sample."""
-    import pipelines.run
+    import pipelines.prepare
 
     def refuse(*a, **k):
         raise AssertionError("the dataset was enumerated before the settings were checked")
 
-    monkeypatch.setattr(pipelines.run, "enumerate_samples", refuse)
+    monkeypatch.setattr(pipelines.prepare, "enumerate_samples", refuse)
 
 
 @pytest.mark.parametrize("kw, message", [

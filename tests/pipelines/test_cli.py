@@ -3,45 +3,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import zarr
-from click.testing import CliRunner
 from PIL import Image
 
-from pipelines.cli import cli
 from annotator.core.samples import Status
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code != 0
-    lines = [l for l in result.output.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output
-    for f in fragments:
-        assert f in lines[0]
-
-
-@pytest.fixture
-def messy_root(tmp_path, sample_root, face_image):
-    """A folder dataset where every kind of bad input appears next to a good one."""
-    root = tmp_path / "messy"
-    (root / "bonafide").mkdir(parents=True)
-    (root / "attack" / "print").mkdir(parents=True)
-    shutil.copy(sample_root / "bonafide" / "astronaut.jpg", root / "bonafide" / "a_good.jpg")
-    Image.fromarray(face_image.mean(axis=2).astype(np.uint8)).save(root / "bonafide" / "b_gray.png")
-    (root / "bonafide" / "c_corrupt.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(
-        root / "bonafide" / "d_noface.png")
-    Image.fromarray(face_image[::24, ::24]).save(root / "bonafide" / "e_tiny.png")
-    video = (sample_root / "bonafide" / "astronaut_pan.mp4").read_bytes()
-    (root / "attack" / "print" / "f_truncated.mp4").write_bytes(video[: len(video) // 4])
-    return root
+from helpers import assert_one_line_error, invoke
 
 
 def test_bad_inputs_become_status_rows(messy_root, tmp_path):

@@ -10,7 +10,7 @@ from annotator.face.layouts import canonical_ibug
 from annotator.face.regions import Region
 from annotator.segment import SEGMENTERS
 from annotator.store.verify import verify
-from helpers import sync_config
+from helpers import registered, sync_config
 
 SKIN_SQUARE = (0.25, 0.75)  # the fake segmenter's skin: the middle half of the crop, each way
 
@@ -58,13 +58,10 @@ class SkinSquare:
 
 @pytest.fixture
 def fakes():
-    DETECTORS.register("test-middle")(BoxInTheMiddle)
-    LANDMARKERS.register("test-canonical", layout="ibug-68", check_with="mediapipe")(CanonicalPoints)
-    SEGMENTERS.register("test-square")(SkinSquare)
-    yield
-    DETECTORS.unregister("test-middle")
-    LANDMARKERS.unregister("test-canonical")
-    SEGMENTERS.unregister("test-square")
+    with registered((DETECTORS, "test-middle", BoxInTheMiddle, {}),
+                    (LANDMARKERS, "test-canonical", CanonicalPoints, {"layout": "ibug-68", "check_with": "mediapipe"}),
+                    (SEGMENTERS, "test-square", SkinSquare, {})):
+        yield
 
 
 def test_fake_backends_make_a_verified_store(fakes, tmp_path):
@@ -91,7 +88,7 @@ def test_fake_backends_make_a_verified_store(fakes, tmp_path):
 
 def test_a_backend_that_takes_no_options_refuses_them(fakes):
     from annotator.core.errors import AnnotatorError
-    from pipelines.run import prepare_backends
+    from pipelines.prepare import prepare_backends
 
     cfg = sync_config(dataset="sample", root="", landmarker="test-canonical", segmenter="test-square",
                       segmenter_options={"checkpoint": "x.pth"})

@@ -63,7 +63,7 @@ def test_label_semantics_on_real_faces(sample_store):
 
 
 def test_videos_never_straddle_shards(sample_store):
-    from pipelines.run import auto_shard_size
+    from pipelines.prepare import auto_shard_size
 
     url, summary = sample_store
     root = zarr.open_group(url, mode="r")

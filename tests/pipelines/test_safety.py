@@ -9,7 +9,7 @@ import pytest
 import zarr
 
 from helpers import read_only, sync_config
-from test_cli import assert_one_line_error, invoke
+from helpers import assert_one_line_error, invoke
 
 
 def tree_digest(root):

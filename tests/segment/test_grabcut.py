@@ -137,7 +137,8 @@ def test_the_policy_of_partial_types_falls_back_to_the_face_parts_without_an_ins
 
 def test_a_new_store_gets_grabcut_and_a_rerun_keeps_what_its_store_was_made_with(tmp_path):
     from annotator import store
-    from pipelines.run import run, settle_defaults
+    from pipelines.prepare import settle_defaults
+    from pipelines.run import run
 
     out = tmp_path / "s.zarr"
     cfg = AnnotateConfig(dataset="sample", root="", limit=3)  # no segmenter, no policy chosen

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import zarr
 
-from test_cli import invoke, messy_root  # noqa: F401  (fixture)
+from helpers import invoke
 
 
 def run_messy(root, out):

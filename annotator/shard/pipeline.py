@@ -8,31 +8,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from annotator.config import AnnotateConfig
-from annotator.media.decode import DecodeError, read_image, read_video_frames, rotate
-from annotator.media.hdf5 import read_hdf5_frames, sensor_depth
-from annotator.label import render_depth
-from annotator.face import DETECTORS, LANDMARKERS
-from annotator.face.behind import FACE_FALLBACKS
-from annotator.face.detect import FaceBox
-from annotator.face.landmarks import square_crop_matrix, warp_crop
-from annotator.face.track import TRACK_CONTEXT, box_from_landmarks, follows
-from annotator.face.annotations import box_for_frame
-from annotator.face.layouts import layout_of
-from annotator.face.regions import FACE_REGIONS
-from annotator.label import Policy, depth_to_uint8, pyramid
 from annotator.core.samples import SampleRef, Status
-from annotator.media.sampling import parse as parse_sampling
-from annotator.store.schema import empty_meta, empty_rows
 from annotator.core.tuning import TUNING
-from annotator.segment import SEGMENTERS, FaceItem, Segmenter
+from annotator.face.detect import FaceBox
+from annotator.face.landmarks import warp_crop
+from annotator.face.regions import FACE_REGIONS
+from annotator.label import depth_to_uint8, pyramid, render_depth
+from annotator.media.decode import DecodeError, rotate
+from annotator.media.hdf5 import sensor_depth
+from annotator.media.sampling import parse as parse_sampling
+from annotator.segment import FaceItem
+from annotator.store.schema import empty_meta, empty_rows
+
+from .frames import load_frames
+from .locate import Located, locate, output_crop, settle_rotation
+from .models import Models
 
 log = logging.getLogger(__name__)
 
@@ -51,232 +47,6 @@ class ShardResult:
     @property
     def status(self) -> np.ndarray:
         return np.asarray(self.meta["status"], dtype=np.int8)
-
-
-@dataclass(frozen=True)
-class Models:
-    """What a shard is annotated with. Built by the caller (once per worker process: models load in
-    seconds, shards take less) and passed in; the core looks nothing up."""
-
-    detector: Callable
-    landmarker: Callable
-    segmenter: Segmenter
-    policy: Policy
-    decode_threads: int = 0  # FFmpeg slice threads per video (0 = FFmpeg's choice)
-    checker: object = None  # --landmark-check: the other landmarker (FAN beside FaceMesh, or FaceMesh beside FAN)
-    fallback: Callable | None = None  # finds the face where the detector does not (annotator/face/behind.py)
-
-
-def build_landmarker(cfg: AnnotateConfig):
-    """The config's landmarker from its checked options, with the run-time settings it takes (--device)."""
-    return LANDMARKERS.describe(cfg.landmarker).create(cfg.landmarker_options, cfg.runtime)
-
-
-def build_checker(cfg: AnnotateConfig):
-    """--landmark-check: the landmarker that checks the config's (its `check_with`), or None."""
-    if not cfg.landmark_check:
-        return None
-    checker = LANDMARKERS.describe(cfg.landmark_checker)
-    return checker.create(cfg.landmark_check_options, cfg.runtime)
-
-
-def build_models(cfg: AnnotateConfig, decode_threads: int = 0) -> Models:
-    """The config's detector, landmarker, segmenter (from their registries) and policy."""
-    cfg = cfg.with_defaults()
-    segmenter = SEGMENTERS.describe(cfg.segmenter).create(cfg.segmenter_options, cfg.runtime)
-    return Models(DETECTORS.create(cfg.detector), build_landmarker(cfg), segmenter, Policy.from_table(cfg.policy),
-                  decode_threads, build_checker(cfg), build_fallback(cfg))
-
-
-def build_fallback(cfg: AnnotateConfig):
-    """What finds the face where the detector does not (annotator/face/behind.py), or None."""
-    name = cfg.with_defaults().face_fallback
-    return FACE_FALLBACKS.create(name) if name else None
-
-
-def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None
-                ) -> list[tuple[int, np.ndarray | DecodeError, np.ndarray | None, int]]:
-    """(frame index, HWC uint8 RGB frame or DecodeError, sensor depth (H, W) or None, the container's
-    clockwise display rotation) per ref; frames as stored (not rotated).
-
-    Each video or HDF5 recording is opened once for all of its rows in the shard.
-    """
-    out: list = [None] * len(refs)
-    videos: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for i, r in enumerate(refs):
-        if r.is_video:
-            videos[(r.path, r.n_slots)].append(i)
-        else:
-            try:
-                out[i] = (-1, read_image(r.path), None, 0)
-            except DecodeError as e:
-                out[i] = (-1, e, None, 0)
-    for (path, n_slots), rows in videos.items():
-        media = refs[rows[0]].media
-        try:
-            if media.get("kind"):
-                indices, frames, depths = read_hdf5_frames(path, n_slots, media, sampling)
-                rotation = 0
-            else:
-                indices, frames, rotation = read_video_frames(path, n_slots, decode_threads, sampling)
-                depths = [None] * len(frames)
-        except DecodeError as e:
-            for i in rows:
-                out[i] = (-1, e, None, 0)
-            continue
-        for i in rows:
-            s = refs[i].slot
-            out[i] = (int(indices[s]), frames[s], depths[s], rotation)
-    return out
-
-
-def dataset_faces(ref: SampleRef, frame_index: int, rotation: int = 0,
-                  stored_hw: tuple[int, int] = (0, 0)) -> tuple[list, str] | None:
-    """([the dataset's face box], "dataset") when the sample ships face locations, else None.
-
-    The files give boxes in the stored frame's pixels; a frame rotated clockwise by `rotation`
-    degrees (stored size stored_hw) gets its box rotated with it."""
-    path = ref.media.get("faces")
-    if not path:
-        return None
-    try:
-        box = box_for_frame(path, ref.media.get("faces_format", "xywh"), frame_index)
-    except OSError:
-        return None
-    if box is None:
-        return None
-    return [rotate_box(box, rotation, *stored_hw)], "dataset"
-
-
-def rotate_box(face: FaceBox, degrees: int, h: int, w: int) -> FaceBox:
-    """An XYXY box of an h x w frame, in the pixels of that frame rotated clockwise by degrees."""
-    x0, y0, x1, y1 = face.box
-    corners = {0: (x0, y0, x1, y1), 90: (h - y1, x0, h - y0, x1), 180: (w - x1, h - y1, w - x0, h - y0),
-               270: (y0, w - x1, y1, w - x0)}[degrees % 360]
-    return FaceBox(corners, face.score)
-
-
-def output_crop(landmarks: np.ndarray, box_scale: float, size: int) -> np.ndarray:
-    """2x3 frame->crop affine of the square around the landmarks' extent (with ibug-68's derived
-    forehead: the crops of both layouts frame the same face), times box_scale."""
-    xy = layout_of(landmarks).points(landmarks[:, :2])
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    side = box_scale * float(max(hi - lo))
-    return square_crop_matrix(tuple((lo + hi) / 2), side, size)
-
-
-@dataclass
-class Located:
-    """Where a frame's face is: (P, 3) landmarks in frame pixels and the box they were found in
-    (both None when `status` is not OK; landmarks also None while a batched landmarker has yet to
-    run), how many faces the detector saw, and where the box came from (detector / dataset / track)."""
-
-    landmarks: np.ndarray | None
-    face: FaceBox | None
-    n_faces: int
-    source: str
-    status: Status = Status.OK
-    error: str = ""
-
-
-def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig, detector, landmarker,
-           previous: Located | None, seconds: dict[str, float], rotation: int = 0, fallback=None) -> Located:
-    """The face of a frame (HWC uint8 RGB, already rotated clockwise by `rotation` degrees), found
-    with the config's detector and landmarker.
-
-    A video frame first follows the face of the previous sampled frame of its video (no detector
-    run); the detector (or the dataset's box) is used for the first frame and when following fails.
-    landmarker None: only the box (a batched landmarker runs later over the shard's boxes).
-    fallback: where the detector finds no face, what finds the face behind an instrument (its
-    landmarks are FaceMesh's 478, kept as they are for a FaceMesh store; a batched landmarker gets its box).
-    """
-    if previous is not None and cfg.track and not cfg.use_dataset_faces:
-        t = time.perf_counter()
-        box = box_from_landmarks(previous.landmarks, previous.face.score)
-        lm = landmarker(frame, box, context=TRACK_CONTEXT)
-        seconds["landmarks"] += time.perf_counter() - t
-        if lm is not None and follows(lm, box):
-            return Located(lm, box, previous.n_faces, "track")
-    t = time.perf_counter()
-    found = None
-    if cfg.use_dataset_faces:
-        stored_hw = frame.shape[:2] if rotation % 180 == 0 else frame.shape[1::-1]
-        found = dataset_faces(ref, frame_index, rotation, stored_hw)
-    faces, source = found if found is not None else (detector(frame), "detector")
-    t2 = time.perf_counter()
-    seconds["detect"] += t2 - t
-
-    def failed(status: Status, error: str) -> Located:
-        return Located(None, None, len(faces), source, status, error)
-
-    fallback = fallback if source == "detector" else None  # a dataset's own box is not second-guessed
-    if not faces:
-        behind = _behind(frame, cfg, landmarker, fallback, seconds)
-        return behind if behind is not None else failed(Status.NO_FACE, "no face detected")
-    side = max(faces[0].box[2] - faces[0].box[0], faces[0].box[3] - faces[0].box[1])
-    if side < cfg.min_face:
-        return failed(Status.TOO_SMALL, f"largest face is {side:.0f} px, smaller than {cfg.min_face} px")
-    if landmarker is None:
-        return Located(None, faces[0], len(faces), source)
-    lm = landmarker(frame, faces[0])
-    seconds["landmarks"] += time.perf_counter() - t2
-    if lm is None:  # FaceMesh's own detection fails where an instrument hides the eyes
-        behind = _behind(frame, cfg, landmarker, fallback, seconds)
-        return behind if behind is not None else failed(Status.NO_LANDMARKS, "no landmarks found on the detected face")
-    return Located(lm, faces[0], len(faces), source)
-
-
-def _behind(frame: np.ndarray, cfg: AnnotateConfig, landmarker, fallback, seconds: dict[str, float]) -> Located | None:
-    """The face the fallback finds (annotator/face/behind.py), or None: its FaceMesh points as they
-    are for a FaceMesh store, its box for any other landmarker."""
-    if fallback is None:
-        return None
-    t = time.perf_counter()
-    hit = fallback(frame)
-    seconds["detect"] += time.perf_counter() - t
-    if hit is None:
-        return None
-    lm, box = hit
-    if landmarker is None or cfg.landmark_layout.n_points == len(lm):
-        return Located(None if landmarker is None else lm, box, 1, fallback.source)
-    lm = landmarker(frame, box)
-    return None if lm is None else Located(lm, box, 1, fallback.source)
-
-
-def upright_turn(landmarks: np.ndarray) -> int:
-    """Clockwise degrees (0/90/180/270) that turn the face of these frame-pixel landmarks upright:
-    the chin-to-forehead direction snapped to the nearest quarter turn."""
-    lay = layout_of(landmarks)
-    p = lay.points(landmarks[:, :2])
-    dx, dy = p[lay.forehead_top] - p[lay.chin]
-    tilt = np.degrees(np.arctan2(dx, -dy))  # 0: forehead straight up; 90: pointing right
-    return int(-round(tilt / 90.0)) % 4 * 90
-
-
-def settle_rotation(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig, detector,
-                    landmarker, seconds: dict[str, float], found: Located, fallback=None
-                    ) -> tuple[int, np.ndarray, Located]:
-    """(clockwise degrees, the frame turned by them, face) for the first frame of a sample stored
-    without rotation metadata.
-
-    Phone recordings are often stored sideways. A face found lying on its side is turned upright
-    (the detector and FaceMesh find faces at any roll, but the crops must be upright); a frame with
-    no face is tried at 90/180/270 degrees, and the first turn that shows an upright face is kept.
-    (0, frame, found) when nothing better turns up."""
-    if found.status == Status.OK:
-        turns = [upright_turn(found.landmarks)]
-        if turns == [0]:
-            return 0, frame, found
-    elif found.status == Status.NO_FACE:
-        turns = [90, 180, 270]
-    else:
-        return 0, frame, found
-    for degrees in turns:
-        turned = rotate(frame, degrees)
-        face = locate(turned, ref, frame_index, cfg, detector, landmarker, None, seconds, degrees, fallback)
-        if face.status == Status.OK and upright_turn(face.landmarks) == 0:
-            return degrees, turned, face
-    return 0, frame, found
 
 
 @dataclass
@@ -325,7 +95,7 @@ def check_landmarks(rows: _Rows, checker, max_nme: float) -> None:
     in the 68-point layout (FaceMesh's through the 68 -> 478 map), normalised by FaceMesh's eye
     corners: meta/landmark_nme per row; a row above max_nme, or one where the other landmarker finds
     no face, fails as landmark_disagreement (and leaves the faces to segment)."""
-    from annotator.face.points68 import to_68, nme
+    from annotator.face.points68 import nme, to_68
 
     if not rows.items:
         return
