@@ -20,7 +20,6 @@ import numpy as np
 
 from annotator.core.errors import AnnotatorError
 
-THRESHOLD_RULES = ("eer", "bpcer1")
 OPERATING_POINTS = (0.01, 0.05, 0.10)
 
 

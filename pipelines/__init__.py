@@ -1,1 +1,2 @@
-"""Orchestration on Dask: enumerate -> shards -> tasks -> commit. The only package that imports dask."""
+"""Orchestration on Dask (enumerate -> shards -> tasks -> commit) and the `annotate` program (cli/).
+The only package that imports dask."""

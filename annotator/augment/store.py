@@ -53,7 +53,7 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
     meta = store.read_meta(src)
     for col, dtype in store.META_COLUMNS.items():  # a schema-1 source may lack a column the output has
         if col not in meta:
-            meta[col] = np.full(n, "", object) if dtype == "str" else np.zeros(n, dtype)
+            meta[col] = np.full(n, "", object) if dtype == "str" else np.full(n, store.fill_value(dtype), dtype)
     extra = [c for c in meta if c not in store.META_COLUMNS] + ["mcrea_donors", "mcrea_regions"]
     attrs = {k: src.attrs[k] for k in ("config", "attack_types", "policy", "landmark_layout") if k in src.attrs}
     attrs["provenance"] = {**src.attrs.get("provenance", {}), "mcrea": {
@@ -99,9 +99,25 @@ def _write_copies(src, out, meta: dict, n: int, shard_size: int, gamma: float, r
             for r in sorted({e.recipient for e in log}):
                 cols["is_attack"][r] = bool(cols["is_attack"][r]) or bool((label[r, 0] > 0).any())
                 cols["attack_type"][r] = f"mcrea:{cols['attack_type'][r]}"
+                _stale_signals(cols, r)
+            _shares(cols, label)
             augmented += len({e.recipient for e in log})
             exchanges += len(log)
             for col, values in cols.items():
                 arr = out[f"meta/{col}"]
                 arr[rows] = store.column(values, arr.dtype)
     return augmented, exchanges
+
+
+def _shares(cols: dict[str, list], label: np.ndarray) -> None:
+    """The channel shares of the rows as written (an exchange moves pixels between channels)."""
+    shares = (label > 0).reshape(len(label), label.shape[1], -1).mean(axis=2)
+    shares[np.asarray(cols["status"]) != 0] = np.nan  # a failed row has no label to measure
+    for k, col in enumerate(("share_attack", "share_live", "share_background")):
+        cols[col] = shares[:, k].tolist()
+
+
+def _stale_signals(cols: dict[str, list], r: int) -> None:
+    """An exchanged row's regions are no longer its segmenter's nor its video's: no agreement to report."""
+    cols["prior_agreement"][r] = cols["temporal_consistency"][r] = float("nan")
+    cols["prior_worst_region"][r] = ""

@@ -1,4 +1,5 @@
-"""Face detection, dense landmarks and the landmark -> region tables."""
+"""Faces: detectors, landmarkers and their layouts, the region taxonomy and priors, face following,
+and the face behind an instrument."""
 
 from .detect import DETECTORS, FaceBox
 from .landmarks import LANDMARKERS, N_LANDMARKS

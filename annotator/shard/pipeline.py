@@ -19,7 +19,9 @@ from annotator.core.tuning import TUNING
 from annotator.face.detect import FaceBox
 from annotator.face.landmarks import warp_crop
 from annotator.face.regions import FACE_REGIONS
-from annotator.label import depth_to_uint8, pyramid, render_depth
+from annotator.face.track import box_from_landmarks
+from annotator.label import (box_iou, channel_shares, depth_to_uint8, prior_agreement, pyramid, render_depth,
+                             temporal_consistency)
 from annotator.media.decode import DecodeError, rotate
 from annotator.media.hdf5 import sensor_depth
 from annotator.media.sampling import parse as parse_sampling
@@ -228,6 +230,7 @@ def _write_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray 
         return
     lm = located.landmarks
     meta["face_score"][i] = located.face.score
+    meta["landmark_confidence"][i] = box_iou(box_from_landmarks(lm, 0.0).box, located.face.box)
     rows.boxes[i] = tuple(float(v) for v in located.face.box)
     size = cfg.size
     m = output_crop(lm, cfg.box_scale, size)
@@ -261,8 +264,32 @@ def segment_and_fuse(rows: _Rows, cfg: AnnotateConfig, models: Models) -> None:
         rows.arrays["depth"][i] = d8
         rows.arrays["label"][i] = models.policy.fuse(region, d8, it.attack_type, it.landmarks)
         rows.meta["segmenter"][i] = how
+        _row_signals(rows, i)
         rows.seconds["fuse"] += time.perf_counter() - t2
     t = time.perf_counter()
+    _temporal_signals(rows)
     for k, level in pyramid(rows.arrays["label"]).items():
         rows.arrays[f"pyramid/{k}"] = level
     rows.seconds["fuse"] += time.perf_counter() - t
+
+
+def _row_signals(rows: _Rows, i: int) -> None:
+    """Row i's quality signals from its label, regions and landmarks (annotator/label/quality.py)."""
+    meta = rows.meta
+    meta["share_attack"][i], meta["share_live"][i], meta["share_background"][i] = \
+        channel_shares(rows.arrays["label"][i]).tolist()
+    meta["prior_agreement"][i], meta["prior_worst_region"][i] = \
+        prior_agreement(rows.arrays["region"][i], rows.arrays["landmarks"][i])
+
+
+def _temporal_signals(rows: _Rows) -> None:
+    """Each video's segmented rows in frame order against their neighbours (a video lies in one shard)."""
+    by_video: dict[str, list[int]] = {}
+    for i in rows.faced:
+        if rows.refs[i].is_video and rows.meta["status"][i] == Status.OK:
+            by_video.setdefault(rows.meta["video_id"][i], []).append(i)
+    for idx in by_video.values():
+        idx.sort(key=lambda i: rows.meta["frame_index"][i])
+        values = temporal_consistency(rows.arrays["region"][idx], rows.arrays["landmarks"][idx])
+        for i, v in zip(idx, values.tolist()):
+            rows.meta["temporal_consistency"][i] = v

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from annotator.core.errors import AnnotatorError
-from .failures import FailedRow, summary_lines
 from annotator.core.samples import Status
-from .schema import stored_layout
+
+from .failures import FailedRow, summary_lines
 from .problems import Problem, describe_error
+from .schema import QUALITY_COLUMNS, stored_layout
 from .verify import verify
 
 COLUMNS = ("sample_id", "source", "frame_index", "split", "attack_type", "status", "error")
@@ -36,6 +37,7 @@ class Contents:
     landmark_nme: np.ndarray | None = None  # --landmark-check: (n,) float, NaN where not checked
     max_nme: float | None = None
     landmark_layout: str = ""  # the layout's name (root attribute landmark_layout)
+    quality: dict[str, np.ndarray] = field(default_factory=dict)  # the store's quality columns (schema.QUALITY_COLUMNS)
 
     def failed(self) -> list[FailedRow]:
         m, rows = self.meta, np.nonzero(self.committed & (self.meta["status"] != 0))[0]
@@ -69,6 +71,7 @@ class Contents:
                     if self.max_nme else ""
                 lines.append(f"landmark NME, FAN vs FaceMesh ({len(v)} rows): median {np.median(v):.3f}, "
                              f"p90 {np.percentile(v, 90):.3f}, p99 {np.percentile(v, 99):.3f}, max {v.max():.3f}{above}")
+        lines += quality_lines(self.quality, self.meta["sample_id"], done & (self.meta["status"] == 0))
         lines += [f"problem: {p}" for p in self.problems]
         lines.append("provenance: " + json.dumps(self.provenance, indent=2))
         return "\n".join(lines)
@@ -107,7 +110,39 @@ def read_contents(url: str) -> Contents:
     if "meta/landmark_nme" in layout.nodes:
         nme = zarr.open_array(store=layout.url, path="meta/landmark_nme", mode="r", zarr_format=3)[:]
     max_nme = (layout.attrs.get("config", {}).get("landmark_check") or {}).get("max_nme")
+    quality = {c: zarr.open_array(store=layout.url, path=f"meta/{c}", mode="r", zarr_format=3)[:]
+               for c in QUALITY_COLUMNS if f"meta/{c}" in layout.nodes}
     return Contents(layout.url, layout.n, layout.size, len(layout.shards), len(layout.committed), committed, meta,
                     protocols, layout.attrs.get("provenance", {}),
                     [p for p in report.problems if p.action != "rerun"], flags, nme, max_nme,
-                    stored_layout(layout.attrs)["name"])
+                    stored_layout(layout.attrs)["name"], quality)
+
+
+# Signals ranked low-first in `annotate inspect`: a low value is a doubtful label.
+RANKED = ("temporal_consistency", "prior_agreement", "landmark_confidence")
+
+
+def quality_lines(quality: dict[str, np.ndarray], sample_ids: np.ndarray, usable: np.ndarray,
+                  worst: int = 5) -> list[str]:
+    """`annotate inspect`'s quality section: each numeric signal's distribution over the usable rows
+    (committed, status ok; NaN = no value), then the rows lowest in each ranked signal."""
+    lines = []
+    for col, values in quality.items():
+        if values.dtype.kind != "f":
+            continue
+        v = values[usable & np.isfinite(values)]
+        if len(v):
+            p1, p5, p50 = np.percentile(v, [1, 5, 50])
+            lines.append(f"quality {col} ({len(v)} rows): min {v.min():.3f}, p1 {p1:.3f}, p5 {p5:.3f}, "
+                         f"median {p50:.3f}, max {v.max():.3f}")
+    for col in RANKED:
+        values = quality.get(col)
+        if values is None:
+            continue
+        rows = np.flatnonzero(usable & np.isfinite(values))
+        rows = rows[np.argsort(values[rows], kind="stable")][:worst]
+        if len(rows):
+            extra = quality.get("prior_worst_region") if col == "prior_agreement" else None
+            lines.append(f"lowest {col}: " + ", ".join(
+                f"{sample_ids[i]} {values[i]:.3f}" + (f" ({extra[i]})" if extra is not None else "") for i in rows))
+    return lines

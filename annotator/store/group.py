@@ -25,7 +25,7 @@ from annotator.core.samples import STATUS_CODES
 from annotator.face.regions import REGION_NAMES
 from annotator.label import LABEL_CHANNELS
 
-from .schema import META_COLUMNS, array_specs, fill_value, landmark_points
+from .schema import META_COLUMNS, OPTIONAL_COLUMNS, array_specs, fill_value, landmark_points
 from .shards import Shard, commit, filesystem, read_marker
 
 SCHEMA_VERSION = 2
@@ -195,6 +195,8 @@ def write_shard(url: str, shard: Shard, arrays: dict[str, np.ndarray], meta: dic
     # a column the caller does not fill gets its fill value: every chunk of a committed shard is written
     meta = {**{c: [fill_value(d)] * n for c, d in META_COLUMNS.items() if c in w.meta_columns}, **meta}
     for col, values in meta.items():
+        if col in OPTIONAL_COLUMNS and col not in w.meta_columns:  # a store made before the column: resumed without it
+            continue
         writes[f"meta/{col}"] = column(values, w[f"meta/{col}"].dtype)
     w.write_all(sl, writes)
     commit(url, shard, summary)

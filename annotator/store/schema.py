@@ -15,10 +15,16 @@ META_COLUMNS = {
     "attack_type": "str", "pai": "str", "dataset": "str", "split": "str", "status": "int8", "error": "str",
     "segmenter": "str", "source": "str", "n_faces": "int16", "face_score": "float32", "depth_source": "str",
     "face_source": "str", "rotation": "int16", "landmark_nme": "float32",
+    # quality signals (annotator/label/quality.py): NaN (or "") where a row has none
+    "share_attack": "float32", "share_live": "float32", "share_background": "float32",
+    "landmark_confidence": "float32", "prior_agreement": "float32", "prior_worst_region": "str",
+    "temporal_consistency": "float32",
 }
+QUALITY_COLUMNS = ("share_attack", "share_live", "share_background", "landmark_confidence", "prior_agreement",
+                   "prior_worst_region", "temporal_consistency")
 OPTIONAL_IN_SCHEMA_1 = ("rotation",)  # added late in schema 1: older stores lack it
 # added after stores of schema 2 were written: a store may lack them (verify accepts that)
-OPTIONAL_COLUMNS = ("landmark_nme",)
+OPTIONAL_COLUMNS = ("landmark_nme", *QUALITY_COLUMNS)
 
 
 def array_specs(size: int, n_points: int = N_LANDMARKS) -> dict[str, tuple[tuple[int, ...], str, tuple[str, ...]]]:
