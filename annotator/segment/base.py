@@ -2,7 +2,9 @@
 
 A segmenter receives all faces of a shard at once (so a GPU segmenter can batch them) and returns
 for each an (S, S) uint8 region-id map in crop pixels (ids of face/regions.py) and a short text
-for `meta/segmenter` saying what produced it (e.g. "geometry", "sam", "sam+geometry:3/9").
+for `meta/segmenter` saying what produced it (e.g. "geometry", "sam", "sam+geometry:3/9"),
+optionally followed by a dict of its own quality signals for the row ({"segmenter_iou": the least
+predicted IoU of the masks it chose}: meta/segmenter_iou).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class FaceItem:
 class Segmenter(Protocol):
     name: str
 
-    def segment(self, items: list[FaceItem]) -> list[tuple[np.ndarray, str]]: ...
+    def segment(self, items: list[FaceItem]) -> list[tuple]:
+        """Per item (region map, how) or (region map, how, signals dict); module doc."""
 
 
 SEGMENTERS: Registry[Segmenter] = Registry("segmenter")

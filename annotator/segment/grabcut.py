@@ -157,7 +157,7 @@ class GrabCutSegmenter:
             masks = torch.from_numpy(proposals(crop, it.landmarks, priors, instrument))[None]
             priors_t = {k: torch.from_numpy(v) for k, v in priors.items()}
             # ties in agreement go to the cut with its holes filled, then to it within the site's reach
-            region, taken, fell = select_regions(masks, torch.tensor([[0.0, 0.2, 0.1]]), [int(Region.OCCLUDER)],
+            region, taken, fell, _ = select_regions(masks, torch.tensor([[0.0, 0.2, 0.1]]), [int(Region.OCCLUDER)],
                                                  priors_t, occluder_site=occluder_site(it.attack_type))
             out.append((region.numpy(), describe(taken, fell, self.name)))
         return out

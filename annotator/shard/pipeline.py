@@ -251,7 +251,7 @@ def segment_and_fuse(rows: _Rows, cfg: AnnotateConfig, models: Models) -> None:
     t = time.perf_counter()
     segmented = models.segmenter.segment(rows.items) if rows.items else []
     rows.seconds["segment"] += time.perf_counter() - t
-    for i, it, (region, how) in zip(rows.faced, rows.items, segmented):
+    for i, it, (region, how, *signals) in zip(rows.faced, rows.items, segmented):
         t = time.perf_counter()
         depth = sensor_depth(rows.sensor[i], np.isin(region, FACE_REGIONS)) if i in rows.sensor else None
         rows.meta["depth_source"][i] = "sensor" if depth is not None else "pseudo"
@@ -264,7 +264,7 @@ def segment_and_fuse(rows: _Rows, cfg: AnnotateConfig, models: Models) -> None:
         rows.arrays["depth"][i] = d8
         rows.arrays["label"][i] = models.policy.fuse(region, d8, it.attack_type, it.landmarks)
         rows.meta["segmenter"][i] = how
-        _row_signals(rows, i)
+        _row_signals(rows, i, signals[0] if signals else {})
         rows.seconds["fuse"] += time.perf_counter() - t2
     t = time.perf_counter()
     _temporal_signals(rows)
@@ -273,9 +273,12 @@ def segment_and_fuse(rows: _Rows, cfg: AnnotateConfig, models: Models) -> None:
     rows.seconds["fuse"] += time.perf_counter() - t
 
 
-def _row_signals(rows: _Rows, i: int) -> None:
-    """Row i's quality signals from its label, regions and landmarks (annotator/label/quality.py)."""
+def _row_signals(rows: _Rows, i: int, from_segmenter: dict) -> None:
+    """Row i's quality signals from its label, regions and landmarks (annotator/label/quality.py),
+    and those its segmenter gave."""
     meta = rows.meta
+    for col, value in from_segmenter.items():
+        meta[col][i] = value
     meta["share_attack"][i], meta["share_live"][i], meta["share_background"][i] = \
         channel_shares(rows.arrays["label"][i]).tolist()
     meta["prior_agreement"][i], meta["prior_worst_region"][i] = \

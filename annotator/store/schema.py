@@ -18,10 +18,10 @@ META_COLUMNS = {
     # quality signals (annotator/label/quality.py): NaN (or "") where a row has none
     "share_attack": "float32", "share_live": "float32", "share_background": "float32",
     "landmark_confidence": "float32", "prior_agreement": "float32", "prior_worst_region": "str",
-    "temporal_consistency": "float32",
+    "temporal_consistency": "float32", "segmenter_iou": "float32",
 }
 QUALITY_COLUMNS = ("share_attack", "share_live", "share_background", "landmark_confidence", "prior_agreement",
-                   "prior_worst_region", "temporal_consistency")
+                   "prior_worst_region", "temporal_consistency", "segmenter_iou")
 OPTIONAL_IN_SCHEMA_1 = ("rotation",)  # added late in schema 1: older stores lack it
 # added after stores of schema 2 were written: a store may lack them (verify accepts that)
 OPTIONAL_COLUMNS = ("landmark_nme", *QUALITY_COLUMNS)

@@ -11,6 +11,7 @@ from annotator.segment import SEGMENTERS
 from annotator.segment.base import FaceItem
 from annotator.shard import output_crop
 from helpers import tiny_sam
+from annotator.store.schema import QUALITY_COLUMNS
 
 # Build arguments per segmenter where the default would need a downloaded file.
 BUILD = {"sam": lambda: {"sam": tiny_sam(), "device": "cpu"}}
@@ -28,7 +29,8 @@ def test_segmenter_contract(name, face_image, face_landmarks):
         items.append(FaceItem(face_image, m, size, lm, attack_type))
     out = seg.segment(items)
     assert len(out) == len(items)
-    for it, (region, how) in zip(items, out):
+    for it, (region, how, *signals) in zip(items, out):
+        assert len(signals) <= 1 and all(set(s) <= set(QUALITY_COLUMNS) for s in signals), signals
         assert region.shape == (it.size, it.size) and region.dtype == np.uint8
         assert int(region.max()) < len(REGION_NAMES)
         face = np.isin(region, FACE_REGIONS).mean()

@@ -129,7 +129,7 @@ def test_selection_prefers_agreement_and_falls_back():
         torch.stack([torch.ones(s, s, dtype=torch.bool)] * 3),  # occluder: too big -> left out
     ])
     iou = torch.tensor([[0.9, 0.1, 0.9], [0.9, 0.9, 0.9], [0.9, 0.9, 0.9]])
-    region, from_sam, fell = select_regions(masks, iou, [1, 3, 9], priors)
+    region, from_sam, fell, _ = select_regions(masks, iou, [1, 3, 9], priors)
     assert from_sam == [1] and fell == [3, 9]
     assert region[8, 8] == 0 and region[9, 9] == 1 and region[12, 12] == 3 and (region == 9).sum() == 0
     assert describe(from_sam, fell) == "sam+geometry:2/3"
@@ -153,7 +153,7 @@ def test_masks_equal_to_the_priors_are_chosen_and_compose_like_them():
     empty = torch.zeros(32, 32, dtype=torch.bool)
     masks = torch.stack([torch.stack([empty, priors[r], torch.ones(32, 32, dtype=torch.bool)]) for r in ids])
     iou = torch.full((len(ids), 3), 0.9)
-    region, from_sam, fell = select_regions(masks, iou, ids, priors)
+    region, from_sam, fell, _ = select_regions(masks, iou, ids, priors)
     assert from_sam == ids and fell == []
     expected = compose({r: p.numpy() for r, p in priors.items()}, 32)
     assert np.array_equal(region.numpy(), expected)
@@ -165,7 +165,7 @@ def test_empty_or_off_face_masks_fall_back_to_the_priors():
     off = torch.zeros(32, 32, dtype=torch.bool)
     off[0:3, 0:3] = True  # a corner outside the face
     masks = torch.stack([torch.stack([torch.zeros(32, 32, dtype=torch.bool), off, off]) for _ in ids])
-    region, from_sam, fell = select_regions(masks, torch.full((len(ids), 3), 0.99), ids, priors)
+    region, from_sam, fell, _ = select_regions(masks, torch.full((len(ids), 3), 0.99), ids, priors)
     assert from_sam == [] and fell == ids and describe(from_sam, fell) == "geometry"
     assert np.array_equal(region.numpy(), compose({r: p.numpy() for r, p in priors.items()}, 32))
 
@@ -177,13 +177,13 @@ def test_the_best_of_three_proposals_wins_and_sams_iou_breaks_ties():
     shrunk = prior.clone()
     shrunk[4:6] = False  # IoU 22/24
     masks = torch.stack([half, prior, shrunk])[None]
-    region, from_sam, _ = select_regions(masks, torch.tensor([[0.99, 0.5, 0.99]]), [Region.SKIN],
+    region, from_sam, _, _ = select_regions(masks, torch.tensor([[0.99, 0.5, 0.99]]), [Region.SKIN],
                                          {Region.SKIN: prior})
     assert from_sam == [Region.SKIN] and np.array_equal(region.numpy() == Region.SKIN, prior.numpy())  # agreement decides
     twin = prior.clone()
     twin[4, 4] = False  # agreement within 1/576 of the exact mask: SAM's predicted IoU decides
     masks = torch.stack([prior, twin, half])[None]
-    region, _, _ = select_regions(masks, torch.tensor([[0.1, 0.9, 0.9]]), [Region.SKIN], {Region.SKIN: prior})
+    region, _, _, _ = select_regions(masks, torch.tensor([[0.1, 0.9, 0.9]]), [Region.SKIN], {Region.SKIN: prior})
     assert region[4, 4] == 0 and region[5, 5] == Region.SKIN
 
 
@@ -195,7 +195,7 @@ def test_priorities_resolve_overlaps():
     ids = [*priors, Region.PAI_SURFACE, Region.OCCLUDER]
     masks = torch.stack([torch.stack([priors[r]] * 3) for r in priors]
                         + [torch.stack([everything] * 3), torch.stack([glasses] * 3)])
-    region, from_sam, fell = select_regions(masks, torch.full((len(ids), 3), 0.9), ids, priors)
+    region, from_sam, fell, _ = select_regions(masks, torch.full((len(ids), 3), 0.9), ids, priors)
     assert fell == [] and sorted(from_sam) == sorted(ids)
     r = region.numpy()
     assert r[0, 0] == Region.PAI_SURFACE  # the instrument lies under the face
@@ -241,7 +241,7 @@ def test_batched_encoder_equals_one_by_one(face_image):
 
 def test_segment_returns_region_maps(face_item):
     seg = SamSegmenter(sam=tiny_sam(), device="cpu")
-    (region, how), = seg.segment([face_item])
+    (region, how, _), = seg.segment([face_item])
     assert region.shape == (128, 128) and region.dtype == np.uint8
     m = re.fullmatch(r"sam|geometry|sam\+geometry:(\d+)/(\d+)", how)
     assert m, how
@@ -299,6 +299,9 @@ def test_cli_sam_run_records_the_checkpoint(vit_b_checkpoint, tmp_path):
     assert root.attrs["config"]["segmenter_options"]["model"] == "vit_b"
     how = root["meta/segmenter"][0]
     assert how == "sam" or how == "geometry" or how.startswith("sam+geometry:")
+    # the least predicted IoU of the masks SAM's selection took; none taken: no value
+    iou = root["meta/segmenter_iou"][0]
+    assert (how == "geometry") == bool(np.isnan(iou)) and (np.isnan(iou) or 0.0 <= iou <= 1.5)
 
 
 @pytest.mark.parametrize("args,fragment", [

@@ -150,7 +150,8 @@ class SamSegmenter:
             logits, iou = self.decode(embeddings[i:i + 1], (frame_pts * scales[i]).astype(np.float32), labels)
             masks = self.to_crop(logits, it.crop_matrix, scales[i], it.size) > 0
             priors_t = {k: torch.as_tensor(v, device=self.device) for k, v in priors.items()}
-            region, from_sam, fell_back = select_regions(masks, iou, rids.tolist(), priors_t, self.min_agreement,
-                                                         occluder_site=occluder_site(it.attack_type))
-            results.append((region.cpu().numpy(), describe(from_sam, fell_back)))
+            region, from_sam, fell_back, predicted = select_regions(
+                masks, iou, rids.tolist(), priors_t, self.min_agreement, occluder_site=occluder_site(it.attack_type))
+            signals = {"segmenter_iou": min(predicted.values())} if predicted else {}
+            results.append((region.cpu().numpy(), describe(from_sam, fell_back), signals))
         return results

@@ -34,18 +34,19 @@ def _overlap(masks: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torc
 def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list[int],
                    priors: dict[int, torch.Tensor], min_agreement: float = 0.5,
                    min_cover: float = TUNING.sam_min_cover, occluder_site: int = Region.EYES
-                   ) -> tuple[torch.Tensor, list[int], list[int]]:
+                   ) -> tuple[torch.Tensor, list[int], list[int], dict[int, float]]:
     """Compose one region-id map from a segmenter's proposals (SAM's, or the CPU segmenter's).
 
     masks: bool (R, M, S, S) proposals in crop pixels; iou_pred: (R, M) the segmenter's predicted
     IoU (zeros when it has none); region_ids: region id of each prompt; priors: {id: bool (S, S)}
     on the same device; occluder_site: the region an occluder must cover (eyes, or the mouth for a
     mouth patch or half mask: prompts.occluder_site).
-    Returns (region map (S, S) uint8, ids taken from the proposals, ids that fell back to the prior).
+    Returns (region map (S, S) uint8, ids taken from the proposals, ids that fell back to the prior,
+    {id taken: the segmenter's predicted IoU of the mask chosen for it}).
     """
     size = masks.shape[-1]
     chosen: dict[int, torch.Tensor] = {}
-    from_sam, fell_back = [], []
+    from_sam, fell_back, predicted = [], [], {}
     empty = torch.zeros((size, size), dtype=torch.bool, device=masks.device)
     for r, rid in enumerate(region_ids):
         m = masks[r]
@@ -73,6 +74,7 @@ def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list
         if bool(ok_shape[best]) and float(agree[best]) >= threshold:
             chosen[rid] = m[best]
             from_sam.append(rid)
+            predicted[rid] = float(iou_pred[r, best])
         else:
             fell_back.append(rid)
             if rid in priors and rid not in (Region.PAI_SURFACE, Region.OCCLUDER):
@@ -85,7 +87,7 @@ def select_regions(masks: torch.Tensor, iou_pred: torch.Tensor, region_ids: list
     for rid in order:
         if rid in chosen:
             out[chosen[rid]] = rid
-    return out, from_sam, fell_back
+    return out, from_sam, fell_back, predicted
 
 
 def describe(from_sam: list[int], fell_back: list[int], name: str = "sam") -> str:
