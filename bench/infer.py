@@ -38,7 +38,8 @@ def main() -> None:
     from pipelines.run import run
     from fas_train.evaluate import evaluate_run
     from fas_train.infer import Inference, media_inputs
-    from fas_train.train import TrainConfig, train
+    from fas_train.config import TrainConfig
+    from fas_train.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"{tmp}/sample.zarr"

@@ -68,58 +68,30 @@ def cli():
 @click.option("--no-augment", is_flag=True, help="No flips, crops or colour jitter.")
 @click.option("--exclude-flagged", is_flag=True,
               help="Leave out training rows flagged bad in label QA (`annotate serve --allow-flags`).")
+@click.option("--weight-by", type=str, default="",
+              help="A quality column (docs/store.md) weighing each row's pixel loss: floor + (1 - floor) x "
+                   "clip(value, 0, 1); NaN weighs 1. Models with a per-row pixel loss (dccdn3, segdec).")
+@click.option("--weight-floor", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="--weight-by: the weight of a row whose signal is 0.")
 @click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")
 @click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
-def train(store, train_stores, test_stores, named_stores, protocol, model, epochs, batch, lr, lr_step, size, width, alpha, beta,
-          pretrained, domain_key, backbone, grl_lambda, video, frames, video_batch, seg_classes, w_con, w_seg, pyramid, mcrea, mcrea_rho, mcrea_scheme, no_augment, exclude_flagged, workers, device, seed, out):
+def train(**flags):
     """Train a model on the train group of a protocol (resumes a run directory)."""
-    from fas_train.train import TrainConfig
+    from fas_train.config import TrainConfig
+    from fas_train.model_options import model_options
     from fas_train.train import train as run_training
 
-    check_sizes(batch, width, lr_step)
-    sources, tests, protocol = _sources(store, train_stores, test_stores, named_stores, protocol)
-    options = {k: v for k, v in {"alpha": alpha, "beta": beta}.items() if v is not None}
-    if options and model != "dccdn3":
-        raise AnnotatorError("--alpha and --beta apply to --model dccdn3")
-    seg = {k: v for k, v in {"seg_classes": seg_classes, "w_con": w_con, "w_seg": w_seg}.items() if v is not None}
-    if seg and model != "segdec":
-        raise AnnotatorError("--seg-classes, --w-con and --w-seg apply to --model segdec")
-    options.update(seg)
-    if pretrained is not None:
-        if model not in ("resnet50_ps", "lgsc", "ccdd", "segdec"):
-            raise AnnotatorError("--pretrained applies to --model resnet50_ps, lgsc, ccdd and segdec (the models "
-                                 "with a torchvision backbone)")
-        from pathlib import Path
-
-        options["pretrained"] = pretrained if pretrained == "imagenet" else str(Path(pretrained).resolve())
-    if pyramid is not None:
-        if model not in ("resnet50_ps", "cdcn_ps"):
-            raise AnnotatorError("--pyramid applies to --model resnet50_ps and cdcn_ps")
-        try:
-            scales = [int(k) for k in pyramid.split(",") if k.strip()]
-        except ValueError:
-            scales = []
-        if not scales or any(k < 1 or k > 32 or 32 % k for k in scales):
-            raise AnnotatorError(f"--pyramid takes scales among 32, 16, 8, 4, 2, 1 (the store's levels), got {pyramid!r}")
-        options["scales"] = scales
-    options.update(_ccdd_options(model, domain_key, backbone, grl_lambda, video, frames, video_batch))
-    if model == "ccdd":  # one domain per training store, or per value of --domain-key
-        options["domains"] = len(sources)
-        if domain_key:
-            from fas_train.selection import select
-
-            values = sorted({str(v) for v in select(sources, protocol, "train", columns=(domain_key,)).meta[domain_key]})
-            if len(values) < 2:
-                raise AnnotatorError(f"--domain-key {domain_key}: the training rows hold {len(values)} value(s) "
-                                     f"({', '.join(values)}); domains need at least 2")
-            options.update(domain_key=domain_key, domain_values=values, domains=len(values))
-    cfg = TrainConfig(model=model, train=sources, protocol=protocol, test=tests, epochs=epochs,
-                      batch=batch, lr=lr, lr_step=lr_step, size=size, width=width, model_options=options,
-                      mcrea=mcrea, mcrea_rho=mcrea_rho, mcrea_scheme=mcrea_scheme, augment=not no_augment,
-                      workers=workers, seed=seed, exclude_flagged=exclude_flagged)
-    result = run_training(cfg, out, device=device)
+    check_sizes(flags["batch"], flags["width"], flags["lr_step"])
+    sources, tests, protocol = _sources(flags["store"], flags["train_stores"], flags["test_stores"],
+                                        flags["named_stores"], flags["protocol"])
+    settings = {k: flags[k] for k in ("model", "epochs", "batch", "lr", "lr_step", "size", "width", "mcrea",
+                                      "mcrea_rho", "mcrea_scheme", "workers", "seed", "exclude_flagged",
+                                      "weight_by", "weight_floor")}
+    cfg = TrainConfig(**settings, train=sources, protocol=protocol, test=tests, augment=not flags["no_augment"],
+                      model_options=model_options(flags, sources, protocol))
+    result = run_training(cfg, flags["out"], device=flags["device"])
     click.echo(json.dumps(result.summary()))
 
 
@@ -136,38 +108,6 @@ def check_sizes(batch: int, width: float, lr_step: int = 1) -> None:
     check_width(width)
     if lr_step < 1:
         raise SettingError("lr_step", f"must be at least 1 (epochs between learning-rate halvings), got {lr_step}")
-
-
-def _ccdd_options(model, domain_key, backbone, grl_lambda, video, frames, video_batch) -> dict:
-    """ccdd's options from the command line (one-line errors for another model or a bad value)."""
-    given = {"--domain-key": domain_key, "--backbone": backbone, "--grl-lambda": grl_lambda,
-             "--video": video or None, "--frames": frames, "--video-batch": video_batch}
-    used = [k for k, v in given.items() if v is not None]
-    if used and model != "ccdd":
-        raise AnnotatorError(f"{', '.join(used)} appl{'ies' if len(used) == 1 else 'y'} to --model ccdd")
-    if (frames is not None or video_batch is not None) and not video:
-        raise AnnotatorError("--frames and --video-batch go with --video")
-    options = {}
-    if backbone is not None:
-        from fas_train.models.backbones import BACKBONES
-
-        BACKBONES.get(backbone)  # an unknown name is a one-line error naming the known ones
-        options["backbone"] = backbone
-    if grl_lambda is not None:
-        try:
-            options["grl_lambda"] = float(grl_lambda)
-        except ValueError:
-            if grl_lambda != "dann":
-                raise AnnotatorError(f"--grl-lambda takes a number or `dann`, got {grl_lambda!r}") from None
-            options["grl_lambda"] = "dann"
-    if video:
-        options["video"] = True
-        for flag, name, value in (("--frames", "frames", frames), ("--video-batch", "video_batch", video_batch)):
-            if value is not None:
-                if value < 1:
-                    raise AnnotatorError(f"{flag} must be at least 1, got {value}")
-                options[name] = value
-    return options
 
 
 def leave_one_out(protocol: str, named: str | None) -> tuple[list[str], list[str], str]:
@@ -214,8 +154,9 @@ def grid(store, train_stores, test_stores, named_stores, protocol, model, params
          width, workers, no_augment, threshold, device, scheduler_address, out):
     """Train and evaluate every setting of a parameter grid over several seeds; write the table of
     mean +- std per setting (grid.csv, grid.md), the best setting marked."""
+    from fas_train.config import TrainConfig
     from fas_train.grid import parse_param, run_grid
-    from fas_train.train import TrainConfig
+    from fas_train.model_options import model_options
 
     check_sizes(batch, width)
     try:
@@ -225,7 +166,7 @@ def grid(store, train_stores, test_stores, named_stores, protocol, model, params
     train_list, test_list, protocol = _sources(store, train_stores, test_stores, named_stores, protocol)
     base = TrainConfig(model=model, train=train_list, protocol=protocol, test=test_list, epochs=epochs, batch=batch,
                        lr=lr, size=size, width=width, augment=not no_augment, workers=workers,
-                       model_options={"domains": len(train_list)} if model == "ccdd" else {})
+                       model_options=model_options({"model": model}, train_list, protocol))
     base.validate()
     kwargs = {"rule": threshold, "device": device}
     if scheduler_address:
@@ -319,7 +260,7 @@ def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, 
     from pathlib import Path
 
     from fas_train.evaluate import evaluate_run
-    from fas_train.train import run_config
+    from fas_train.checkpoints import run_config
 
     cfg = run_config(run_dir)
     stores = _stores(store) or cfg.train
@@ -368,6 +309,9 @@ def models():
                    f"{', '.join(('image',) + tuple(m.needs))}")
         for key in ("outputs", "loss", "score"):
             click.echo(f"    {key}: {m.card.get(key, '(not described)')}")
+        options = MODELS.describe(name).options
+        click.echo(f"    options: {', '.join(options) if options else '(none)'}; --weight-by: "
+                   f"{'yes' if m.weighs_rows else 'no'}")
 
 
 def main() -> None:

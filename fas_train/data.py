@@ -23,7 +23,7 @@ from annotator.store.schema import array_specs
 from fas_train.selection import Selection
 
 # Per-row columns every batch carries besides the arrays (they cross the worker boundary as they are).
-SMALL = ("index", "is_attack", "domain", "attack_code")
+SMALL = ("index", "is_attack", "domain", "attack_code", "row_weight")
 # Per-row arrays a batch may carry: the store's (annotator/store/schema.py), pyramid levels by name.
 FIELDS = tuple(name for name in array_specs(1 << 5) if not name.startswith("pyramid/"))
 
@@ -62,6 +62,7 @@ class StoreStream(IterableDataset):
         self._units = self._plan()
         self._domain = selection.domain
         self._attack_code = selection.attack_code if selection.meta else np.full(len(selection), -1, np.int64)
+        self._weight = selection.weights
         self.ring: BatchRing | None = None  # set by StoreLoader when batches travel through shared slots
         self.group = 1  # rows flipped together (a video stream's sequences)
 
@@ -231,6 +232,7 @@ class StoreStream(IterableDataset):
                 into = {f: self.ring.buffers[f][slot, :n] for f in self.fields} if slot is not None else None
                 batch, _ = mcrea(batch, generator=gen, out=into, **self.mcrea)
                 batch.pop("exchanged", None)
+            batch["row_weight"] = torch.from_numpy(self._weight[idx])
             if self.flip:
                 which = torch.rand(math.ceil(n / self.group), generator=gen) < 0.5
                 batch = flip_batch(batch, which.repeat_interleave(self.group)[:n])

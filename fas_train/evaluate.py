@@ -13,7 +13,8 @@ from annotator.core.errors import SettingError
 
 from fas_train.metrics import Scores, cross_dataset, evaluate, roc, write_scores
 from fas_train.selection import Selection, select
-from fas_train.train import device_of, load_run, score, score_videos
+from fas_train.checkpoints import load_run
+from fas_train.train import device_of, score, score_videos
 
 
 def scores_of(sel: Selection, values: np.ndarray) -> Scores:

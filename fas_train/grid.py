@@ -16,7 +16,7 @@ import json
 import math
 from pathlib import Path
 
-from fas_train.train import TrainConfig
+from fas_train.config import TrainConfig
 
 METRICS = ("hter", "acer", "eer", "auc")  # frame level, from each run's eval/metrics.json
 BEST_BY = "hter"  # lower is better

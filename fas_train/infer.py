@@ -26,7 +26,9 @@ from annotator.media.sampling import parse as parse_sampling
 from annotator.media.plan import sampled
 
 from fas_train.inputs import to_inputs
-from fas_train.train import ANNOTATE_CONFIG, _autocast, device_of, load_run
+from fas_train.checkpoints import load_run
+from fas_train.config import ANNOTATE_CONFIG
+from fas_train.train import _autocast, device_of
 
 
 def preprocess_config(run: str | Path, stores: list[str]) -> AnnotateConfig:

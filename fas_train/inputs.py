@@ -28,11 +28,11 @@ def to_inputs(batch: dict[str, torch.Tensor], device: torch.device | str, size: 
               group: int = 1) -> dict[str, torch.Tensor]:
     """Float inputs: image (B, 3, s, s) scaled as (x - 127.5) / 128; label (B, 3, s, s), depth
     (B, 1, s, s) and pyramid/<k> (B, 3, k, k) in [0, 1]; region (B, s, s) int64; s = `size` or the
-    store's S. index and is_attack pass through. group: the augmentation is drawn once per `group`
+    store's S. index, is_attack, domain, attack_code and row_weight pass through. group: the augmentation is drawn once per `group`
     consecutive rows (the frames of one video sequence share their crop and colours); B must be a
     multiple of it."""
     out: dict[str, torch.Tensor] = {}
-    for k in ("index", "is_attack", "domain", "attack_code"):
+    for k in ("index", "is_attack", "domain", "attack_code", "row_weight"):
         if k in batch:
             out[k] = batch[k].to(device, non_blocking=True)
     maps = _maps(batch, device)

@@ -23,7 +23,7 @@ import torch.nn as nn
 from annotator.core.errors import AnnotatorError
 
 from fas_train.inputs import to_inputs
-from fas_train.train import load_run
+from fas_train.checkpoints import load_run
 
 OPSET = 17
 TOLERANCE = 1e-4

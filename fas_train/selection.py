@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from annotator.core.errors import AnnotatorError
+from annotator.core.errors import AnnotatorError, SettingError
 from annotator.core.samples import SPLIT_CODES, Status
 from annotator.store import committed_rows, open_store, shard_size_of
 from annotator.store import protocol_names as store_protocols
@@ -35,6 +35,7 @@ class Selection:
     parts: list[Part]
     meta: dict[str, np.ndarray] = field(default_factory=dict)
     domain_codes: np.ndarray | None = None  # set by use_domain_key; else the domain is the store
+    row_weight: np.ndarray | None = None  # set by weigh_rows; else every row weighs 1
 
     def __len__(self) -> int:
         return sum(len(p.rows) for p in self.parts)
@@ -66,6 +67,26 @@ class Selection:
         value in `values`, -1 for a value not among them."""
         index = {v: i for i, v in enumerate(values)}
         self.domain_codes = np.array([index.get(str(v), -1) for v in self.meta[key]], dtype=np.int64)
+
+
+    def weigh_rows(self, column: str, floor: float) -> None:
+        """Row weights from the meta column `column` (read by select(columns=...)): row_weights()."""
+        self.row_weight = row_weights(self.meta[column], column, floor)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """(len,) float32: each row's loss weight (1 unless weigh_rows set them)."""
+        return self.row_weight if self.row_weight is not None else np.ones(len(self), np.float32)
+
+
+def row_weights(values: np.ndarray, column: str, floor: float) -> np.ndarray:
+    """`fas-train train --weight-by COLUMN`: a quality signal in [0, 1], higher = better (docs/store.md,
+    "Quality signals") -> loss weights floor + (1 - floor) * clip(value, 0, 1), so a doubtful row
+    weighs down to `floor` and a sound one 1; NaN (no signal for the row) weighs 1."""
+    if values.dtype.kind != "f":
+        raise SettingError("weight_by", f"{column} is not a numeric quality column (dtype {values.dtype})")
+    w = floor + (1.0 - floor) * np.clip(values.astype(np.float64), 0.0, 1.0)
+    return np.where(np.isnan(w), 1.0, w).astype(np.float32)
 
 
 def protocol_names(url: str) -> list[str]:

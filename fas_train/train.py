@@ -7,84 +7,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from annotator.core.errors import AnnotatorError, SettingError
-
-from fas_train import MAX_BATCH
+from fas_train.checkpoints import load_checkpoint, restore, save_checkpoint
+from fas_train.config import ANNOTATE_CONFIG, CHECKPOINT, TrainConfig
 from fas_train.data import StoreLoader, StoreStream
 from fas_train.inputs import Augment, to_inputs
-from fas_train.models import MODELS, FasModel, create
+from fas_train.models import FasModel
 from fas_train.selection import Selection, select
-
-CHECKPOINT = "last.pt"
-ANNOTATE_CONFIG = "annotate_config.json"  # how the first training store cropped its faces (fas-train infer)
-
-
-@dataclass
-class TrainConfig:
-    model: str
-    train: list[str]  # stores whose `train` group is learnt
-    protocol: str = "split"
-    dev: list[str] = field(default_factory=list)  # stores of the dev group (default: the train stores)
-    test: list[str] = field(default_factory=list)  # stores of the test group (default: the train stores)
-    epochs: int = 10
-    batch: int = 32
-    lr: float = 2e-3  # Fine-grained annotation: Adam, 0.002, halved every 200 epochs
-    lr_step: int = 200
-    weight_decay: float = 5e-5
-    size: int | None = None  # input side; None: the store's crop size
-    width: float = 1.0  # channel multiplier of the model (1 = the paper's)
-    model_options: dict = field(default_factory=dict)  # e.g. {"alpha": 1, "beta": 1} for dccdn3
-    mcrea: float = 0.0  # MCREA gamma (0: off); rho and scheme below
-    mcrea_rho: int = 1
-    mcrea_scheme: str = "integrated"
-    augment: bool = True
-    workers: int = 2
-    seed: int = 0
-    exclude_flagged: bool = False  # leave training rows flagged bad in label QA (qa/flag) out
-
-    def validate(self) -> None:
-        MODELS.get(self.model)
-        from annotator.config import check_range
-
-        for name, v, lo in (("epochs", self.epochs, 1), ("workers", self.workers, 0)):
-            if v < lo:
-                raise SettingError(name, f"must be at least {lo}, got {v}")
-        check_range("batch", self.batch, 1, MAX_BATCH)
-        if self.lr_step < 1:
-            raise SettingError("lr_step", f"must be at least 1 (epochs between learning-rate halvings), got {self.lr_step}")
-        if not self.lr > 0:
-            raise SettingError("lr", f"must be positive, got {self.lr}")
-        if self.size is not None and self.size < 32:
-            raise SettingError("size", f"must be at least 32, got {self.size}")
-        if self.mcrea:
-            from annotator.augment.mcrea import check_args
-
-            try:
-                check_args(self.mcrea, self.mcrea_rho, self.mcrea_scheme, ("--mcrea", "--mcrea-rho", "--mcrea-scheme"))
-            except ValueError as e:
-                raise AnnotatorError(str(e)) from None
-
-    @property
-    def dev_stores(self) -> list[str]:
-        return self.dev or self.train
-
-    @property
-    def test_stores(self) -> list[str]:
-        return self.test or self.train
-
-    def build_model(self, pretrained: bool = True) -> FasModel:
-        """The model; pretrained=False skips loading backbone weights (a checkpoint replaces them anyway)."""
-        options = {k: v for k, v in self.model_options.items() if pretrained or k != "pretrained"}
-        return create(self.model, width=self.width, **options)
-
 
 SYNC_EVERY = 10  # training steps between reads of the loss by the host
 
@@ -141,38 +77,6 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
 
-def save_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, scheduler, epoch: int, step: int) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": cfg.model, "config": dataclasses.asdict(cfg), "state_dict": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "epoch": epoch, "step": step}, tmp)
-    os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint intact
-
-
-def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
-    """A checkpoint dict (loaded with weights_only=True); one-line errors for a missing or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise AnnotatorError(f"no checkpoint at {path}; train first with `fas-train train --out {path.parent}`")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise AnnotatorError(f"{path} is not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
-        raise AnnotatorError(f"{path} is not a fas-train checkpoint (no model name and state_dict)")
-    if model_name is not None and ckpt["model"] != model_name:
-        raise AnnotatorError(f"{path} is a checkpoint of model {ckpt['model']!r}, not {model_name!r}")
-    return ckpt
-
-
-def restore(model: FasModel, ckpt: dict, path) -> None:
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise AnnotatorError(f"{path} does not fit model {ckpt['model']!r} with these settings ({first})") from None
-
-
 @dataclass
 class TrainResult:
     run: str
@@ -191,6 +95,9 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     run = Path(out)
     torch.manual_seed(cfg.seed)
     model = cfg.build_model()
+    if cfg.weight_by and not model.weighs_rows:
+        raise SettingError("weight_by", f"model {cfg.model} has no per-row pixel loss to weigh (`fas-train models` "
+                                        "lists the models that do)")
     sel = _select_groups(cfg, model)
     _save_settings(cfg, run)
     model.to(dev)
@@ -224,8 +131,11 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
 def _select_groups(cfg: TrainConfig, model: FasModel) -> Selection:
     """The training rows; the dev and test groups are only checked here."""
     key = cfg.model_options.get("domain_key")
-    sel = select(cfg.train, cfg.protocol, "train", needs=model.needs, columns=(key,) if key else (),
+    columns = tuple(c for c in (key, cfg.weight_by) if c)
+    sel = select(cfg.train, cfg.protocol, "train", needs=model.needs, columns=columns,
                  exclude_flagged=cfg.exclude_flagged)
+    if cfg.weight_by:
+        sel.weigh_rows(cfg.weight_by, cfg.weight_floor)
     if key:  # domains from a meta column instead of the stores
         sel.use_domain_key(key, cfg.model_options["domain_values"])
     # check the other groups now: a bad protocol or an empty split must fail before hours of training
@@ -376,22 +286,3 @@ def score_videos(model: FasModel, sel: Selection, batch: int, size: int | None, 
                             model.video_score(pred.float()).double().cpu().numpy()):
             out[stream.videos[v]] = value
     return out
-
-
-def run_config(run: str | Path) -> TrainConfig:
-    """The settings of a training run directory; a one-line error when it is not one."""
-    run = Path(run)
-    if not (run / "config.json").is_file():
-        raise AnnotatorError(f"{run} is not a training run (no config.json); train with `fas-train train --out {run}`")
-    return TrainConfig(**json.loads((run / "config.json").read_text()))
-
-
-def load_run(run: str | Path, checkpoint: str | None = None) -> tuple[TrainConfig, FasModel, dict]:
-    """(settings, model with the checkpoint's weights, checkpoint) of a run; `checkpoint` defaults to
-    RUN/last.pt."""
-    cfg = run_config(run)
-    path = Path(checkpoint) if checkpoint else Path(run) / CHECKPOINT
-    ckpt = load_checkpoint(path, cfg.model)
-    model = cfg.build_model(pretrained=False)
-    restore(model, ckpt, path)
-    return cfg, model, ckpt

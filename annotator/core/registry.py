@@ -35,6 +35,8 @@ class Backend(Generic[T]):
     locate: (options recorded in a store, {option: path given here or None}) -> the options with
         their files found on this machine and checked against the recorded hashes; None: nothing to find.
     check_with: the landmarker `--landmark-check` runs beside this one.
+    options: the build options (keyword arguments) it takes from the command line (a model's
+        --alpha, --pretrained, ...); the command refuses one it does not take.
     """
 
     kind: str
@@ -45,6 +47,7 @@ class Backend(Generic[T]):
     prepare: Callable[[dict], dict] | None = None
     locate: Callable[[dict, dict], dict] | None = None
     check_with: str | None = None
+    options: tuple[str, ...] = ()
 
     @property
     def uses_device(self) -> bool:

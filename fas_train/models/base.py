@@ -32,6 +32,8 @@ class FasModel(nn.Module):
     #: sequences per video step. The trainer then alternates image and video steps.
     frames: int = 0
     video_batch: int = 0
+    #: its pixel loss weighs each row by batch["row_weight"] (`fas-train train --weight-by`).
+    weighs_rows: bool = False
 
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(scalar loss, its named parts as detached 0-d tensors for the logs: the trainer reads them
@@ -44,6 +46,21 @@ class FasModel(nn.Module):
     def score(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B,) attack scores, higher = more likely an attack."""
         raise NotImplementedError
+
+
+def row_mean(per_row: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The mean of a (B,) per-row loss weighted by batch["row_weight"] (all 1 without --weight-by,
+    which is the plain mean: every row has as many pixels)."""
+    w = batch.get("row_weight")
+    if w is None:
+        return per_row.mean()
+    w = w.to(per_row.dtype)
+    return (per_row * w).sum() / w.sum().clamp(min=1e-6)
+
+
+def per_row(x: torch.Tensor) -> torch.Tensor:
+    """(B, ...) elementwise loss -> (B,) its mean per row."""
+    return x.flatten(1).mean(dim=1)
 
 
 MAX_WIDTH = 4.0  # channel multiplier: 4 x the paper's channels is already ~16 x its compute

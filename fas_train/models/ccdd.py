@@ -164,6 +164,7 @@ class CCDD(FasModel):
         return torch.sigmoid(out[:, 0])
 
 
-@MODELS.register("ccdd")
+@MODELS.register("ccdd", options=("pretrained", "domain_key", "backbone", "grl_lambda", "video", "frames", "video_batch",
+                                  "domains"))
 def ccdd(**kw) -> CCDD:
     return CCDD(**kw)

@@ -58,13 +58,16 @@ def conv_bn_relu(conv: nn.Module, cout: int) -> nn.Sequential:
     return nn.Sequential(conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-def contrastive_depth_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def contrastive_depth_loss(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Contrastive depth loss (Wang et al. 2020): the 8 kernels with -1 at the centre and +1 at one
-    neighbour, applied per channel without padding to (B, C, H, W) prediction and target; MSE."""
+    neighbour, applied per channel without padding to (B, C, H, W) prediction and target; MSE
+    (reduction "mean"), or (B,) per row ("row")."""
     c = pred.shape[1]
     k = pred.new_zeros(8, 9)
     neighbours = [0, 1, 2, 3, 5, 6, 7, 8]
     k[torch.arange(8), neighbours] = 1
     k[:, 4] = -1
     k = k.view(8, 1, 3, 3).repeat(c, 1, 1, 1)  # (8C, 1, 3, 3): 8 kernels per channel, depthwise
-    return F.mse_loss(F.conv2d(pred, k, groups=c), F.conv2d(target.to(pred.dtype), k, groups=c))
+    diff = F.conv2d(pred, k, groups=c) - F.conv2d(target.to(pred.dtype), k, groups=c)
+    sq = diff * diff
+    return sq.flatten(1).mean(dim=1) if reduction == "row" else sq.mean()

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from annotator.face.regions import FACE_REGIONS, KEY_REGIONS
 
-from .base import MODELS, FasModel
+from .base import MODELS, FasModel, per_row, row_mean
 from .cdc import CrossConv, contrastive_depth_loss, conv_bn_relu
 
 _BLOCKS = ((160, 256, 160), (192, 160, 224, 160), (160, 192, 160))
@@ -52,6 +52,7 @@ class DCCDN(FasModel):
     """(B, 3, S, S) image -> (B, channels, S, S) map (channels 3: attack, live, background)."""
 
     train_needs = ("label",)
+    weighs_rows = True  # its pixel losses (MSE, contrastive depth) weigh each row: --weight-by
     card = {"outputs": "3 x S x S attack / live / background map",
             "loss": "alpha MSE + beta contrastive depth loss on the three-channel label (Fine-grained annotation, eq. 3)",
             "score": "F_attack - F_real: mean attack over the face minus mean live over eyes, nose, mouth (eq. 4-5)"}
@@ -85,8 +86,8 @@ class DCCDN(FasModel):
 
     def loss(self, out, batch):
         t = batch["label"]
-        mse = F.mse_loss(out, t)
-        cd = contrastive_depth_loss(out, t)
+        mse = row_mean(per_row((out - t) ** 2), batch)
+        cd = row_mean(contrastive_depth_loss(out, t, reduction="row"), batch)
         return self.alpha * mse + self.beta * cd, {"mse": mse.detach(), "cd": cd.detach()}
 
     def score(self, out, batch):
@@ -110,6 +111,6 @@ def decision_score(maps: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     return _masked_mean(maps[:, 0].float(), face) - _masked_mean(maps[:, 1].float(), key)
 
 
-@MODELS.register("dccdn3")
+@MODELS.register("dccdn3", options=("alpha", "beta"))
 def dccdn3(**kw) -> DCCDN:
     return DCCDN(channels=3, **kw)

@@ -103,6 +103,6 @@ class LGSC(FasModel):
         return unpack(out)[0].abs().flatten(1).mean(dim=1)
 
 
-@MODELS.register("lgsc")
+@MODELS.register("lgsc", options=("pretrained",))
 def lgsc(**kw) -> LGSC:
     return LGSC(**kw)

@@ -151,11 +151,11 @@ def pool_to(x: torch.Tensor, k: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(x, k)
 
 
-@MODELS.register("resnet50_ps")
+@MODELS.register("resnet50_ps", options=("pretrained", "scales"))
 def resnet50_ps(**kw) -> ResNet50PS:
     return ResNet50PS(**kw)
 
 
-@MODELS.register("cdcn_ps")
+@MODELS.register("cdcn_ps", options=("scales",))
 def cdcn_ps(**kw) -> CDCNPS:
     return CDCNPS(**kw)

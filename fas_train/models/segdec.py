@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import MODELS, FasModel
+from .base import MODELS, FasModel, per_row, row_mean
 from .unet import ResNet18UNet
 
 EMBED = 128
@@ -61,6 +61,7 @@ class SegDec(FasModel):
     """(B, 3, S, S) -> packed (logit, embedding (128), C x S x S segmentation logits)."""
 
     train_needs = ("label",)
+    weighs_rows = True  # its segmentation loss weighs each row: --weight-by
     needs = ()
     card = {"outputs": "live/spoof logit + 128-d embedding + C segmentation maps (binary: live, spoof; types: "
                        "live + one per attack type)",
@@ -105,7 +106,8 @@ class SegDec(FasModel):
         cls = F.binary_cross_entropy_with_logits(logit, attack.float())
         con = supervised_contrastive(z, attack.long(), self.temperature)
         target = seg_targets(batch["label"], batch.get("attack_code"), self.seg_classes, self.n_types)
-        segl = F.binary_cross_entropy_with_logits(seg, F.interpolate(target, size=seg.shape[-2:], mode="nearest"))
+        segl = row_mean(per_row(F.binary_cross_entropy_with_logits(
+            seg, F.interpolate(target, size=seg.shape[-2:], mode="nearest"), reduction="none")), batch)
         return cls + self.w_con * con + self.w_seg * segl, {"cls": cls.detach(), "contrastive": con.detach(),
                                                               "segmentation": segl.detach()}
 
@@ -113,6 +115,6 @@ class SegDec(FasModel):
         return torch.sigmoid(out[:, 0])
 
 
-@MODELS.register("segdec")
+@MODELS.register("segdec", options=("pretrained", "seg_classes", "w_con", "w_seg"))
 def segdec(**kw) -> SegDec:
     return SegDec(**kw)

@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fas_train.models import MODELS, FasModel
-from fas_train.train import TrainConfig, train
+from fas_train.config import TrainConfig
+from fas_train.train import train
 from helpers import registered
 
 

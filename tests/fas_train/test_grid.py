@@ -84,7 +84,7 @@ def test_ocim_expands_to_leave_one_dataset_out():
 
 
 def test_the_grid_runs_as_dask_tasks_with_the_same_table(tmp_path):
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
 
     store = make_store(str(tmp_path / "s.zarr"), n=24)
     args = [*BASE, "--param", "alpha=0.5,1.0", "--seeds", "1"]

@@ -11,7 +11,8 @@ from PIL import Image
 
 from fas_train.cli import cli
 from fas_train.evaluate import evaluate_run
-from fas_train.train import TrainConfig, train
+from fas_train.config import TrainConfig
+from fas_train.train import train
 
 SAMPLE = Path(__file__).resolve().parents[2] / "annotator/datasets/sample_data"
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from fas_train.cli import cli
 from fas_train.models import MODELS
 from fas_train.selection import select
-from fas_train.train import TrainConfig, score, train
+from fas_train.config import TrainConfig
+from fas_train.train import score, train
 
 ort = pytest.importorskip("onnxruntime")
 

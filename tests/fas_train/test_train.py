@@ -13,7 +13,8 @@ from fas_train.evaluate import evaluate_run
 from fas_train.metrics import read_scores
 from fas_train.models import MODELS
 from fas_train.selection import select
-from fas_train.train import TrainConfig, score, train
+from fas_train.config import TrainConfig
+from fas_train.train import score, train
 
 
 def _cfg(store, **kw):
@@ -131,7 +132,7 @@ def test_pyramid_scales_from_the_cli_are_recorded_and_checked(sample_store, tmp_
     r = CliRunner().invoke(cli, base + ["--model", "cdcn_ps", "--pyramid", "3", "--out", str(tmp_path / "x")])
     assert r.exit_code != 0 and "--pyramid takes scales among 32, 16, 8, 4, 2, 1" in r.output
     r = CliRunner().invoke(cli, base + ["--model", "dccdn3", "--pyramid", "8", "--out", str(tmp_path / "y")])
-    assert r.exit_code != 0 and "--pyramid applies to --model resnet50_ps and cdcn_ps" in r.output
+    assert r.exit_code != 0 and "--pyramid applies to --model cdcn_ps and --model resnet50_ps" in r.output
 
 
 def test_models_lists_every_model_with_its_card():

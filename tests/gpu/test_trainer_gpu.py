@@ -6,7 +6,8 @@ import pytest
 
 from fas_train.evaluate import evaluate_run
 from fas_train.metrics import read_scores
-from fas_train.train import TrainConfig, train
+from fas_train.config import TrainConfig
+from fas_train.train import train
 
 pytestmark = pytest.mark.gpu
 

@@ -69,7 +69,8 @@ def test_inputs_naming_one_file_twice_are_kept_once_in_first_seen_order(media, m
 
 
 def test_infer_prints_one_line_per_unique_input(sample_store, media, tmp_path):
-    from fas_train.train import TrainConfig, train
+    from fas_train.config import TrainConfig
+    from fas_train.train import train
 
     url, _ = sample_store
     run = tmp_path / "run"
