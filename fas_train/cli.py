@@ -314,5 +314,34 @@ def models():
                    f"{'yes' if m.weighs_rows else 'no'}")
 
 
+@cli.command()
+@click.option("--store", required=True, help="Store(s), comma-separated.")
+@click.option("--protocol", type=str, default="all", show_default=True, help="protocols/<name>, `split` or `all`.")
+@click.option("--group", type=click.Choice(["train", "dev", "test"]), default="train", show_default=True)
+@click.option("--model", default="dccdn3", show_default=True, help="A model that predicts the three-channel map.")
+@click.option("--folds", type=int, default=3, show_default=True, help="k: folds split by subject (else video).")
+@click.option("--epochs", type=int, default=6, show_default=True, help="Epochs per fold.")
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--size", type=int, default=64, show_default=True, help="Input side.")
+@click.option("--width", type=float, default=0.25, show_default=True, help="Channel multiplier.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
+@click.option("--worst", type=click.IntRange(min=0), default=10, show_default=True, help="Rows to print.")
+@click.option("--out", required=True, help="Folder for audit.csv (scores keyed by store_id, sample_id) and audit.json.")
+def audit(store, protocol, group, model, folds, epochs, batch, size, width, seed, device, worst, out):
+    """Score every row by how much its label disagrees with a model trained on the other folds."""
+    from fas_train.audit import AuditConfig, audit as run_audit, check
+
+    check_sizes(batch, width)
+    cfg = AuditConfig([s for s in store.split(",") if s], protocol, group, model, folds, epochs, batch,
+                      size=size, width=width, seed=seed)
+    check(cfg)
+    rows = run_audit(cfg, out, device)
+    click.echo(f"audited {len(rows)} rows in {folds} folds; lowest label quality first ({out}/audit.csv):")
+    for r in rows[:worst]:
+        click.echo(f"  {r['sample_id']}  quality {r['label_quality']:.3f}  worst region {r['worst_region']} "
+                   f"({r['worst_region_quality']:.3f})")
+
+
 def main() -> None:
     cli(prog_name="fas-train")

@@ -34,6 +34,8 @@ class FasModel(nn.Module):
     video_batch: int = 0
     #: its pixel loss weighs each row by batch["row_weight"] (`fas-train train --weight-by`).
     weighs_rows: bool = False
+    #: forward returns the (B, 3, S, S) attack / live / background map (`fas-train audit`).
+    predicts_label_map: bool = False
 
     def loss(self, out: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(scalar loss, its named parts as detached 0-d tensors for the logs: the trainer reads them

@@ -53,6 +53,7 @@ class DCCDN(FasModel):
 
     train_needs = ("label",)
     weighs_rows = True  # its pixel losses (MSE, contrastive depth) weigh each row: --weight-by
+    predicts_label_map = True
     card = {"outputs": "3 x S x S attack / live / background map",
             "loss": "alpha MSE + beta contrastive depth loss on the three-channel label (Fine-grained annotation, eq. 3)",
             "score": "F_attack - F_real: mean attack over the face minus mean live over eyes, nose, mouth (eq. 4-5)"}

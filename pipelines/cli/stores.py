@@ -1,4 +1,4 @@
-"""`annotate inspect | preview | verify | augment | serve | export`: commands on a finished store."""
+"""`annotate inspect | preview | verify | diff | augment | serve | export`: commands on a finished store."""
 
 from __future__ import annotations
 
@@ -113,6 +113,39 @@ def _repair(report) -> None:
                    + rerun_command(report.layout), err=True)
     if result.left:
         click.echo(f"{len(result.left)} problem(s) no rerun can mend: see what each line above says to do", err=True)
+
+
+@cli.command()
+@click.argument("store_a")
+@click.argument("store_b")
+@click.option("--worst", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Matched rows that differ to list, lowest mean channel IoU first (and rows of one store only).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary and every row (IoUs per channel and region, statuses) as one JSON object "
+                   "instead of the text report.")
+@click.option("--out", default=None, metavar="FILE.csv|FILE.json",
+              help="Also write every row to FILE: .csv (one line per sample) or .json (as --json prints).")
+def diff(store_a, store_b, worst, as_json, out):
+    """Compare two stores of the same samples row by row, matched by sample_id and frame_index: IoU per
+    label channel and region, status changes, rows in one store only. Exit 0 whatever differs."""
+    from annotator.store.diff import diff_stores, table_format
+    from annotator.store.diff_report import report
+    from annotator.store.places import refuse_overlap, require_writable
+
+    if out:
+        table_format(out)
+        for url, name in ((store_a, "store A"), (store_b, "store B")):
+            refuse_overlap(out, url, name)
+        require_writable(out, "--out", parent_must_exist=True)
+    table = diff_stores(store_a, store_b, progress=sys.stderr.isatty())
+    if out:
+        table.write(out)
+    if as_json:
+        table.write_json(sys.stdout)
+    else:
+        click.echo(report(table, worst))
+        if out:
+            click.echo(f"\nwrote {out} ({len(table)} rows)")
 
 
 @cli.command()
