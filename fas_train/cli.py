@@ -69,8 +69,9 @@ def cli():
 @click.option("--exclude-flagged", is_flag=True,
               help="Leave out training rows flagged bad in label QA (`annotate serve --allow-flags`).")
 @click.option("--weight-by", type=str, default="",
-              help="A quality column (docs/store.md) weighing each row's pixel loss: floor + (1 - floor) x "
-                   "clip(value, 0, 1); NaN weighs 1. Models with a per-row pixel loss (dccdn3, segdec).")
+              help="A quality column (docs/store.md), or audit:PATH for a `fas-train audit` table's label_quality, "
+                   "weighing each row's pixel loss: floor + (1 - floor) x clip(value, 0, 1); no value weighs 1. "
+                   "Models with a per-row pixel loss (dccdn3, segdec).")
 @click.option("--weight-floor", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="--weight-by: the weight of a row whose signal is 0.")
 @click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")

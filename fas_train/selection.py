@@ -70,13 +70,29 @@ class Selection:
 
 
     def weigh_rows(self, column: str, floor: float) -> None:
-        """Row weights from the meta column `column` (read by select(columns=...)): row_weights()."""
-        self.row_weight = row_weights(self.meta[column], column, floor)
+        """Row weights (row_weights()) from the meta column `column` (read by select(columns=...)), or
+        from an audit's label_quality with column "audit:PATH/audit.csv"."""
+        values = audit_quality(self, column.removeprefix("audit:")) if column.startswith("audit:") else self.meta[column]
+        self.row_weight = row_weights(values, column, floor)
 
     @property
     def weights(self) -> np.ndarray:
         """(len,) float32: each row's loss weight (1 unless weigh_rows set them)."""
         return self.row_weight if self.row_weight is not None else np.ones(len(self), np.float32)
+
+
+def audit_quality(sel: Selection, path: str) -> np.ndarray:
+    """(len,) float32: each row's label_quality in a `fas-train audit` table, matched by the store's
+    store_id and the row's sample_id; NaN for a row the audit did not score."""
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            table = {(r["store_id"], r["sample_id"]): float(r["label_quality"]) for r in csv.DictReader(f)}
+    except (OSError, KeyError, ValueError) as e:
+        raise SettingError("weight_by", f"cannot read the audit table {path} ({e}); write one with `fas-train audit`")
+    ids = np.concatenate([[str(open_store(p.url).attrs.get("store_id", ""))] * len(p.rows) for p in sel.parts])
+    return np.array([table.get((ids[i], str(sel.meta["sample_id"][i])), np.nan) for i in range(len(sel))], np.float32)
 
 
 def row_weights(values: np.ndarray, column: str, floor: float) -> np.ndarray:

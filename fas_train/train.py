@@ -131,7 +131,7 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
 def _select_groups(cfg: TrainConfig, model: FasModel) -> Selection:
     """The training rows; the dev and test groups are only checked here."""
     key = cfg.model_options.get("domain_key")
-    columns = tuple(c for c in (key, cfg.weight_by) if c)
+    columns = tuple(c for c in (key, cfg.weight_by) if c and not c.startswith("audit:"))
     sel = select(cfg.train, cfg.protocol, "train", needs=model.needs, columns=columns,
                  exclude_flagged=cfg.exclude_flagged)
     if cfg.weight_by:

@@ -60,3 +60,20 @@ def test_weight_by_errors_are_one_line(sample_store, tmp_path, args, message):
     r = CliRunner().invoke(cli, ["train", "--store", url, "--protocol", "all", "--epochs", "1", "--workers", "0",
                                  "--out", str(tmp_path / "run"), *args])
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output, r.output
+
+
+def test_weights_from_an_audit_table_match_rows_by_store_and_sample(sample_store, tmp_path):
+    from annotator import store
+    from fas_train.selection import select
+
+    url, _ = sample_store
+    sel = select([url], "all", "train")
+    store_id = store.open_store(url).attrs["store_id"]
+    ids = [str(s) for s in sel.meta["sample_id"]]
+    table = tmp_path / "audit.csv"
+    table.write_text("store_id,sample_id,label_quality\n" + f"{store_id},{ids[0]},0.0\n" + f"{store_id},{ids[1]},0.5\n"
+                     + f"other,{ids[2]},0.0\n")
+    sel.weigh_rows(f"audit:{table}", 0.2)
+    assert sel.weights[:3].tolist() == pytest.approx([0.2, 0.6, 1.0]) and (sel.weights[3:] == 1).all()
+    with pytest.raises(SettingError, match="cannot read the audit table"):
+        sel.weigh_rows(f"audit:{tmp_path / 'missing.csv'}", 0.2)
