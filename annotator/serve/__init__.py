@@ -1,6 +1,8 @@
-"""`annotate serve STORE`: label QA in the browser (docs/serve.md). catalog.py filters and pages the
-rows (plain numpy over meta columns loaded once), render.py draws thumbnails and layers from Zarr
-chunks (plain numpy + Pillow, bounded caches), app.py is the Flask application and static/ the page."""
+"""`annotate serve STORE`: label QA in the browser (docs/serve.md). catalog.py filters, sorts and pages
+the rows (plain numpy over meta columns loaded once; filters.py turns a query into a mask and draws
+histograms), render.py draws thumbnails and layers from Zarr chunks (plain numpy + Pillow, bounded
+caches), source.py decodes failed rows' source frames from the dataset root, app.py is the Flask
+application and static/ the page."""
 
 from .app import create_app, serve
 

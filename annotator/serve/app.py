@@ -1,5 +1,6 @@
 """The QA page's Flask application. Read-only unless allow_flags; every route reads the store
-through zarr or the package's own static folder (nothing else on disk); a bad id or query is a 4xx
+through zarr or the package's own static folder, except the source frames of failed rows, read from
+the dataset root the store's config records and nowhere else (source.py); a bad id or query is a 4xx
 JSON {"error": ...} and an unforeseen failure a 500 with a one-line message, never a traceback page.
 
 Only the rows of committed shards are served (catalog.py): a store may be served while `annotate run`
@@ -21,9 +22,11 @@ from werkzeug.serving import WSGIRequestHandler
 from annotator.store import places, qa
 from annotator import store
 from annotator.core.errors import AnnotatorError
+from annotator.core.samples import STATUS_CODES
 from annotator.store.verify import require_sound
 from .catalog import Catalog, QueryError
-from .render import LAYERS, OVERLAYS, Renderer
+from .render import LAYERS, OVERLAYS, THUMB, Renderer, legend
+from .source import SourceFrames
 
 STATIC = Path(__file__).parent / "static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -111,8 +114,24 @@ class _Served:
         self.url, self.allow_flags = url, allow_flags
         self.root = store.open_store(url)
         self.renderer = Renderer(self.root)
-        self.catalog = Catalog(self.root, url, refresh_s=refresh_s, on_reopen=self.renderer.forget)
+        self.sources = SourceFrames(self.root)
+        self.catalog = Catalog(self.root, url, refresh_s=refresh_s, on_reopen=self.forget)
         self.meta_names = sorted(self.root["meta"].array_keys())
+        self.status_names = {v: k for k, v in STATUS_CODES.items()}
+
+    def forget(self) -> None:
+        """A shard was reopened (or the store re-created): its cached pictures are stale."""
+        self.renderer.forget()
+        self.sources.forget()
+
+    def listed(self, row: int, flag_names: dict) -> dict:
+        """A row as the grid lists it; a failed row with its status name and error text."""
+        out = {"row": row, **self.catalog.describe(row), "flag": flag_names[int(self.catalog.flags[row])]}
+        status = out.get("status", 0)
+        if status:
+            out["status_name"] = self.status_names.get(status, str(status))
+            out["error"] = _plain(self.renderer.row("meta/error", row)) if "error" in self.meta_names else ""
+        return out
 
     def check_row(self, row: int) -> None:
         """QueryError unless row is a committed row of the store."""
@@ -176,21 +195,23 @@ def _add_api(app: Flask, served: _Served) -> None:
         return jsonify(store=url, n=catalog.n, committed=catalog.n_committed, crop=int(root["image"].shape[1]),
                        choices=catalog.choices(), allow_flags=served.allow_flags,
                        overlays=list(OVERLAYS), layers=list(LAYERS), pyramid=renderer.pyramid,
-                       region_names=list(root.attrs.get("region_names", [])))
+                       region_names=list(root.attrs.get("region_names", [])),
+                       legend=legend(root.attrs.get("region_names", [])))
 
     @app.get("/api/rows")
     def rows():
-        args = request.args
-        try:
-            page, per_page = int(args.get("page", 1)), int(args.get("per_page", 48))
-        except ValueError:
-            raise QueryError("page and per_page take whole numbers") from None
-        chosen = catalog.query(args)
+        page, per_page = _whole(request.args, page=1, per_page=48)
+        chosen = catalog.query(request.args)
         shown, pages = catalog.page(chosen, page, per_page)
         flag_names = {v: k for k, v in qa.FLAGS.items()}
-        return jsonify(total=int(len(chosen)), committed=catalog.n_committed, page=page, pages=pages, rows=[
-            {"row": r, **catalog.describe(r),
-             "flag": flag_names[int(catalog.flags[r])]} for r in shown.tolist()])
+        return jsonify(total=int(len(chosen)), committed=catalog.n_committed, page=page, pages=pages,
+                       rows=[served.listed(r, flag_names) for r in shown.tolist()])
+
+    @app.get("/api/histogram")
+    def histogram():
+        (bins,) = _whole(request.args, bins=40)
+        column = request.args.get("column", "")
+        return jsonify(committed=catalog.n_committed, **catalog.histogram(request.args, column, bins))
 
     @app.get("/api/rows/<int:row>")
     def one(row: int):
@@ -200,7 +221,9 @@ def _add_api(app: Flask, served: _Served) -> None:
         values = qa.read_row(url, row)
         if int(catalog.flags[row]) != qa.FLAGS[values["flag"]]:  # flagged by another server since
             catalog.set_flag(row, qa.FLAGS[values["flag"]])
-        return jsonify(row=row, meta=meta, protocols=groups, qa=values, landmarks=renderer.landmarks(row))
+        status = int(catalog.numeric["status"][row])
+        return jsonify(row=row, meta=meta, protocols=groups, qa=values, landmarks=renderer.landmarks(row),
+                       status_name=served.status_names.get(status, str(status)))
 
 
 def _add_pictures(app: Flask, served: _Served) -> None:
@@ -221,6 +244,12 @@ def _add_pictures(app: Flask, served: _Served) -> None:
         if name not in known:
             raise QueryError(f"layer {name!r} is unknown; use one of {', '.join(known)}")
         return _png(renderer.layer(row, name))
+
+    @app.get("/source/<int:row>.jpg")
+    def source(row: int):
+        served.check_row(row)
+        (side,) = _whole(request.args, side=THUMB)
+        return _picture(served.sources.tile(row, side, int(served.catalog.numeric["status"][row])), "image/jpeg")
 
 
 def _add_flags(app: Flask, served: _Served) -> None:
@@ -244,6 +273,14 @@ def _add_flags(app: Flask, served: _Served) -> None:
         return jsonify(row=row, sample_id=body["sample_id"], qa=saved)
 
 
+def _whole(args, **defaults) -> tuple[int, ...]:
+    """The named query arguments as integers (their defaults when absent); a 400 for any other text."""
+    try:
+        return tuple(int(args.get(name, default)) for name, default in defaults.items())
+    except ValueError:
+        raise QueryError(f"{' and '.join(defaults)} take{'s' if len(defaults) == 1 else ''} whole numbers") from None
+
+
 def _plain(v):
     """A numpy scalar (or a 0-d array, possibly holding another: zarr's text reads) as the JSON value
     it stands for."""
@@ -255,9 +292,13 @@ def _plain(v):
 
 
 def _png(data: bytes):
+    return _picture(data, "image/png")
+
+
+def _picture(data: bytes, mimetype: str):
     from flask import Response
 
-    return Response(data, mimetype="image/png", headers={"Cache-Control": "max-age=60"})
+    return Response(data, mimetype=mimetype, headers={"Cache-Control": "max-age=60"})
 
 
 class JSONErrorHandler(WSGIRequestHandler):

@@ -1,7 +1,8 @@
 """The rows of a store as the QA page filters, sorts and pages them. Meta columns are read once and
 kept as small integer codes (a 1,000,000-row store costs a few tens of MB), so a query is a few
-numpy comparisons; sort orders are computed once per column and kept. How the columns are held
-and cached on disk is columns.py's.
+numpy comparisons; sort orders are computed once per column and kept (NaN last either way). Every
+numeric meta column sorts and filters by range, the quality signals among them; how a query's
+parameters become a mask is filters.py's, how the columns are held and cached on disk columns.py's.
 
 Only committed rows are listed: a store may be served while `annotate run` still writes it, and the
 rows of a shard without its commit marker hold fill values or a write under way. refresh() looks at
@@ -22,10 +23,11 @@ from annotator.core.errors import AnnotatorError
 from annotator.core.samples import SPLIT_CODES, STATUS_CODES
 from annotator.store import places, qa
 
+from . import filters
 from .columns import ColumnCache, FolderWatch, Texts
 
-CATEGORIES = ("split", "attack_type", "segmenter", "dataset")  # text columns the page filters by
-NUMERIC = ("frame_index", "n_faces", "face_score", "rotation", "status", "is_attack")  # sortable besides row
+CATEGORIES = ("split", "attack_type", "segmenter", "dataset", "prior_worst_region")  # text columns the page filters by
+FIRST = ("frame_index", "n_faces", "face_score", "rotation", "status", "is_attack")  # listed first; then the rest by name
 MAX_PER_PAGE = 500
 
 
@@ -48,6 +50,12 @@ class StoreReplaced(QueryError):
 def _protocols(root) -> dict[str, np.ndarray]:
     """protocol name -> (N,) int8 group codes (-1 unused, 0 train, 1 dev, 2 test)."""
     return {name: root[f"protocols/{name}"][:] for name in root["protocols"].array_keys()}
+
+
+def _numeric_kinds(meta) -> np.ndarray:
+    """Each numeric meta column as "name:kind", kind numpy's dtype kind (b, i, u or f); text columns left out."""
+    return np.array([f"{name}:{arr.dtype.kind}" for name, arr in meta.arrays()
+                     if getattr(arr.dtype, "kind", "O") in "biuf"], dtype=str)
 
 
 def _spans(ids, shard: int, n: int) -> list[tuple[int, int]]:
@@ -86,7 +94,9 @@ class Catalog:
                 self.codes[col] = self._coded(meta, col)
         self.sample_ids = Texts.of(self.cache, "sample_id", lambda: meta["sample_id"][:])
         self._meta = meta
-        self.sortable = ["row", *(col for col in NUMERIC if col in meta)]
+        kinds = dict(k.split(":") for k in self.cache.get("numeric.kinds", lambda: _numeric_kinds(meta)).tolist())
+        self.integer = {name for name, kind in kinds.items() if kind != "f"}
+        self.sortable = ["row", *(c for c in FIRST if c in kinds), *sorted(c for c in kinds if c not in FIRST)]
         self.numeric = {"row": np.arange(self.n)}  # the rest is read at first use (column())
         for col in ("status", "is_attack"):
             self.column(col)
@@ -96,8 +106,10 @@ class Catalog:
         self._flag_stamps = qa.chunk_stamps(url) if url is not None else None  # before the read: a later write shows
         self.flags = qa.read_flags(root).copy()  # never cached: the page changes them
         self._flag_changes = 0
-        self._orders: dict[str, np.ndarray] = {}
+        self._orders: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # column -> (ascending, descending)
+        self._bins: OrderedDict = OrderedDict()  # (column, bins) -> (edges over committed rows, each row's bin)
         self._results: OrderedDict = OrderedDict()  # recent queries' rows: paging through one filter
+        self._masks: OrderedDict = OrderedDict()  # recent filters' masks: the histograms of one view
 
     # ------------------------------------------------------------ committed shards
 
@@ -134,6 +146,7 @@ class Catalog:
                 changed = True
             if changed:
                 self._results.clear()
+                self._masks.clear()
             return changed
 
     def _recreated(self) -> bool | None:
@@ -175,6 +188,7 @@ class Catalog:
                     self.numeric[name] = values
         self._take_markers(shards)
         self._orders.clear()
+        self._bins.clear()
         self.cache.detach()  # its key names the committed set it was made for
         if gone and self.on_reopen is not None:
             self.on_reopen()
@@ -235,17 +249,52 @@ class Catalog:
             self.flags[row] = code
             self._flag_changes += 1
 
-    def query(self, params: dict) -> np.ndarray:
+    def query(self, params) -> np.ndarray:
         """Committed row indices matching the filters of `params` (page query arguments), in the asked order."""
-        key = tuple(sorted((k, v) for k, v in params.items() if v and k not in ("page", "per_page")))
-        key += (self._flag_changes,) if params.get("flag") else ()
+        key = self._key(params) + (params.get("sort") or "row", params.get("order") or "asc")
         with self._lock:
             if key not in self._results:
-                self._results[key] = self._query(params)
+                keep = self.mask(params)
+                order = self.order(params.get("sort") or "row", params.get("order") or "asc")
+                self._results[key] = order[keep[order]]
                 while len(self._results) > 16:
                     self._results.popitem(last=False)
             self._results.move_to_end(key)
             return self._results[key]
+
+    def mask(self, params, skip: str | None = None) -> np.ndarray:
+        """(N,) bool: the committed rows the filters of params keep; skip: a column whose ranges are
+        left out (filters.mask)."""
+        key = self._key(params) + (skip,)
+        with self._lock:
+            if key not in self._masks:
+                self._masks[key] = filters.mask(self, params, _refuse, skip)
+                while len(self._masks) > 16:
+                    self._masks.popitem(last=False)
+            self._masks.move_to_end(key)
+            return self._masks[key]
+
+    def _key(self, params) -> tuple:
+        return filters.key(params, self.codes) + ((self._flag_changes,) if params.get("flag") else ())
+
+    def histogram(self, params, column: str, bins: int) -> dict:
+        """Counts of column's values in bins over the rows params keep, its own ranges left out."""
+        if column not in self.sortable or column == "row":
+            raise QueryError(f"no histogram of {column!r}; numeric columns: {', '.join(self.sortable[1:])}")
+        if not 1 <= bins <= filters.MAX_BINS:
+            raise QueryError(f"bins must be 1 .. {filters.MAX_BINS}, got {bins}")
+        own = any(r.partition(":")[0] == column for r in filters.values_of(params, "range"))
+        keep = self.mask(params, skip=column if own else None)  # the columns without a range share one mask
+        with self._lock:
+            values = self.column(column)
+            if (column, bins) not in self._bins:
+                edges = filters.edges(values[self.committed], column in self.integer, bins)
+                self._bins[column, bins] = (edges, None if edges is None else filters.bin_codes(values, edges))
+                while len(self._bins) > 32:  # 2 bytes a row each
+                    self._bins.popitem(last=False)
+            self._bins.move_to_end((column, bins))
+            edges, codes = self._bins[column, bins]
+        return {"column": column, "integer": column in self.integer, **filters.histogram(values, keep, edges, codes)}
 
     def describe(self, row: int) -> dict:
         """A row's sample_id, attack type and status, from what the catalog holds (no store read)."""
@@ -268,49 +317,8 @@ class Catalog:
             return {"n": self.n, "committed": self.n_committed, "class": ["attack", "bonafide"], **present,
                     "status": [status_names.get(int(s), str(int(s))) for s in statuses],
                     "protocols": sorted(self.protocols), "groups": list(SPLIT_CODES),
-                    "flags": ["none", "bad", "good", "any"], "sort": self.sortable}
-
-    def _query(self, params: dict) -> np.ndarray:
-        keep = self.committed.copy()  # a pending row holds fill values or a write under way
-        for col, (values, codes) in self.codes.items():
-            want = params.get(col)
-            if want:
-                if want not in values:
-                    raise QueryError(f"{col} {want!r} is not in the store; it has: {', '.join(values[:20])}")
-                keep &= codes == values.index(want)
-        kind = params.get("class")
-        if kind:
-            if kind not in ("attack", "bonafide"):
-                raise QueryError(f"class {kind!r} is unknown; use attack or bonafide")
-            keep &= self.numeric["is_attack"] == (1.0 if kind == "attack" else 0.0)
-        status = params.get("status")
-        if status:
-            if status not in STATUS_CODES:
-                raise QueryError(f"status {status!r} is unknown; use one of {', '.join(STATUS_CODES)}")
-            keep &= self.numeric["status"] == STATUS_CODES[status]
-        protocol, group = params.get("protocol"), params.get("group")
-        if group and not protocol:
-            raise QueryError("group needs a protocol")
-        if protocol:
-            if protocol not in self.protocols:
-                raise QueryError(f"protocol {protocol!r} is not in the store; it has: {', '.join(sorted(self.protocols))}")
-            codes = self.protocols[protocol]
-            if group:
-                if group not in SPLIT_CODES:
-                    raise QueryError(f"group {group!r} is unknown; use train, dev or test")
-                keep &= codes == SPLIT_CODES[group]
-            else:
-                keep &= codes >= 0
-        flag = params.get("flag")
-        if flag:
-            if flag == "any":
-                keep &= self.flags != 0
-            elif flag in qa.FLAGS:
-                keep &= self.flags == qa.FLAGS[flag]
-            else:
-                raise QueryError(f"flag {flag!r} is unknown; use none, bad, good or any")
-        order = self.order(params.get("sort") or "row", params.get("order") or "asc")
-        return order[keep[order]]
+                    "flags": ["none", "bad", "good", "any"], "sort": self.sortable,
+                    "numeric": [{"name": c, "integer": c in self.integer} for c in self.sortable[1:]]}
 
     def order(self, column: str, direction: str) -> np.ndarray:
         if column not in self.sortable:
@@ -318,9 +326,12 @@ class Catalog:
         if direction not in ("asc", "desc"):
             raise QueryError(f"order {direction!r} is unknown; use asc or desc")
         if column not in self._orders:
-            self._orders[column] = np.argsort(self.column(column), kind="stable")
-        rows = self._orders[column]
-        return rows[::-1] if direction == "desc" else rows
+            values = self.column(column)
+            up = np.argsort(values, kind="stable")  # NaN last
+            have = len(up) - int(np.isnan(values).sum())
+            self._orders[column] = (up, np.concatenate([up[:have][::-1], up[have:]]))  # NaN last here too
+        up, down = self._orders[column]
+        return down if direction == "desc" else up
 
     def page(self, rows: np.ndarray, page: int, per_page: int) -> tuple[np.ndarray, int]:
         """(the rows of 1-based `page`, the number of pages); QueryError for a page beyond the last."""
@@ -330,3 +341,7 @@ class Catalog:
         if not 1 <= page <= pages:
             raise QueryError(f"page {page} is out of range 1 .. {pages}", 404)
         return rows[(page - 1) * per_page:page * per_page], pages
+
+
+def _refuse(message: str):
+    raise QueryError(message)

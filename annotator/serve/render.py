@@ -11,7 +11,7 @@ from collections import OrderedDict
 import numpy as np
 from PIL import Image
 
-from annotator.face.regions import REGION_COLOURS
+from annotator.face.regions import REGION_COLOURS, REGION_NAMES
 
 THUMB = 128
 OVERLAYS = ("none", "label", "depth", "region")
@@ -27,6 +27,22 @@ def region_palette(n: int) -> np.ndarray:
     return pal[:max(n, 1)]
 
 
+def heat(d: np.ndarray) -> np.ndarray:
+    """The depth overlay's colour of depths d in 0 .. 1, shape (..., 1): (..., 3) float RGB 0 .. 255,
+    far blue through green to near red."""
+    return np.concatenate([d, 1 - np.abs(2 * d - 1), 1 - d], axis=-1) * 255
+
+
+def legend(region_names) -> dict:
+    """What the page's legend draws, from the colours the pictures are drawn in (the page keeps no
+    copy): the channels' colours, each region's id, name and colour, and the depth ramp far to near."""
+    names = list(region_names) or REGION_NAMES
+    palette = region_palette(len(names))
+    return {"channels": [{"name": name, "colour": list(colour)} for name, colour in COLOURS.items()],
+            "regions": [{"id": i, "name": name, "colour": palette[i].tolist()} for i, name in enumerate(names)],
+            "depth": np.round(heat(np.linspace(0, 1, 5)[:, None])).astype(int).tolist()}
+
+
 def overlay(image: np.ndarray, label: np.ndarray | None, depth: np.ndarray | None, region: np.ndarray | None,
             kind: str, palette: np.ndarray) -> np.ndarray:
     """(S, S, 3) uint8: the image with the overlay `kind` blended in (label: attack red, live green;
@@ -37,9 +53,7 @@ def overlay(image: np.ndarray, label: np.ndarray | None, depth: np.ndarray | Non
         img = img * (1 - 0.6 * a) + 0.6 * a * np.array(COLOURS["attack"])
         img = img * (1 - 0.6 * live) + 0.6 * live * np.array(COLOURS["live"])
     elif kind == "depth":
-        d = depth[..., None] / 255.0
-        heat = np.concatenate([d, 1 - np.abs(2 * d - 1), 1 - d], axis=-1) * 255
-        img = np.where(depth[..., None] > 0, 0.4 * img + 0.6 * heat, img)
+        img = np.where(depth[..., None] > 0, 0.4 * img + 0.6 * heat(depth[..., None] / 255.0), img)
     elif kind == "region":
         colour = palette[np.minimum(region, len(palette) - 1)].astype(np.float32)
         img = np.where(region[..., None] > 0, 0.45 * img + 0.55 * colour, img)
@@ -112,7 +126,9 @@ class Renderer:
         self._thumbs.clear()
 
     def _chunk(self, name: str, c: int) -> np.ndarray:
-        arr = self.arrays[name] if name in self.arrays else self.root[name]
+        if name not in self.arrays:
+            self.arrays[name] = self.root[name]
+        arr = self.arrays[name]
         return self._chunks.get((name, c), lambda: arr[c * self.shard:(c + 1) * self.shard])
 
     def row(self, name: str, i: int) -> np.ndarray:
