@@ -24,7 +24,9 @@ from annotator import store
 from annotator.core.errors import AnnotatorError
 from annotator.core.samples import STATUS_CODES
 from annotator.store.verify import require_sound
+from .audit import AuditTable
 from .catalog import Catalog, QueryError
+from .compare import Comparison, add_compare
 from .render import LAYERS, OVERLAYS, THUMB, Renderer, legend
 from .source import SourceFrames
 
@@ -81,10 +83,11 @@ def require_store(url: str) -> None:
 
 
 def create_app(url: str, allow_flags: bool = False, host: str = "127.0.0.1", allowed_hosts=(),
-               refresh_s: float = 2.0) -> Flask:
+               refresh_s: float = 2.0, compare: str | None = None, audit: str | None = None) -> Flask:
     """The application for the store at url (checked at the metadata level first). host and
     allowed_hosts: the Host names requests may carry besides loopback (see accepted_hosts).
-    refresh_s: how often at most the commit markers are looked at again."""
+    refresh_s: how often at most the commit markers are looked at again. compare: a second store
+    shown beside each sample (compare.py); audit: a `fas-train audit` table joined as columns (audit.py)."""
     url = places.normalize(url)
     require_store(url)
     require_sound(url, "metadata", "repair it (`annotate verify --repair`) before serving it", allow_pending=True)
@@ -95,6 +98,9 @@ def create_app(url: str, allow_flags: bool = False, host: str = "127.0.0.1", all
             raise AnnotatorError(f"--allow-flags needs a writable store, and {url} is read-only here; "
                                  "serve it without --allow-flags to browse") from None
     served = _Served(url, allow_flags, refresh_s)
+    comparison = Comparison(url, compare, served.renderer) if compare else None
+    if audit:
+        served.catalog.join(AuditTable.read(audit, served.catalog.store_id))
     names = accepted_hosts(host, allowed_hosts)
     app = Flask(__name__, static_folder=None)
     app.config.update(JSON_SORT_KEYS=False)
@@ -104,6 +110,8 @@ def create_app(url: str, allow_flags: bool = False, host: str = "127.0.0.1", all
     _add_api(app, served)
     _add_pictures(app, served)
     _add_flags(app, served)
+    add_compare(app, served, comparison, _png)
+    app.config["COMPARE"] = comparison.url if comparison else None
     return app
 
 
@@ -196,7 +204,7 @@ def _add_api(app: Flask, served: _Served) -> None:
                        choices=catalog.choices(), allow_flags=served.allow_flags,
                        overlays=list(OVERLAYS), layers=list(LAYERS), pyramid=renderer.pyramid,
                        region_names=list(root.attrs.get("region_names", [])),
-                       legend=legend(root.attrs.get("region_names", [])))
+                       legend=legend(root.attrs.get("region_names", [])), compare=app.config["COMPARE"])
 
     @app.get("/api/rows")
     def rows():
@@ -327,10 +335,10 @@ def make_http_server(app: Flask, host: str, port: int):
 
 
 def serve(url: str, host: str = "127.0.0.1", port: int = 8765, allow_flags: bool = False,
-          allowed_hosts=()) -> None:
+          allowed_hosts=(), compare: str | None = None, audit: str | None = None) -> None:
     """Run the page until interrupted."""
     check_listen(host, port, allowed_hosts)
-    app = create_app(url, allow_flags, host=host, allowed_hosts=allowed_hosts)
+    app = create_app(url, allow_flags, host=host, allowed_hosts=allowed_hosts, compare=compare, audit=audit)
     if host_name(host) not in LOOPBACK:
         print(f"warning: serving {url} on {host}, reachable from other machines; the page has no login",
               file=sys.stderr)

@@ -110,6 +110,21 @@ class Catalog:
         self._bins: OrderedDict = OrderedDict()  # (column, bins) -> (edges over committed rows, each row's bin)
         self._results: OrderedDict = OrderedDict()  # recent queries' rows: paging through one filter
         self._masks: OrderedDict = OrderedDict()  # recent filters' masks: the histograms of one view
+        self.extra = None  # a joined audit table (join()): its columns are not meta columns
+
+    def join(self, table) -> None:
+        """Add (or renew) the columns of an audit table (audit.AuditTable) for every row, by sample_id:
+        its numeric columns sort, filter by range and draw histograms, its text column filters."""
+        with self._lock:
+            self.extra = table
+            numeric, text = table.columns(self.sample_ids[i] for i in range(self.n))
+            self.numeric.update(numeric)
+            self.sortable += [c for c in numeric if c not in self.sortable]
+            for col, values in text.items():
+                found, distinct = pd.factorize(np.array(values, dtype=str), sort=True)
+                self.codes[col] = ([str(v) for v in distinct], found.astype(np.int32))
+            for kept in (self._orders, self._bins, self._results, self._masks):
+                kept.clear()
 
     # ------------------------------------------------------------ committed shards
 
@@ -177,16 +192,18 @@ class Catalog:
         gone = self.shards - shards
         spans = _spans(sorted(shards - self.shards), self.shard, self.n)
         if spans:
-            for col in list(self.codes):
+            for col in [c for c in self.codes if c in self._meta]:
                 self.codes[col] = self._recoded(col, spans)
             self.sample_ids = self.sample_ids.replaced([(a, b, self._meta["sample_id"][a:b]) for a, b in spans])
             for name, values in list(self.numeric.items()):
-                if name != "row":
+                if name != "row" and name in self._meta:
                     values = values.copy()  # queries on other threads keep the array they hold
                     for a, b in spans:
                         values[a:b] = self._meta[name][a:b].astype(np.float64)
                     self.numeric[name] = values
         self._take_markers(shards)
+        if spans and self.extra is not None:
+            self.join(self.extra)  # the new rows' sample ids
         self._orders.clear()
         self._bins.clear()
         self.cache.detach()  # its key names the committed set it was made for

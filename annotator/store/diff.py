@@ -214,26 +214,39 @@ class _Side:
     meta: dict[str, np.ndarray]
 
 
-def _open(url: str, name: str) -> tuple[zarr.Group, object]:
+def _open(url: str, name: str, what: str = "`annotate diff`") -> tuple[zarr.Group, object]:
     url = normalize(url)
-    layout = require_sound(url, "metadata", f"`annotate diff` compares two label stores: repair store {name} "
+    layout = require_sound(url, "metadata", f"{what} compares two label stores: repair store {name} "
                            "(`annotate verify --repair`) or give another path", allow_pending=True)
     return store.open_store(url), layout
 
 
-def _refuse_unlike(la, lb, ra: zarr.Group, rb: zarr.Group) -> None:
+def _refuse_unlike(la, lb, ra: zarr.Group, rb: zarr.Group, what: str = "`annotate diff`") -> None:
     """One-line errors for stores that hold no comparable rows: other datasets, crop sizes, names."""
     da, db = ((lay.attrs.get("config") or {}).get("dataset") for lay in (la, lb))
     if da != db:
         raise AnnotatorError(f"{la.url} and {lb.url} are stores of different datasets ({da!r} and {db!r}); "
-                             "`annotate diff` compares two stores of the same samples")
+                             f"{what} compares two stores of the same samples")
     sa, sb = ra["image"].shape[1:], rb["image"].shape[1:]
     if sa != sb:
         raise AnnotatorError(f"{la.url} and {lb.url} hold crops of different sizes ({sa[0]} and {sb[0]} px); "
-                             "`annotate diff` compares stores annotated at the same --size")
+                             f"{what} compares stores annotated at the same --size")
     for attr in ("region_names", "label_channels"):
         if list(la.attrs.get(attr, [])) != list(lb.attrs.get(attr, [])):
             raise AnnotatorError(f"{la.url} and {lb.url} name their {attr} differently; their ids cannot be compared")
+
+
+def open_comparable(a_url: str, b_url: str, what: str = "`annotate diff`"):
+    """((root, layout) of A, (root, layout) of B), refused in one line as diff_stores refuses them
+    (unsound metadata, other datasets, crop sizes or names); what: the command named in the message."""
+    (ra, la), (rb, lb) = _open(a_url, "A", what), _open(b_url, "B", what)
+    _refuse_unlike(la, lb, ra, rb, what)
+    return (ra, la), (rb, lb)
+
+
+def read_keys(url: str, root: zarr.Group, layout) -> _Side:
+    """The committed rows of a store with their sample_id and frame_index (what rows are matched by)."""
+    return _read_side(url, root, layout, ("sample_id", "frame_index"))
 
 
 def _read_side(url: str, root: zarr.Group, layout, columns: tuple[str, ...]) -> _Side:
@@ -337,8 +350,7 @@ def diff_stores(a_url: str, b_url: str, progress: bool = False) -> DiffTable:
     """Compare the committed rows of the stores at a_url and b_url (paths or fsspec URLs) row by row.
     One-line AnnotatorError when either is not a sound label store (verify's metadata level) or they
     differ in dataset, crop size or region / channel names."""
-    (ra, la), (rb, lb) = _open(a_url, "A"), _open(b_url, "B")
-    _refuse_unlike(la, lb, ra, rb)
+    (ra, la), (rb, lb) = open_comparable(a_url, b_url)
     a = _read_side(la.url, ra, la, ("sample_id", "frame_index", "status", *GROUP_COLUMNS))
     b = _read_side(lb.url, rb, lb, ("sample_id", "frame_index", "status"))
     ia, ib, only_a, only_b = _match(a, b)

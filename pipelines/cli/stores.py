@@ -178,11 +178,15 @@ def augment(store_url, out, gamma, rho, scheme, copies, seed, overwrite):
               help="A host name browsers may use to reach the page, besides loopback and --host (repeatable; "
                    "required with --host 0.0.0.0 or ::). Other names are refused (DNS rebinding).")
 @click.option("--allow-flags", is_flag=True, help="Let the page flag samples bad / good (writes the store's qa/ group).")
-def serve(store_url, port, host, allowed_hosts, allow_flags):
+@click.option("--compare", "compare", type=str, default=None, metavar="B",
+              help="A second store of the same dataset and crop size: the sample view shows its layers and the IoUs.")
+@click.option("--audit", "audit", type=str, default=None, metavar="PATH",
+              help="A `fas-train audit` table (audit.csv) of this store: its scores join the rows as columns.")
+def serve(store_url, port, host, allowed_hosts, allow_flags, compare, audit):
     """Browse and audit a store in the browser: thumbnails, overlays, sample view, flags (docs/serve.md)."""
     from annotator.serve import serve as run_server
 
-    run_server(store_url, host, port, allow_flags, allowed_hosts=allowed_hosts)
+    run_server(store_url, host, port, allow_flags, allowed_hosts=allowed_hosts, compare=compare, audit=audit)
 
 
 @cli.command()

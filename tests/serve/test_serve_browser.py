@@ -4,7 +4,8 @@ overlay, flag it (the page sends the sample_id it showed), and read the flag fro
 row whose sample changed under the page (a re-created store) refuses the flag and keeps its value.
 A deep link opens its filter, range, sort and sample (and flags it); a brush over a histogram sets a
 range whose count is the route's, and back / forward walk the views; failed rows show their source
-frame and status. Screenshots go to test-artifacts/serve/."""
+frame and status; with --compare the sample view shows B's layers and the row's IoUs. Screenshots go
+to test-artifacts/serve/."""
 
 import os
 import shutil
@@ -41,12 +42,12 @@ def browser():
     driver.quit()
 
 
-def _serve(url):
+def _serve(url, **options):
     from werkzeug.serving import make_server
 
     from annotator.serve import create_app
 
-    srv = make_server("127.0.0.1", 0, create_app(url, allow_flags=True), threaded=True)
+    srv = make_server("127.0.0.1", 0, create_app(url, allow_flags=True, **options), threaded=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
 
@@ -216,5 +217,36 @@ def test_failed_rows_show_their_source_frame_and_status(browser, messy_store):
         corrupt = meta["sample_id"].index("bonafide/c_corrupt.jpg")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'.thumb.no-source[data-row="{corrupt}"]'))
         assert "unreadable: cannot read image" in browser.find_element(By.CSS_SELECTOR, f'.thumb[data-row="{corrupt}"] .status').text
+    finally:
+        srv.shutdown()
+
+
+def test_compare_view_shows_b_layers_and_ious(browser, sample_store, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from annotator import store
+
+    a, b = sample_store[0], str(tmp_path / "b.zarr")
+    shutil.copytree(a, b)
+    row = int(np.flatnonzero(zarr.open_group(a, mode="r")["meta/is_attack"][:])[0])
+    with zarr.config.set(store.WRITE_CONFIG):  # B: the attack channel of that row cut in half
+        w = zarr.open_group(b, mode="r+", use_consolidated=False)
+        label = w["label"][row]
+        label[0, :, : label.shape[-1] // 2] = 0
+        w["label"][row] = label
+    srv = _serve(a, compare=b)
+    try:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        wait = _wait(browser)
+        browser.get(f"http://127.0.0.1:{srv.server_port}/?sample={row}")
+        wait.until(lambda d: d.find_element(By.ID, "compare").is_displayed())
+        layer = browser.find_element(By.ID, "b-layer-attack")
+        wait.until(lambda d: f"/compare/{row}/attack.png" in (layer.get_attribute("src") or "") and d.execute_script(
+            "return arguments[0].complete && arguments[0].naturalWidth", layer) > 0)
+        wait.until(lambda d: "IoU channels: attack" in d.find_element(By.ID, "compare-iou").text)
+        text = browser.find_element(By.ID, "compare-iou").text
+        assert f"B row {row}" in text and "IoU regions" in text
+        assert float(layer.value_of_css_property("opacity")) == pytest.approx(0.5)  # under A's slider
+        browser.save_screenshot(str(ARTIFACTS / "compare.png"))
     finally:
         srv.shutdown()

@@ -2,7 +2,7 @@
 // view. The URL's query string holds the view (filters, ranges, sort, page, overlay, open sample), so
 // that a link opens it and back / forward walk through it. Plain JS, no build step.
 "use strict";
-const FILTERS = ["class", "split", "attack_type", "segmenter", "prior_worst_region", "dataset", "status", "protocol", "group", "flag"];
+const FILTERS = ["class", "split", "attack_type", "segmenter", "prior_worst_region", "worst_region", "dataset", "status", "protocol", "group", "flag"];
 const ALWAYS = ["class", "status", "protocol", "group", "flag"];  // offered whatever columns the store has
 const state = { info: null, page: 1, pages: 1, rows: [], current: -1, open: null, detail: null, ranges: {},
   overlaysOn: true, saved: {} };
@@ -152,6 +152,7 @@ async function openRow(row, how) {  // how: "push" / "replace" a history entry; 
   $("layer-image").classList.toggle("source", failed);
   $("layer-image").src = `/layer/${row}/image.png`;
   if (failed) showSource(row);
+  showCompare(row);
   for (const name of state.info.layers.slice(1)) $("layer-" + name).src = `/layer/${row}/${name}.png`;
   $("pyramid").innerHTML = state.info.pyramid.map((p) => `<img src="/layer/${row}/pyramid-${p}.png" title="pyramid ${p}">`).join("");
   const svg = $("landmarks"); svg.innerHTML = "";
@@ -214,7 +215,7 @@ function summary(info) {
 
 function filterValues(info, f) {
   return f === "group" ? info.choices.groups : f === "protocol" ? info.choices.protocols :
-    f === "flag" ? info.choices.flags : info.choices[f] || [];
+    f === "flag" ? info.choices.flags : (info.choices[f] || []).filter((v) => v !== "");  // "": no value (an audit lacks the row)
 }
 
 async function reloadInfo() {  // new shards may bring new filter values: keep each choice made
@@ -266,7 +267,7 @@ function buildControls(info) {
     label.append(name + " ");
     const slider = document.createElement("input"); slider.type = "range"; slider.min = 0; slider.max = 100;
     slider.id = "opacity-" + name; slider.value = Math.round(img.style.opacity * 100);
-    slider.oninput = () => { img.style.opacity = slider.value / 100; };
+    slider.oninput = () => { for (const el of [img, $("b-layer-" + name)]) if (el) el.style.opacity = slider.value / 100; };
     label.appendChild(slider); sliders.appendChild(label);
   }
 }
@@ -292,6 +293,7 @@ async function start() {
   $("store").textContent = info.store;
   summary(info);
   buildControls(info);
+  buildCompare(info);
   drawLegend($("legend")); drawLegend($("view-legend"));
   buildHistograms();
   bindKeys();
