@@ -75,7 +75,10 @@ def load_networks(kind: str = "2d", checkpoint: str | None = None, depth_checkpo
     eval mode; one-line SettingErrors for every checkpoint problem."""
     if kind not in ("2d", "3d"):
         raise SettingError("fan_type", f"takes 2d or 3d, got {kind!r}")
-    from face_alignment.models import FAN, ResNetDepth
+    try:
+        from face_alignment.models import FAN, ResNetDepth
+    except ImportError:
+        raise SettingError("landmarker", "fan needs face-alignment: pip install 'fas-annotator[fan]'") from None
 
     path = Path(checkpoint) if checkpoint else default_path(kind)
     fan = FAN(4)
