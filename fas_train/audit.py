@@ -186,9 +186,7 @@ def audit(cfg: AuditConfig, out: str, device: str | None = None) -> list[dict]:
 
 
 def _write(cfg: AuditConfig, sel: Selection, fold, quality, worst, worst_q, out: Path) -> list[dict]:
-    from annotator.store import open_store
-
-    ids = np.concatenate([[str(open_store(p.url).attrs.get("store_id", ""))] * len(p.rows) for p in sel.parts])
+    ids = sel.store_ids()
     rows = [dict(zip(COLUMNS, (ids[i], str(sel.meta["sample_id"][i]), int(sel.meta["frame_index"][i]), int(fold[i]),
                                round(float(quality[i]), 6), worst[i], round(float(worst_q[i]), 6))))
             for i in np.lexsort((quality, worst_q))]

@@ -75,6 +75,10 @@ class Selection:
         values = audit_quality(self, column.removeprefix("audit:")) if column.startswith("audit:") else self.meta[column]
         self.row_weight = row_weights(values, column, floor)
 
+    def store_ids(self) -> np.ndarray:
+        """(len,) str: the store_id root attribute of each row's store (what audit tables are keyed by)."""
+        return np.concatenate([[str(open_store(p.url).attrs.get("store_id", ""))] * len(p.rows) for p in self.parts])
+
     @property
     def weights(self) -> np.ndarray:
         """(len,) float32: each row's loss weight (1 unless weigh_rows set them)."""
@@ -91,7 +95,7 @@ def audit_quality(sel: Selection, path: str) -> np.ndarray:
             table = {(r["store_id"], r["sample_id"]): float(r["label_quality"]) for r in csv.DictReader(f)}
     except (OSError, KeyError, ValueError) as e:
         raise SettingError("weight_by", f"cannot read the audit table {path} ({e}); write one with `fas-train audit`")
-    ids = np.concatenate([[str(open_store(p.url).attrs.get("store_id", ""))] * len(p.rows) for p in sel.parts])
+    ids = sel.store_ids()
     return np.array([table.get((ids[i], str(sel.meta["sample_id"][i])), np.nan) for i in range(len(sel))], np.float32)
 
 

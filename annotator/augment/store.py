@@ -18,7 +18,7 @@ from annotator.store import places
 from annotator import store
 from annotator.config import check_range
 from annotator.core.errors import AnnotatorError
-from annotator.label import pyramid
+from annotator.label import channel_shares, pyramid
 from annotator.store.verify import require_sound
 from .mcrea import check_args, mcrea
 
@@ -111,7 +111,7 @@ def _write_copies(src, out, meta: dict, n: int, shard_size: int, gamma: float, r
 
 def _shares(cols: dict[str, list], label: np.ndarray) -> None:
     """The channel shares of the rows as written (an exchange moves pixels between channels)."""
-    shares = (label > 0).reshape(len(label), label.shape[1], -1).mean(axis=2)
+    shares = channel_shares(label)
     shares[np.asarray(cols["status"]) != 0] = np.nan  # a failed row has no label to measure
     for k, col in enumerate(("share_attack", "share_live", "share_background")):
         cols[col] = shares[:, k].tolist()

@@ -24,8 +24,9 @@ _INSTRUMENT = (Region.OCCLUDER, Region.PAI_SURFACE)
 
 
 def channel_shares(label: np.ndarray) -> np.ndarray:
-    """(3, S, S) uint8 label -> (3,) float32: the share of pixels where attack, live, background > 0."""
-    return (label > 0).reshape(label.shape[0], -1).mean(axis=1).astype(np.float32)
+    """(..., 3, S, S) uint8 labels -> (..., 3) float32: the share of pixels where attack, live,
+    background > 0."""
+    return (label > 0).reshape(*label.shape[:-2], -1).mean(axis=-1).astype(np.float32)
 
 
 def box_iou(a, b) -> float:
