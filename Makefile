@@ -28,6 +28,8 @@ run: $(STAMP)
 	$(BIN)/fas-train train --store sample.zarr --protocol all --model dccdn3 --epochs 3 --batch 8 --size 64 \
 		--width 0.25 --workers 0 --out runs/sample
 	$(BIN)/fas-train eval --run runs/sample --workers 0
+	@echo "note: a smoke run: 3 epochs on the 15 sample frames, which are train, dev and test at once;"
+	@echo "      its figures show that the loop works, not how well a model detects attacks"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

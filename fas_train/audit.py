@@ -33,7 +33,7 @@ from .data import StoreStream
 from .inputs import to_inputs
 from .models import create
 from .selection import Part, Selection, select
-from .train import device_of, loader
+from .scoring import device_of, loader
 
 AUDIT_FILE = "audit.csv"
 COLUMNS = ("store_id", "sample_id", "frame_index", "fold", "label_quality", "worst_region", "worst_region_quality")

@@ -10,16 +10,27 @@ from pathlib import Path
 import torch
 
 from annotator.core.errors import AnnotatorError
-from fas_train.config import CHECKPOINT, TrainConfig
+from fas_train.config import CHECKPOINT, CHECKPOINT_NAMES, TrainConfig
 from fas_train.models import FasModel
 
 
-def save_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, scheduler, epoch: int, step: int) -> None:
+def save_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, scheduler, epoch: int, step: int,
+                    extra: dict | None = None) -> None:
+    """Write the checkpoint atomically; extra: more entries (the epoch's dev figures, the best epoch)."""
     tmp = path.with_suffix(".tmp")
     torch.save({"model": cfg.model, "config": dataclasses.asdict(cfg), "state_dict": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "epoch": epoch, "step": step}, tmp)
+                "epoch": epoch, "step": step, **(extra or {})}, tmp)
     os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint intact
+
+
+def keep_as(source: Path, path: Path) -> None:
+    """Copy a written checkpoint to another name (best.pt), atomically like save_checkpoint."""
+    import shutil
+
+    tmp = path.with_suffix(".tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, path)
 
 
 def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
@@ -54,11 +65,22 @@ def run_config(run: str | Path) -> TrainConfig:
     return TrainConfig(**json.loads((run / "config.json").read_text()))
 
 
+def checkpoint_path(run: str | Path, checkpoint: str | None = None) -> Path:
+    """RUN/last.pt for None or "last", RUN/best.pt for "best", else the path given."""
+    if checkpoint in CHECKPOINT_NAMES:
+        path = Path(run) / CHECKPOINT_NAMES[checkpoint]
+        if checkpoint == "best" and not path.is_file() and (Path(run) / CHECKPOINT).is_file():
+            raise AnnotatorError(f"{run} has no best.pt (trained by a release without dev checks); train on with "
+                                 f"`fas-train train --out {run}` and more --epochs, or use --checkpoint last")
+        return path
+    return Path(checkpoint) if checkpoint else Path(run) / CHECKPOINT
+
+
 def load_run(run: str | Path, checkpoint: str | None = None) -> tuple[TrainConfig, FasModel, dict]:
-    """(settings, model with the checkpoint's weights, checkpoint) of a run; `checkpoint` defaults to
-    RUN/last.pt."""
+    """(settings, model with the checkpoint's weights, checkpoint) of a run; `checkpoint`: "last"
+    (the default, RUN/last.pt), "best" (RUN/best.pt) or a file."""
     cfg = run_config(run)
-    path = Path(checkpoint) if checkpoint else Path(run) / CHECKPOINT
+    path = checkpoint_path(run, checkpoint)
     ckpt = load_checkpoint(path, cfg.model)
     model = cfg.build_model(pretrained=False)
     restore(model, ckpt, path)

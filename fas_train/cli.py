@@ -74,10 +74,16 @@ def cli():
                    "Models with a per-row pixel loss (dccdn3, segdec).")
 @click.option("--weight-floor", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="--weight-by: the weight of a row whose signal is 0.")
+@click.option("--threshold", type=str, default="eer", show_default=True,
+              help="The rule of the per-epoch dev figures' threshold, chosen on dev: eer, bpcer1 or a number.")
+@click.option("--best-by", type=click.Choice(["hter", "acer", "eer", "auc", "loss"]), default="hter",
+              show_default=True, help="The dev figure that picks RUN/best.pt (loss: the training loss).")
+@click.option("--patience", type=int, default=0, show_default=True,
+              help="Stop after N epochs without a better --best-by (0: train all --epochs).")
 @click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")
 @click.option("--device", type=str, default=None, help="cuda, cuda:N or cpu [cuda when present].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", required=True, help="Run directory (config, checkpoint, logs); rerun to resume.")
+@click.option("--out", required=True, help="Run directory (config, rows.json, last.pt, best.pt, logs); rerun to resume.")
 def train(**flags):
     """Train a model on the train group of a protocol (resumes a run directory)."""
     from fas_train.config import TrainConfig
@@ -89,7 +95,7 @@ def train(**flags):
                                         flags["named_stores"], flags["protocol"])
     settings = {k: flags[k] for k in ("model", "epochs", "batch", "lr", "lr_step", "size", "width", "mcrea",
                                       "mcrea_rho", "mcrea_scheme", "workers", "seed", "exclude_flagged",
-                                      "weight_by", "weight_floor")}
+                                      "weight_by", "weight_floor", "threshold", "best_by", "patience")}
     cfg = TrainConfig(**settings, train=sources, protocol=protocol, test=tests, augment=not flags["no_augment"],
                       model_options=model_options(flags, sources, protocol))
     result = run_training(cfg, flags["out"], device=flags["device"])
@@ -229,7 +235,7 @@ def infer(run_dir, inputs, threshold, device, batch, fan_checkpoint, fan_depth_c
 @cli.command("export-onnx")
 @click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train`.")
 @click.option("--out", required=True, help="The ONNX file to write (and OUT.json beside it).")
-@click.option("--checkpoint", type=str, default=None, help="Checkpoint [RUN/last.pt].")
+@click.option("--checkpoint", type=str, default=None, help="last, best or a file [last].")
 def export_onnx(run_dir, out, checkpoint):
     """Write a run's model as ONNX (store uint8 crops in, attack scores out), checked against PyTorch."""
     from fas_train.onnx_export import export_onnx as write_onnx
@@ -246,7 +252,8 @@ def export_onnx(run_dir, out, checkpoint):
 @click.option("--protocol", type=str, default=None, help="Protocol [the run's].")
 @click.option("--threshold", type=str, default="eer", show_default=True,
               help="Threshold chosen on dev: eer, bpcer1 (BPCER = 1 %, as Fine-grained annotation on WMCA) or a number.")
-@click.option("--checkpoint", type=str, default=None, help="Checkpoint file [RUN/last.pt].")
+@click.option("--checkpoint", type=str, default=None,
+              help="last (RUN/last.pt), best (RUN/best.pt: the epoch of the best dev figure) or a file [last].")
 @click.option("--device", type=str, default=None)
 @click.option("--workers", type=int, default=None, help="DataLoader workers [the run's].")
 @click.option("--out", type=str, default=None, help="Folder for metrics.json, scores and curves [RUN/eval].")
@@ -262,6 +269,7 @@ def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, 
 
     from fas_train.evaluate import evaluate_run
     from fas_train.checkpoints import run_config
+    from fas_train.metrics import thin_figures
 
     cfg = run_config(run_dir)
     stores = _stores(store) or cfg.train
@@ -271,14 +279,25 @@ def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, 
                           save_masks=save_masks)
     keys = ("threshold", "apcer", "bpcer", "acer", "hter", "eer", "auc")
     short = {level: {k: round(report[level][k], 4) for k in keys} for level in ("frame", "video")}
+    counts = {level: {part: _counts(r) for part, r in (("test", report[level]), ("dev", report[level]["dev"]))}
+              for level in ("frame", "video")}
     if "segmentation" in report:
         short["segmentation_hter"] = round(report["segmentation"]["hter"], 4)
     if "cross_dataset" in report:
         short["cross_dataset_hter"] = {k: round(v["hter"], 4) for k, v in report["cross_dataset"].items()}
     folder = out or str(Path(run_dir) / "eval")
-    click.echo(json.dumps({"model": report["model"], "protocol": report["protocol"], **short,
+    click.echo(json.dumps({"model": report["model"], "protocol": report["protocol"], "checkpoint": report["checkpoint"],
+                           "epoch": report["epoch"], **short, "counts": counts,
                            "written": f"{folder}/metrics.json, scores_dev.csv, scores_test.csv, roc.png, det.png"},
                           indent=1))
+    for note in thin_figures(report["frame"]) + thin_figures(report["video"]):
+        click.echo(f"note: {note}", err=True)
+
+
+def _counts(r: dict) -> str:
+    """The samples behind one set's figures: "12 bona fide, 3 attack (print 2, replay 1)"."""
+    species = ", ".join(f"{k} {n}" for k, n in r["n_attack_per_species"].items())
+    return f"{r['n_bona_fide']} bona fide, {r['n_attack']} attack" + (f" ({species})" if species else "")
 
 
 @cli.command()

@@ -9,6 +9,8 @@ from fas_train import MAX_BATCH
 from fas_train.models import MODELS, FasModel, create
 
 CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"  # the epoch with the best dev figure (fas_train/dev_check.py)
+CHECKPOINT_NAMES = {"last": CHECKPOINT, "best": BEST_CHECKPOINT}  # --checkpoint last|best
 
 
 ANNOTATE_CONFIG = "annotate_config.json"  # how the first training store cropped its faces (fas-train infer)
@@ -40,6 +42,9 @@ class TrainConfig:
     # (fas_train/selection.py row_weights: floor + (1 - floor) * clip(value, 0, 1)); "" = all weigh 1
     weight_by: str = ""
     weight_floor: float = 0.1
+    threshold: str = "eer"  # the dev threshold rule of the per-epoch dev figures (as `fas-train eval --threshold`)
+    best_by: str = "hter"  # the dev figure that picks best.pt: hter, acer, eer, auc, or the training loss
+    patience: int = 0  # stop after this many epochs without a better best_by (0: never)
 
     def validate(self) -> None:
         MODELS.get(self.model)
@@ -56,6 +61,7 @@ class TrainConfig:
         if self.size is not None and self.size < 32:
             raise SettingError("size", f"must be at least 32, got {self.size}")
         self._validate_weighting()
+        self._validate_reporting()
         if self.mcrea:
             from annotator.augment.mcrea import check_args
 
@@ -67,6 +73,19 @@ class TrainConfig:
     def _validate_weighting(self) -> None:
         if not 0.0 <= self.weight_floor <= 1.0:
             raise SettingError("weight_floor", f"must be in [0, 1], got {self.weight_floor}")
+
+    def _validate_reporting(self) -> None:
+        from fas_train.dev_check import BEST_BY
+        from fas_train.metrics import choose_threshold, Scores
+
+        if self.best_by not in BEST_BY:
+            raise SettingError("best_by", f"unknown metric {self.best_by!r}; choose one of: {', '.join(BEST_BY)}")
+        if self.patience < 0:
+            raise SettingError("patience", f"must be 0 (never stop early) or more epochs, got {self.patience}")
+        try:  # a bad rule must fail now, not after the first epoch
+            choose_threshold(Scores([0.0, 1.0], [False, True], ["", "print"]), self.threshold)
+        except AnnotatorError:
+            raise SettingError("threshold", f"unknown rule {self.threshold!r}; use eer, bpcer1 or a number") from None
 
     @property
     def dev_stores(self) -> list[str]:

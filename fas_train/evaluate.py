@@ -13,25 +13,8 @@ from annotator.core.errors import SettingError
 
 from fas_train.metrics import Scores, cross_dataset, evaluate, roc, write_scores
 from fas_train.selection import Selection, select
-from fas_train.checkpoints import load_run
-from fas_train.train import device_of, score, score_videos
-
-
-def scores_of(sel: Selection, values: np.ndarray) -> Scores:
-    return Scores(values, sel.meta["is_attack"], sel.meta["attack_type"], video_keys(sel))
-
-
-def video_keys(sel: Selection) -> np.ndarray:
-    """Each row's video_id; prefixed with its store's number in the selection ("1/v3") when two
-    stores hold a video of the same id, so that video-level scores never merge videos of two stores."""
-    ids = sel.meta["video_id"].astype(str)
-    seen: dict[str, int] = {}
-    for k, (p, off) in enumerate(zip(sel.parts, sel.offsets)):
-        for v in set(ids[off:off + len(p.rows)].tolist()):
-            if seen.setdefault(v, k) != k:
-                store = np.repeat(np.arange(len(sel.parts)), [len(q.rows) for q in sel.parts]).astype(str)
-                return np.char.add(np.char.add(store, "/"), ids).astype(object)
-    return ids.astype(object)
+from fas_train.checkpoints import checkpoint_path, load_run
+from fas_train.scoring import device_of, score, score_videos, scores_of
 
 
 def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[str] | None = None,
@@ -66,6 +49,7 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
     (dev, test), by_video, extra = _score_groups(model, cfg, (dev_sel, test_sel), workers, where)
     report = {
         "run": str(run), "model": ckpt["model"], "epoch": int(ckpt["epoch"]) + 1, "protocol": protocol,
+        "checkpoint": str(checkpoint_path(run, checkpoint)),
         "dev_stores": dev_stores, "test_stores": test_stores,
         "score": "higher = more likely an attack",
         "frame": evaluate(test, dev, rule),

@@ -28,7 +28,7 @@ from annotator.media.plan import sampled
 from fas_train.inputs import to_inputs
 from fas_train.checkpoints import load_run
 from fas_train.config import ANNOTATE_CONFIG
-from fas_train.train import _autocast, device_of
+from fas_train.scoring import autocast, device_of
 
 
 def preprocess_config(run: str | Path, stores: list[str]) -> AnnotateConfig:
@@ -162,7 +162,7 @@ class Inference:
             take = rows[s:s + self.batch]
             batch = {f: torch.from_numpy(np.ascontiguousarray(arrays[f][take])) for f in ("image", *self.model.score_needs)}
             x = to_inputs(batch, self.device, self.cfg.size)
-            with _autocast(self.device):
+            with autocast(self.device):
                 pred = self.model(x["image"])
             out.append(self.model.score(pred.float(), x).double().cpu().numpy())
         return np.concatenate(out)
@@ -176,6 +176,6 @@ class Inference:
         take = [rows[j] for j in pick_frames(len(rows), self.model.frames, None)]
         x = to_inputs({"image": torch.from_numpy(np.ascontiguousarray(arrays["image"][take]))}, self.device,
                       self.cfg.size)
-        with _autocast(self.device):
+        with autocast(self.device):
             pred = self.model.forward_video(x["image"])
         return float(self.model.video_score(pred.float())[0])

@@ -6,9 +6,13 @@ import csv
 from pathlib import Path
 
 
+DEV_FIGURES = ("hter", "acer", "eer", "auc", "threshold")
+
+
 class RunLog:
-    """Appends to RUN/log.csv (columns kind, epoch, step, loss, lr, seconds, parts as JSON) and writes
-    the same scalars to RUN/tb; a resumed run keeps appending."""
+    """Appends to RUN/log.csv (columns kind, epoch, step, loss, lr, seconds, parts as JSON: a step's
+    loss parts, an epoch's dev figures) and writes the same scalars to RUN/tb; a resumed run keeps
+    appending."""
 
     COLUMNS = ("kind", "epoch", "step", "loss", "lr", "seconds", "parts")
 
@@ -40,8 +44,17 @@ class RunLog:
             self._tb.add_scalar(f"train/{k}", v, step)
         self._tb.add_scalar("train/lr", lr, step)
 
-    def epoch(self, epoch: int, step: int, loss: float, seconds: float) -> None:
-        self._csv.writerow(["epoch", epoch + 1, step, f"{loss:.6g}", "", f"{seconds:.2f}", ""])
+    def epoch(self, epoch: int, step: int, loss: float, seconds: float, dev: dict | None = None,
+              best: bool = False) -> None:
+        """The epoch's row: its mean training loss and, in parts, the dev figures (dev_hter, dev_acer,
+        dev_eer, dev_auc, dev_threshold) and best (1 when this epoch became best.pt)."""
+        import json
+
+        parts = {f"dev_{k}": v for k, v in (dev or {}).items() if k in DEV_FIGURES} | {"best": int(best)}
+        self._csv.writerow(["epoch", epoch + 1, step, f"{loss:.6g}", "", f"{seconds:.2f}", json.dumps(parts)])
         self._file.flush()
         self._tb.add_scalar("epoch/loss", loss, epoch + 1)
+        for k, v in parts.items():
+            if k != "best":
+                self._tb.add_scalar(f"dev/{k.removeprefix('dev_')}", v, epoch + 1)
         self._tb.flush()

@@ -130,10 +130,11 @@ def at_threshold(s: Scores, threshold: float) -> dict:
     """Error rates of a set at a fixed threshold."""
     bf = s.score[~s.is_attack]
     bpcer = float((bf >= threshold).mean()) if len(bf) else math.nan
-    species = {}
+    species, counts = {}, {}
     for name in sorted(set(s.attack_type[s.is_attack].tolist())):
         a = s.score[s.is_attack & (s.attack_type == name)]
         species[name] = float((a < threshold).mean())
+        counts[name] = int(len(a))
     att = s.score[s.is_attack]
     pooled = float((att < threshold).mean()) if len(att) else math.nan
     apcer = max(species.values()) if species else math.nan
@@ -145,6 +146,9 @@ def at_threshold(s: Scores, threshold: float) -> dict:
         "bpcer": bpcer,
         "acer": (apcer + bpcer) / 2,
         "hter": (pooled + bpcer) / 2,
+        "n_bona_fide": int(len(bf)),
+        "n_attack": int(len(att)),
+        "n_attack_per_species": counts,
     }
 
 
@@ -180,14 +184,33 @@ def evaluate(test: Scores, dev: Scores | None = None, rule: str | float = "eer",
         "level": "video" if video else "frame",
         "threshold_rule": str(rule),
         "threshold_from": "dev" if dev is not None else "test (optimistic)",
-        "n_bona_fide": int((~test.is_attack).sum()),
-        "n_attack": int(test.is_attack.sum()),
         **at_threshold(test, threshold),
         **threshold_free(test),
     }
     if dev is not None:
         out["dev"] = at_threshold(dev, threshold)
     return out
+
+
+FEW = 10  # a figure resting on fewer samples of a class than this is said to be thin
+
+
+def thin_figures(report: dict, few: int = FEW) -> list[str]:
+    """One note per set (test, dev) of an evaluate() report whose figures rest on fewer than `few`
+    samples of a class: BPCER on bona fide, APCER pooled on attacks, APCER of a species on its own."""
+    notes = []
+    unit = "videos" if report.get("level") == "video" else "frames"
+    for part, r in (("test", report), ("dev", report.get("dev"))):
+        if not r:
+            continue
+        thin = [f"BPCER on {r['n_bona_fide']} bona fide"] if r["n_bona_fide"] < few else []
+        thin += [f"APCER on {r['n_attack']} attack"] if r["n_attack"] < few else []
+        species = [f"{name} {n}" for name, n in r.get("n_attack_per_species", {}).items() if n < few]
+        thin += [f"APCER per species on {', '.join(species)}"] if species else []
+        if thin:
+            notes.append(f"{report.get('level', 'frame')}-level {part} figures rest on fewer than {few} {unit} of a "
+                         f"class: {'; '.join(thin)}")
+    return notes
 
 
 def cross_dataset(test: Scores, dev: Scores, video: bool = True) -> dict:

@@ -25,6 +25,7 @@ class Part:
     url: str
     rows: np.ndarray
     chunk: int
+    flagged_out: int = 0  # rows of the group left out because label QA flagged them bad
 
 
 @dataclass
@@ -142,12 +143,15 @@ def select_rows(url: str, protocol: str, group: str, root=None, exclude_flagged:
                                  f"{', '.join(list(PSEUDO_PROTOCOLS) + names)}")
         chosen = root[f"protocols/{protocol}"][:] == SPLIT_CODES[group]
     chosen &= committed & (status == int(Status.OK))  # an uncommitted row reads as zeros with status 0
+    flagged_out = 0
     if exclude_flagged:
         from annotator.store.qa import FLAGS, read_flags
 
-        chosen &= read_flags(root) != FLAGS["bad"]
+        bad = chosen & (read_flags(root) == FLAGS["bad"])
+        flagged_out = int(bad.sum())
+        chosen &= ~bad
     rows = np.nonzero(chosen)[0].astype(np.int64)
-    return Part(url, rows, shard_size_of(root))
+    return Part(url, rows, shard_size_of(root), flagged_out)
 
 
 _NOTED: set[tuple[str, int]] = set()

@@ -1,28 +1,33 @@
-"""Training and scoring loops. A run directory holds config.json, last.pt (the checkpoint, written
-atomically after every epoch), log.csv and tb/ (TensorBoard); a rerun on the same directory with
-the same settings resumes after the last finished epoch."""
+"""Training and scoring loops. A run directory holds config.json, rows.json (the rows of each group),
+last.pt (the checkpoint, written atomically after every epoch), best.pt (the epoch with the best dev
+figure), log.csv and tb/ (TensorBoard); a rerun on the same directory with the same settings resumes
+after the last finished epoch."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from annotator.core.errors import AnnotatorError, SettingError
-from fas_train.checkpoints import load_checkpoint, restore, save_checkpoint
-from fas_train.config import ANNOTATE_CONFIG, CHECKPOINT, TrainConfig
-from fas_train.data import StoreLoader, StoreStream
+from fas_train.checkpoints import keep_as, load_checkpoint, restore, save_checkpoint
+from fas_train.config import ANNOTATE_CONFIG, BEST_CHECKPOINT, CHECKPOINT, TrainConfig
+from fas_train.dev_check import Best, can_rank, dev_metrics, epoch_line
+from fas_train.row_counts import describe, row_counts
+from fas_train.data import StoreStream
 from fas_train.inputs import Augment, to_inputs
 from fas_train.models import FasModel
+from fas_train.scoring import autocast, device_of, fields_for, loader, score, scores_of
 from fas_train.selection import Selection, select
 
 SYNC_EVERY = 10  # training steps between reads of the loss by the host
+RESUMABLE = ("epochs", "patience")  # settings a resumed run may change
 
 
 class LossReader:
@@ -57,39 +62,32 @@ class LossReader:
         self.pending.clear()
 
 
-def device_of(name: str | None) -> torch.device:
-    if name:
-        if name.startswith("cuda") and not torch.cuda.is_available():
-            raise SettingError("device", f"{name}: CUDA is not available here; use --device cpu")
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def fields_for(model: FasModel, training: bool) -> tuple[str, ...]:
-    return ("image", *(model.train_needs if training else model.needs))
-
-
-def loader(stream: StoreStream, workers: int) -> StoreLoader:
-    return StoreLoader(stream, workers)
-
-
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-
 
 @dataclass
 class TrainResult:
     run: str
-    epochs: int
+    epochs: int  # the last epoch run (1-based): cfg.epochs, or fewer when patience stopped the run
     losses: list[float]  # mean training loss of each epoch run by this call
-    model: FasModel  # the trained model, in eval mode
+    model: FasModel  # the trained model (the last epoch's), in eval mode
+    dev: list[dict] = dataclasses.field(default_factory=list)  # each epoch's dev figures ({} without them)
+    best: dict = dataclasses.field(default_factory=dict)  # {metric, epoch (1-based), value}
+    stopped_early: bool = False
+    rows: dict = dataclasses.field(default_factory=dict)  # row_counts() of train / dev / test
 
     def summary(self) -> dict:
-        return {"run": self.run, "epochs": self.epochs, "losses": self.losses}
+        return {"run": self.run, "epochs": self.epochs, "losses": self.losses,
+                "dev": [{k: round(v, 6) for k, v in d.items() if k in ("hter", "acer", "eer", "auc")} for d in self.dev],
+                "best": self.best, "stopped_early": self.stopped_early}
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool = True) -> TrainResult:
-    """Train cfg.model on the `train` group of cfg.protocol, resuming `out` when it holds a run."""
+    """Train cfg.model on the `train` group of cfg.protocol, resuming `out` when it holds a run.
+    Before the first step it says the rows of each group (RUN/rows.json); after each epoch it scores
+    the dev group, logs its figures and keeps RUN/best.pt (fas_train/dev_check.py)."""
     cfg.validate()
     dev = device_of(device)
     run = Path(out)
@@ -98,38 +96,73 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     if cfg.weight_by and not model.weighs_rows:
         raise SettingError("weight_by", f"model {cfg.model} has no per-row pixel loss to weigh (`fas-train models` "
                                         "lists the models that do)")
-    sel = _select_groups(cfg, model)
+    groups = _select_groups(cfg, model)
     _save_settings(cfg, run)
+    rows = row_counts(groups, cfg.model_options.get("domain_values"))
+    (run / "rows.json").write_text(json.dumps(rows, indent=2))
+    for line in describe(rows, cfg.exclude_flagged):
+        say(line)
     model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=0.5)
-    start, step = _resume(run / CHECKPOINT, cfg, model, opt, sched)
-    stream, videos = _streams(cfg, model, sel)
+    ckpt = _resume(run / CHECKPOINT, cfg, model, opt, sched)
+    start, step = (ckpt["epoch"] + 1, ckpt["step"]) if ckpt else (0, 0)
+    ranks = can_rank(groups["dev"].meta["is_attack"])
+    best = Best.from_checkpoint(ckpt, cfg.best_by if ranks else "loss")
+    if not ranks and cfg.best_by != "loss":
+        say(f"note: the dev group holds {rows['dev']['bona_fide']} bona fide and {rows['dev']['attack']} attack rows: "
+            "no dev figures; best.pt is the epoch of the lowest training loss")
+    stream, videos = _streams(cfg, model, groups["train"])
     steps = len(stream) + (len(videos) if videos else 0)  # per epoch
     epochs = _Epochs(cfg, model, opt, dev, Augment() if cfg.augment else None,
                      torch.Generator().manual_seed(cfg.seed), steps, progress)
     from fas_train.logs import RunLog
 
-    losses = []
+    result = TrainResult(str(run), start, [], model, rows=rows)
+    if _out_of_patience(cfg, best, start - 1):
+        result.stopped_early = True
     batches = [loader(stream, cfg.workers)]  # once per run: their workers persist across epochs
     if videos:
         batches.append(loader(videos, cfg.workers))
     with RunLog(run) as log:
-        for epoch in range(start, cfg.epochs):
+        for epoch in range(start, cfg.epochs if not result.stopped_early else start):
             for each in (stream, videos):
                 if each is not None:
                     each.set_epoch(epoch)
             t0 = time.perf_counter()
             step, mean = epochs.run(batches, log, epoch, step)
             sched.step()
-            losses.append(mean)
-            log.epoch(epoch, step, mean, time.perf_counter() - t0)
-            save_checkpoint(run / CHECKPOINT, cfg, model, opt, sched, epoch, step)
-    return TrainResult(str(run), cfg.epochs, losses, model.eval())
+            figures = dev_metrics(scores_of(groups["dev"], score(model, groups["dev"], cfg.batch, cfg.size, cfg.workers,
+                                                                  dev)), cfg.threshold) if ranks else {}
+            improved = best.offer(epoch, mean if best.metric == "loss" else figures[best.metric])
+            log.epoch(epoch, step, mean, time.perf_counter() - t0, figures, improved)
+            save_checkpoint(run / CHECKPOINT, cfg, model, opt, sched, epoch, step,
+                            {"dev": figures, "best": best.as_dict()})
+            if improved:
+                keep_as(run / CHECKPOINT, run / BEST_CHECKPOINT)
+            say(epoch_line(epoch, cfg.epochs, mean, figures, best, improved, cfg.threshold))
+            result.losses.append(mean)
+            result.dev.append(figures)
+            result.epochs = epoch + 1
+            if _out_of_patience(cfg, best, epoch):
+                result.stopped_early = True
+                break
+    if result.stopped_early:
+        say(f"stopped early: no better dev {best.metric} in {cfg.patience} epoch(s) after epoch {best.epoch + 1} "
+            f"(--patience {cfg.patience}); best.pt holds epoch {best.epoch + 1}")
+    result.best = {**best.as_dict(), "epoch": best.epoch + 1}
+    result.model = model.eval()
+    return result
 
 
-def _select_groups(cfg: TrainConfig, model: FasModel) -> Selection:
-    """The training rows; the dev and test groups are only checked here."""
+def _out_of_patience(cfg: TrainConfig, best: Best, epoch: int) -> bool:
+    """Whether patience ends the run after `epoch` (0-based; -1: none run yet)."""
+    return bool(cfg.patience) and best.epoch >= 0 and best.waited(epoch) >= cfg.patience
+
+
+def _select_groups(cfg: TrainConfig, model: FasModel) -> dict[str, Selection]:
+    """The rows of the train, dev and test groups (checked now: a bad protocol or an empty split must
+    fail before hours of training)."""
     key = cfg.model_options.get("domain_key")
     columns = tuple(c for c in (key, cfg.weight_by) if c and not c.startswith("audit:"))
     sel = select(cfg.train, cfg.protocol, "train", needs=model.needs, columns=columns,
@@ -138,10 +171,8 @@ def _select_groups(cfg: TrainConfig, model: FasModel) -> Selection:
         sel.weigh_rows(cfg.weight_by, cfg.weight_floor)
     if key:  # domains from a meta column instead of the stores
         sel.use_domain_key(key, cfg.model_options["domain_values"])
-    # check the other groups now: a bad protocol or an empty split must fail before hours of training
-    select(cfg.dev_stores, cfg.protocol, "dev", needs=model.needs)
-    select(cfg.test_stores, cfg.protocol, "test", needs=model.needs)
-    return sel
+    return {"train": sel, "dev": select(cfg.dev_stores, cfg.protocol, "dev", needs=model.needs),
+            "test": select(cfg.test_stores, cfg.protocol, "test", needs=model.needs)}
 
 
 def _save_settings(cfg: TrainConfig, run: Path) -> None:
@@ -154,7 +185,7 @@ def _save_settings(cfg: TrainConfig, run: Path) -> None:
         now = json.loads(json.dumps(dataclasses.asdict(cfg)))
         # a setting added after a run was made counts as its default there
         defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig(model=cfg.model, train=cfg.train))))
-        diff = [k for k in now if k != "epochs" and before.get(k, defaults[k]) != now[k]]
+        diff = [k for k in now if k not in RESUMABLE and before.get(k, defaults[k]) != now[k]]
         if diff:
             raise AnnotatorError(f"{run} holds a run with different settings ({', '.join(diff)}); "
                                  "use another --out or the same settings to resume")
@@ -165,15 +196,15 @@ def _save_settings(cfg: TrainConfig, run: Path) -> None:
     (run / ANNOTATE_CONFIG).write_text(json.dumps(store_config, indent=2))
 
 
-def _resume(path: Path, cfg: TrainConfig, model: FasModel, opt, sched) -> tuple[int, int]:
-    """(first epoch to run, steps done): the checkpoint's state loaded when there is one, else (0, 0)."""
+def _resume(path: Path, cfg: TrainConfig, model: FasModel, opt, sched) -> dict | None:
+    """The checkpoint of the run (its state loaded into model, opt and sched), or None for a new run."""
     if not path.exists():
-        return 0, 0
+        return None
     ckpt = load_checkpoint(path, cfg.model)
     restore(model, ckpt, path)
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])
-    return ckpt["epoch"] + 1, ckpt["step"]
+    return ckpt
 
 
 def _streams(cfg: TrainConfig, model: FasModel, sel: Selection):
@@ -229,12 +260,12 @@ class _Epochs:
         cfg, model, dev = self.cfg, self.model, self.device
         if branch == 0:
             x = to_inputs(batch, dev, cfg.size, self.augment, self.gen)
-            with _autocast(dev):
+            with autocast(dev):
                 pred = model(x["image"])
             loss, parts = model.loss(pred.float(), x)
         else:
             x = to_inputs(batch, dev, cfg.size, self.augment, self.gen, group=model.frames)
-            with _autocast(dev):
+            with autocast(dev):
                 pred = model.forward_video(x["image"])
             loss, parts = model.video_loss(pred.float(), x)
         return loss, parts, len(x["image"])
@@ -253,36 +284,3 @@ def alternate(*iterables):
                 live.remove(k)
 
 
-@torch.no_grad()
-def score(model: FasModel, sel: Selection, batch: int, size: int | None, workers: int,
-          device: torch.device) -> np.ndarray:
-    """Attack scores (len(sel),) float64 of every selected row, in selection order."""
-    model.eval()
-    stream = StoreStream(sel, fields_for(model, False), batch, shuffle=False)
-    out = np.full(len(sel), np.nan)
-    for b in loader(stream, workers):
-        x = to_inputs(b, device, size)
-        with _autocast(device):
-            pred = model(x["image"])
-        out[b["index"].numpy()] = model.score(pred.float(), x).double().cpu().numpy()
-    return out
-
-
-@torch.no_grad()
-def score_videos(model: FasModel, sel: Selection, batch: int, size: int | None, workers: int,
-                 device: torch.device) -> np.ndarray:
-    """The video branch's attack score of each video of sel (T evenly spaced frames through the
-    LSTM), given to every selected row of that video: (len(sel),) float64 in selection order."""
-    from fas_train.videos import VideoStream
-
-    model.eval()
-    stream = VideoStream(sel, fields_for(model, False), max(1, batch // model.frames), model.frames)
-    out = np.full(len(sel), np.nan)
-    for b in loader(stream, workers):
-        x = to_inputs(b, device, size)
-        with _autocast(device):
-            pred = model.forward_video(x["image"])
-        for v, value in zip(stream.video_of[b["index"][::model.frames].numpy()],
-                            model.video_score(pred.float()).double().cpu().numpy()):
-            out[stream.videos[v]] = value
-    return out

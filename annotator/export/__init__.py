@@ -1,7 +1,7 @@
 """`annotate export`: a label store written as the folder layout another codebase reads
 (docs/exports.md). Formats by name: `EXPORTERS.names()`."""
 
-from . import cdcn, folder, ssan, ssdg  # noqa: F401  (registers the formats)
+from . import cdcn, flip, folder, ssan, ssdg  # noqa: F401  (registers the formats)
 from .base import EXPORTERS, Exporter, Row
 from .run import export_store
 

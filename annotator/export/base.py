@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annotator.core.errors import AnnotatorError
 from annotator.core.registry import Registry
 
 EXPORTERS: Registry = Registry("export format")
@@ -21,7 +22,8 @@ EXPORTERS: Registry = Registry("export format")
 class Row:
     """One exported store row. `group`: train, dev, test (or all); `video`: a file-system-safe name
     of its video; `number`: its rank (0-based) among the exported frames of its video and group, in
-    frame order; `frame_index`: the frame of the source video (-1 for an image)."""
+    frame order; `count`: how many frames of its video and group are exported; `frame_index`: the
+    frame of the source video (-1 for an image)."""
 
     row: int
     group: str
@@ -33,6 +35,7 @@ class Row:
     attack_type: str
     sample_id: str
     dataset: str
+    count: int = 1
 
 
 class Exporter:
@@ -47,9 +50,20 @@ class Exporter:
     def __init__(self, size: int):
         self.size = size  # the store's crop side S
 
+    def prepare(self, root, rows: list[Row], options: dict) -> None:
+        """Check the store and the format's options before anything is written (options: `lists`, a
+        folder of list files, and `size`, the output side; only formats that take them accept them)."""
+        given = [k for k, v in options.items() if v]
+        if given:
+            raise AnnotatorError(f"--{given[0]} is for the flip-mcio and flip-wcs formats, not {self.name}")
+
     def files(self, r: Row) -> list[str]:
         """Paths (relative to the export folder) that write() creates for row r."""
         raise NotImplementedError
+
+    def images(self, r: Row) -> list[str]:
+        """The image files of row r (more than one where a reader needs a frame repeated), for frames.csv."""
+        return self.files(r)[:1]
 
     def write(self, r: Row, image: np.ndarray, label: np.ndarray, landmarks: np.ndarray, out: Path) -> None:
         raise NotImplementedError
@@ -57,6 +71,54 @@ class Exporter:
     def lists(self, rows: list[Row], out: Path) -> list[str]:
         """Write the list / index files of all rows; returns their relative paths."""
         raise NotImplementedError
+
+
+class SlottedExporter(Exporter):
+    """A format whose reader counts a video's numbered files (annotator/export/slots.py): a row's
+    files are those of every slot that shows its frame; the first slot's are written, the others
+    linked to them."""
+
+    #: count -> the frame each file slot shows (a function of annotator/export/slots.py)
+    slot_map = staticmethod(lambda count: list(range(count)))
+
+    def slots(self, r: Row) -> list[int]:
+        return [s for s, frame in enumerate(self.slot_map(r.count)) if frame == r.number]
+
+    def slot_files(self, r: Row, slot: int) -> list[str]:
+        """The paths of one slot, the image first."""
+        raise NotImplementedError
+
+    def write_slot(self, paths: list[str], image: np.ndarray, label: np.ndarray, landmarks: np.ndarray,
+                   out: Path) -> None:
+        raise NotImplementedError
+
+    def files(self, r: Row) -> list[str]:
+        return [p for s in self.slots(r) for p in self.slot_files(r, s)]
+
+    def images(self, r: Row) -> list[str]:
+        return [self.slot_files(r, s)[0] for s in self.slots(r)]
+
+    def write(self, r: Row, image: np.ndarray, label: np.ndarray, landmarks: np.ndarray, out: Path) -> None:
+        first, *others = self.slots(r)
+        paths = self.slot_files(r, first)
+        self.write_slot(paths, image, label, landmarks, out)
+        for s in others:
+            for source, path in zip(paths, self.slot_files(r, s)):
+                link(out / source, out / path)
+
+
+def link(source: Path, path: Path) -> None:
+    """path becomes a hard link to source (a copy where the file system has no hard links), through
+    a temporary name like every file of an export."""
+    import shutil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = part_name(path)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    tmp.replace(path)
 
 
 def safe_name(text: str) -> str:

@@ -27,9 +27,10 @@ STATE = ".export"  # settings.json and done/<shard>.json live here
 
 
 def export_store(url: str, fmt: str, out: str, protocol: str = "split", workers: int | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, options: dict | None = None) -> dict:
     """Export the store at `url` as format `fmt` into the folder `out`; returns {"rows", "groups",
-    "shards", "resumed", "lists"}. A rerun with the same settings resumes; other settings on the same
+    "shards", "resumed", "lists", "unmatched"}. options: the format's own (`lists`, `size`: FLIP's);
+    with `lists` the list files decide the groups and every usable row is a candidate. A rerun with the same settings resumes; other settings on the same
     folder, or a folder that holds something else, are one-line errors before anything is written;
     so is a folder another export is writing now (its lock, .export/lock.json)."""
     exporter_cls = EXPORTERS.get(fmt)
@@ -40,16 +41,20 @@ def export_store(url: str, fmt: str, out: str, protocol: str = "split", workers:
     check_workers(workers)
     require_sound(url, "quick", "repair it (`annotate verify --repair`, then rerun) before exporting")
     root = store.open_store(url)
-    rows = plan_rows(root, protocol)
+    options = {k: v for k, v in (options or {}).items() if v}
+    rows = plan_rows(root, "all" if options.get("lists") else protocol)
+    exporter = exporter_cls(int(root["image"].shape[1]))
+    exporter.prepare(root, rows, options)
     folder = Path(out)
     settings = {"store": str(places.local(url) or url), "store_id": root.attrs.get("store_id"), "format": fmt,
                 "protocol": protocol, "rows": len(rows)}
+    if options:  # a rerun with other lists or size is another export
+        settings["options"] = {k: str(Path(v).resolve()) if k == "lists" else v for k, v in options.items()}
     _check_folder(folder, settings)  # nothing is written, not even the lock, into a folder that is refused
     places.require_writable(str(folder))
     with ExportLock(folder, STATE) as held:
         _claim(folder, settings)
-        return _write(root, url, exporter_cls(int(root["image"].shape[1])), protocol, rows, folder, workers,
-                      progress, held)
+        return _write(root, url, exporter, protocol, rows, folder, workers, progress, held)
 
 
 def _write(root, url: str, exporter: Exporter, protocol: str, rows: list[Row], folder: Path, workers: int | None,
@@ -81,7 +86,7 @@ def _write(root, url: str, exporter: Exporter, protocol: str, rows: list[Row], f
     groups = {g: sum(r.group == g for r in rows) for g in sorted({r.group for r in rows})}
     write_text(folder / "README.md", readme(exporter, root, url, protocol, rows, groups, lists))
     return {"rows": len(rows), "groups": groups, "shards": len(by_shard), "resumed": len(by_shard) - len(todo),
-            "lists": lists}
+            "lists": lists, "unmatched": len(getattr(exporter, "unmatched", []))}
 
 
 def plan_rows(root, protocol: str) -> list[Row]:
@@ -110,13 +115,16 @@ def plan_rows(root, protocol: str) -> list[Row]:
     names: dict[str, str] = {}
     order = sorted(keep.tolist(), key=lambda i: (group[i], vids[i], int(meta["frame_index"][i]), i))
     rows, rank = [], {}
+    count: dict[tuple, int] = {}
+    for i in order:
+        count[(group[i], vids[i])] = count.get((group[i], vids[i]), 0) + 1
     for i in order:
         key = (group[i], vids[i])
         rank[key] = rank.get(key, -1) + 1
         video = names.setdefault(vids[i], safe_name(vids[i] or str(meta["sample_id"][i])))
         rows.append(Row(i, str(group[i]), video, vids[i], rank[key], int(meta["frame_index"][i]),
                         bool(meta["is_attack"][i]), str(meta["attack_type"][i]), str(meta["sample_id"][i]),
-                        str(meta["dataset"][i])))
+                        str(meta["dataset"][i]), count[key]))
     return rows
 
 
@@ -162,9 +170,10 @@ def _frames_csv(exporter: Exporter, rows: list[Row], folder: Path) -> None:
     with open(folder / "frames.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file", "group", "row", "sample_id", "video_id", "frame_index", "is_attack", "attack_type"])
-        for r in rows:
-            w.writerow([exporter.files(r)[0], r.group, r.row, r.sample_id, r.video_id, r.frame_index,
-                        int(r.is_attack), r.attack_type])
+        for r in rows:  # one line per image file: a frame a reader needs repeated has several
+            for path in exporter.images(r):
+                w.writerow([path, r.group, r.row, r.sample_id, r.video_id, r.frame_index, int(r.is_attack),
+                            r.attack_type])
 
 
 def _layout_text(root) -> str:
@@ -177,7 +186,7 @@ def _layout_text(root) -> str:
 
 def readme(exporter: Exporter, root, url: str, protocol: str, rows: list[Row], groups: dict, lists: list[str]) -> str:
     cfg = root.attrs.get("config", {})
-    size = exporter.size
+    size = getattr(exporter, "out_size", exporter.size)
     sampling = cfg.get("sampling") or f"even:{cfg.get('frames_per_video', '?')}"
     counts = ", ".join(f"{g} {n}" for g, n in groups.items())
     return f"""# {exporter.name} export of {url}

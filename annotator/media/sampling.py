@@ -15,6 +15,11 @@ than dropping rows where the rule has a fixed count, so every row has a frame):
   and github.com/wangzhuo2019/SSAN): 8 frames, j * floor(n / 10), j < 8 (at least 1 apart and clipped
   to the last frame for videos under 10 frames, where their code would read one frame 8 times).
 
+- `flip-mcio`: FLIP's MCIO frames (github.com/koushiksrivats/FLIP, docs/datasets.md): another name
+  for `ssdg-test` (frames 6 and 6 + floor(n / 2)).
+- `flip-wcs`: FLIP's WCS frames, ten equidistant: j * n // 10, j < 10 (its WMCA lists name frames
+  00, 05, ..., 45 of 50; `even:10` would take 0, 5, 11, ..., 49, its last frame included).
+
 A rule with a fixed count knows its rows before any video is opened; `every` and `all` read each
 video's frame count from its header when the run enumerates samples.
 """
@@ -27,8 +32,9 @@ import numpy as np
 
 from annotator.core.errors import SettingError
 
-PRESETS = ("ssdg-train", "ssdg-test", "cdcn-test")
-USAGE = f"use even:K, first:K, every:N, all or a preset ({', '.join(PRESETS)})"
+PRESETS = ("ssdg-train", "ssdg-test", "cdcn-test", "flip-wcs")
+ALIASES = {"flip-mcio": "ssdg-test"}  # other names of rules
+USAGE = f"use even:K, first:K, every:N, all or a preset ({', '.join(PRESETS + tuple(ALIASES))})"
 
 
 def even_frame_indices(n_frames: int, k: int) -> np.ndarray:
@@ -55,7 +61,8 @@ class Sampling:
     @property
     def slots(self) -> int | None:
         """Rows per video when the rule fixes them, else None (they follow the frame count)."""
-        return {"even": self.k, "first": self.k, "ssdg-train": 1, "ssdg-test": 2, "cdcn-test": 8}.get(self.kind)
+        return {"even": self.k, "first": self.k, "ssdg-train": 1, "ssdg-test": 2, "cdcn-test": 8,
+                "flip-wcs": 10}.get(self.kind)
 
     def indices(self, n: int) -> np.ndarray:
         """The frame indices (int64, ascending) this rule takes from a video of n frames."""
@@ -73,6 +80,8 @@ class Sampling:
         if self.kind in ("ssdg-train", "ssdg-test"):
             k = self.slots
             return np.minimum(6 + np.arange(k) * (n // k), last).astype(np.int64)
+        if self.kind == "flip-wcs":
+            return (np.arange(10) * n // 10).astype(np.int64)
         return np.minimum(np.arange(8) * max(1, n // 10), last).astype(np.int64)  # cdcn-test
 
 
@@ -80,6 +89,7 @@ def parse(spec: str, frames_per_video: int = 10) -> Sampling:
     """A sampling rule from its spec; `even` and `first` without K take frames_per_video. A bad spec
     is a one-line SettingError saying what is accepted."""
     text = (spec or "even").strip().lower()
+    text = ALIASES.get(text, text)
     kind, _, arg = text.partition(":")
     if kind in PRESETS or kind == "all":
         if arg:

@@ -29,7 +29,7 @@ FLAG_OF_RUNTIME = {"device": "--device", "batch": "--sam-batch", "compile": "--c
               help="Frames sampled evenly per video (1..10000).")
 @click.option("--sampling", type=str, default=None,
               help="Which frames become rows: even:K [K = --frames-per-video], first:K, every:N, all, or a preset "
-                   "(ssdg-train, ssdg-test, cdcn-test); docs/datasets.md.")
+                   "(ssdg-train, ssdg-test, cdcn-test, flip-mcio = ssdg-test, flip-wcs); docs/datasets.md.")
 @click.option("--landmarker", type=str, default="mediapipe", show_default=True,
               help="Landmarker of the store: mediapipe (FaceMesh, 478 points, CPU) or fan (face-alignment's FAN, 68 "
                    "points, batched on the GPU; weights: --fan-checkpoint); docs/labels.md.")

@@ -191,18 +191,25 @@ def serve(store_url, port, host, allowed_hosts, allow_flags, compare, audit):
 
 @cli.command()
 @click.argument("store_url")
-@click.option("--format", "fmt", required=True, help="cdcn, ssdg, ssan or folder (docs/exports.md).")
+@click.option("--format", "fmt", required=True,
+              help="cdcn, ssdg, ssan, flip-mcio, flip-wcs or folder (docs/exports.md).")
 @click.option("--out", required=True, help="The export folder (a rerun with the same settings resumes).")
 @click.option("--protocol", type=str, default="split", show_default=True,
               help="The groups to export: protocols/<name>, `split` (meta/split) or `all`.")
 @click.option("--workers", type=int, default=None,
               help="Threads writing shards, at most 4 per core [the CPU count]. One export writes a folder "
                    "at a time (.export/lock.json).")
-def export(store_url, fmt, out, protocol, workers):
-    """Write a store as the folder layout another codebase reads (CDCN, SSDG, SSAN, plain PNGs)."""
+@click.option("--lists", type=str, default=None,
+              help="flip-mcio, flip-wcs: a folder of FLIP's list files (a copy of its data/MCIO/txt or data/WCS/txt): "
+                   "every listed name the store can produce is written at its listed path.")
+@click.option("--size", type=int, default=None, help="flip-mcio, flip-wcs: the side of the written crops [224].")
+def export(store_url, fmt, out, protocol, workers, lists, size):
+    """Write a store as the folder layout another codebase reads (CDCN, SSDG, SSAN, FLIP, plain PNGs)."""
     from annotator.export import export_store
 
-    res = export_store(store_url, fmt, out, protocol, workers)
+    res = export_store(store_url, fmt, out, protocol, workers, options={"lists": lists, "size": size})
     groups = ", ".join(f"{g} {n}" for g, n in res["groups"].items())
     resumed = f", {res['resumed']} of {res['shards']} shards already done" if res["resumed"] else ""
     click.echo(f"wrote {out}: {res['rows']} rows ({groups}) as {fmt}{resumed}; see {out}/README.md")
+    if res.get("unmatched"):
+        click.echo(f"{res['unmatched']} listed name(s) the store cannot produce: {out}/unmatched.txt", err=True)

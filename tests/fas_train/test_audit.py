@@ -4,7 +4,6 @@ occluder labelled live) above the clean rows; folds keep subjects apart."""
 import csv
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from annotator import store

@@ -11,7 +11,8 @@ from fas_train.cli import cli
 from fas_train.models import MODELS
 from fas_train.selection import select
 from fas_train.config import TrainConfig
-from fas_train.train import score, train
+from fas_train.scoring import score
+from fas_train.train import train
 
 ort = pytest.importorskip("onnxruntime")
 

@@ -14,7 +14,8 @@ from fas_train.metrics import read_scores
 from fas_train.models import MODELS
 from fas_train.selection import select
 from fas_train.config import TrainConfig
-from fas_train.train import score, train
+from fas_train.scoring import score
+from fas_train.train import train
 
 
 def _cfg(store, **kw):

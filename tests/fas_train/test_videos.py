@@ -18,7 +18,8 @@ from fas_train.metrics import read_scores
 from fas_train.models import create
 from fas_train.selection import select
 from fas_train.config import TrainConfig
-from fas_train.train import score_videos, train
+from fas_train.scoring import score_videos
+from fas_train.train import train
 from fas_train.videos import VideoStream, pick_frames
 
 T = 4

@@ -8,12 +8,12 @@ from annotator import store
 
 def make_store(url: str, n: int = 24, size: int = 32, shard: int = 8, protocols: dict | None = None,
                status=None, is_attack=None, attack_type=None, split=None, video_id=None, frame_index=None, seed: int = 0,
-               drop: tuple[str, ...] = ()) -> str:
+               drop: tuple[str, ...] = (), dataset=None, config: dict | None = None) -> str:
     """A small store with known contents: image[i] is filled with i (all pixels), label, depth,
     region and pyramid derived from it, so every row can be recognised after loading."""
     rng = np.random.default_rng(seed)
     protocols = protocols or {}
-    store.create(url, n, size, shard, [], {"config": {}})
+    store.create(url, n, size, shard, [], {"config": config or {}})
     is_attack = np.asarray(is_attack if is_attack is not None else (np.arange(n) // 2) % 2 == 1)  # per video of 2
     attack_type = attack_type if attack_type is not None else ["print" if a else "bonafide" for a in is_attack]
     meta_all = {
@@ -23,7 +23,7 @@ def make_store(url: str, n: int = 24, size: int = 32, shard: int = 8, protocols:
         "attack_type": list(attack_type),
         "split": list(split) if split is not None else [""] * n,
         "status": list(status) if status is not None else [0] * n,
-        "dataset": ["synthetic"] * n,
+        "dataset": list(dataset) if dataset is not None else ["synthetic"] * n,
     }
     if frame_index is not None:
         meta_all["frame_index"] = [int(f) for f in frame_index]

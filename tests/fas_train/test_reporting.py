@@ -1,0 +1,148 @@
+"""Training that reports as it goes: rows per group at the start, dev figures per epoch, best.pt,
+--patience, and eval's counts behind each figure."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from synthetic import make_store
+
+from annotator.core.errors import AnnotatorError
+from annotator.store import qa
+from fas_train import train as train_module
+from fas_train.cli import cli
+from fas_train.config import TrainConfig
+from fas_train.dev_check import Best
+from fas_train.metrics import Scores, thin_figures, evaluate
+from fas_train.scoring import score
+from fas_train.selection import select
+from fas_train.train import train
+from helpers import assert_one_line_error
+
+
+def _cfg(store, **kw):
+    kw = {"model": "cdcn", "train": [store], "protocol": "all", "epochs": 2, "batch": 8, "lr": 3e-3,
+          "size": 32, "width": 0.1, "workers": 0, "augment": False, **kw}
+    return TrainConfig(**kw)
+
+
+def _eer_hter_auc(score_, is_attack):
+    """An independent computation: the EER threshold by brute force over every observed score, HTER
+    there, and the AUC as the share of (attack, bona fide) pairs ranked right (ties one half)."""
+    att, bf = score_[is_attack], score_[~is_attack]
+    best = None
+    for t in np.append(np.unique(score_), np.inf):
+        apcer, bpcer = np.mean(att < t), np.mean(bf >= t)
+        if best is None or abs(apcer - bpcer) < best[0]:
+            best = (abs(apcer - bpcer), (apcer + bpcer) / 2)
+    auc = np.mean([(a > b) + 0.5 * (a == b) for a in att for b in bf])
+    return best[1], auc
+
+
+def test_the_run_says_its_rows_and_logs_dev_figures_that_match_an_independent_computation(tmp_path):
+    url = make_store(str(tmp_path / "s.zarr"), n=24)
+    qa.set_flag(url, 3, "bad", "")
+    qa.set_flag(url, 6, "bad", "")
+    run = tmp_path / "run"
+    result = train(_cfg(url, exclude_flagged=True), str(run), device="cpu", progress=False)
+
+    rows = json.loads((run / "rows.json").read_text())
+    is_attack = (np.arange(24) // 2) % 2 == 1
+    kept = np.ones(24, bool)
+    kept[[3, 6]] = False
+    counts = {"rows": 22, "bona_fide": int((~is_attack & kept).sum()), "attack": int((is_attack & kept).sum())}
+    assert counts == {"rows": 22, "bona_fide": 12, "attack": 10}  # rows 3 and 6 are attacks
+    assert rows["train"] == {**counts, "flagged_out": 2, "by_store": {url: counts}}
+    assert rows["dev"]["rows"] == 24 and rows["dev"]["flagged_out"] == 0  # dev and test keep flagged rows
+
+    epochs = [r for r in csv.DictReader(open(run / "log.csv")) if r["kind"] == "epoch"]
+    assert len(epochs) == 2
+    last = json.loads(epochs[-1]["parts"])
+    sel = select([url], "all", "dev", needs=result.model.needs)
+    values = score(result.model, sel, batch=8, size=32, workers=0, device=torch.device("cpu"))
+    hter, auc = _eer_hter_auc(values, sel.meta["is_attack"])
+    assert last["dev_hter"] == pytest.approx(hter) and last["dev_auc"] == pytest.approx(auc)
+    assert last["dev_eer"] == pytest.approx(result.dev[-1]["eer"])
+
+    # best.pt is the epoch of the lowest dev HTER (the first of equals), and eval reads it by name
+    hters = [json.loads(r["parts"])["dev_hter"] for r in epochs]
+    best_epoch = int(np.argmin(hters))
+    assert [json.loads(r["parts"])["best"] for r in epochs][best_epoch] == 1
+    assert torch.load(run / "best.pt", weights_only=True)["epoch"] == best_epoch
+    assert result.best == {"metric": "hter", "epoch": best_epoch + 1, "value": pytest.approx(min(hters))}
+    out = CliRunner().invoke(cli, ["eval", "--run", str(run), "--workers", "0", "--checkpoint", "best", "--device", "cpu"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout[out.stdout.index("{"):])
+    assert report["epoch"] == best_epoch + 1 and report["checkpoint"].endswith("best.pt")
+    assert report["counts"]["frame"]["test"] == "12 bona fide, 12 attack (print 12)"
+    assert report["counts"]["video"]["test"] == "6 bona fide, 6 attack (print 6)"
+    assert "video-level test figures rest on fewer than 10 videos of a class: BPCER on 6 bona fide" in out.stderr
+
+
+def test_patience_stops_the_run_keeps_the_best_and_a_resume_respects_it(tmp_path, monkeypatch):
+    url = make_store(str(tmp_path / "s.zarr"), n=16)
+    script = iter([0.30, 0.20, 0.25, 0.26, 0.10, 0.12])  # the dev HTER of epochs 1..6
+
+    def scripted(scores, rule):
+        return {"hter": next(script), "acer": 0.5, "eer": 0.5, "auc": 0.5, "threshold": 0.0,
+                "n_bona_fide": int((~scores.is_attack).sum()), "n_attack": int(scores.is_attack.sum())}
+
+    monkeypatch.setattr(train_module, "dev_metrics", scripted)
+    run = tmp_path / "run"
+    result = train(_cfg(url, epochs=6, patience=2), str(run), device="cpu", progress=False)
+    assert result.stopped_early and result.epochs == 4 and len(result.losses) == 4  # epochs 3, 4 no better than 2
+    assert result.best["epoch"] == 2 and result.best["value"] == pytest.approx(0.20)
+    assert torch.load(run / "best.pt", weights_only=True)["epoch"] == 1
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 3
+
+    again = train(_cfg(url, epochs=6, patience=2), str(run), device="cpu", progress=False)
+    assert again.stopped_early and again.losses == []  # already out of patience: nothing more runs
+
+    more = train(_cfg(url, epochs=6, patience=3), str(run), device="cpu", progress=False)  # patience may change
+    assert len(more.losses) == 2 and more.best["epoch"] == 5 and not more.stopped_early
+    assert torch.load(run / "best.pt", weights_only=True)["epoch"] == 4
+
+
+def test_best_by_auc_prefers_higher_and_a_one_class_dev_falls_back_to_the_training_loss(tmp_path, capsys):
+    best = Best("auc")
+    assert [best.offer(e, v) for e, v in enumerate([0.6, 0.5, 0.9, float("nan")])] == [True, False, True, False]
+    assert (best.epoch, best.value, best.waited(5)) == (2, 0.9, 3)
+
+    url = make_store(str(tmp_path / "s.zarr"), n=16, split=["train"] * 8 + ["dev"] * 4 + ["test"] * 4,
+                     is_attack=[i % 2 == 1 for i in range(8)] + [False] * 4 + [True, False] * 2)
+    result = train(_cfg(url, protocol="split", epochs=2), str(tmp_path / "run"), device="cpu", progress=False)
+    assert "the dev group holds 4 bona fide and 0 attack rows: no dev figures" in capsys.readouterr().err
+    assert result.dev == [{}, {}] and result.best["metric"] == "loss"
+    assert result.best["epoch"] == int(np.argmin(result.losses)) + 1
+
+
+def test_thin_figures_name_the_small_classes():
+    s = Scores(np.r_[np.linspace(0, 1, 30), [0.9, 0.8, 0.7]], [False] * 30 + [True] * 3, ["bonafide"] * 30 + ["print"] * 2 + ["replay"])
+    notes = thin_figures(evaluate(s, s, "eer"))
+    assert notes == ["frame-level test figures rest on fewer than 10 frames of a class: APCER on 3 attack; "
+                     "APCER per species on print 2, replay 1",
+                     "frame-level dev figures rest on fewer than 10 frames of a class: APCER on 3 attack; "
+                     "APCER per species on print 2, replay 1"]
+    big = Scores(np.linspace(0, 1, 40), [False] * 20 + [True] * 20, ["bonafide"] * 20 + ["print"] * 20)
+    assert thin_figures(evaluate(big, big, "eer")) == []
+
+
+def test_bad_reporting_settings_are_one_line_errors(tmp_path):
+    url = make_store(str(tmp_path / "s.zarr"), n=8)
+    base = ["train", "--store", url, "--protocol", "all", "--model", "cdcn", "--epochs", "1", "--size", "32",
+            "--width", "0.1", "--workers", "0", "--out", str(tmp_path / "r")]
+    assert_one_line_error(CliRunner().invoke(cli, base + ["--threshold", "median"]),
+                          "--threshold unknown rule 'median'; use eer, bpcer1 or a number")
+    assert_one_line_error(CliRunner().invoke(cli, base + ["--patience", "-1"]),
+                          "--patience must be 0 (never stop early) or more epochs, got -1")
+    with pytest.raises(AnnotatorError, match="best_by unknown metric 'f1'; choose one of: hter, acer, eer, auc, loss"):
+        train(_cfg(url, best_by="f1"), str(tmp_path / "r2"), device="cpu", progress=False)
+    # a run of an earlier release has last.pt only
+    run = tmp_path / "old"
+    train(_cfg(url, epochs=1), str(run), device="cpu", progress=False)
+    (run / "best.pt").unlink()
+    out = CliRunner().invoke(cli, ["eval", "--run", str(run), "--checkpoint", "best", "--workers", "0"])
+    assert_one_line_error(out, "has no best.pt (trained by a release without dev checks)")
