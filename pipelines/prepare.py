@@ -213,7 +213,8 @@ def _create_or_check(cfg: AnnotateConfig, out: str, refs: list[SampleRef], codes
     extra = sorted({k for r in refs for k in r.extra})
     root = store.create(out, len(refs), cfg.size, cfg.shard_size, extra,
                  {"config": cfg.to_dict(), "provenance": provenance(cfg, command), "attack_types": ATTACK_TYPES,
-                  "policy": cfg.policy, "landmark_layout": cfg.landmark_layout.attrs()})
+                  "policy": cfg.policy, "landmark_layout": cfg.landmark_layout.attrs()},
+                 optional=("transform",))
     return root.attrs["store_id"], notes
 
 

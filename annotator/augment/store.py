@@ -58,7 +58,9 @@ def augment_store(src_url: str, out_url: str, gamma: float = 0.5, rho: int = 1, 
     attrs = {k: src.attrs[k] for k in ("config", "attack_types", "policy", "landmark_layout") if k in src.attrs}
     attrs["provenance"] = {**src.attrs.get("provenance", {}), "mcrea": {
         "source": src_url, "gamma": gamma, "rho": rho, "scheme": scheme, "copies": copies, "seed": seed}}
-    out = store.create(out_url, n * copies, size, shard_size, extra, attrs)
+    # a copy's crop lies where its source row's does: the optional arrays (`transform`) come along
+    optional = tuple(k for k in store.OPTIONAL_ARRAYS if k in src)
+    out = store.create(out_url, n * copies, size, shard_size, extra, attrs, optional=optional)
     store.write_protocols(out_url, {p: np.tile(src[f"protocols/{p}"][:], copies) for p in store.protocol_names(src)})
     store.create_array(out, "mcrea_mask", (n * copies, size, size), (shard_size, size, size), "bool", ("sample", "y", "x"))
     with zarr.config.set(store.WRITE_CONFIG):
@@ -84,6 +86,9 @@ def _write_copies(src, out, meta: dict, n: int, shard_size: int, gamma: float, r
             rows = slice(c * n + s.start, c * n + s.stop)
             for a in ARRAYS:
                 out[a][rows] = new[a].numpy()
+            for a in store.OPTIONAL_ARRAYS:
+                if a in out:
+                    out[a][rows] = src[a][sl]
             label = new["label"].numpy()
             for lvl, values in pyramid(label).items():
                 out[f"pyramid/{lvl}"][rows] = values

@@ -16,8 +16,17 @@ from pathlib import Path
 
 from annotator.core.names import needs_escape, storable
 from annotator.core.samples import SampleRef
+from annotator.face.annotations import face_file_problem
 
 from .base import MANIFEST_CONFLICTS, DatasetAdapter, conflict_where, media_kind
+from .celeba_spoof import LABEL_CONFLICTS
+
+# What each kind of conflict is, by its key in DatasetAdapter.conflicts (any other key is a protocol).
+CONFLICT_TITLES = {
+    MANIFEST_CONFLICTS: "files listed with contradicting labels, subjects or splits",
+    LABEL_CONFLICTS: "images whose label vector contradicts their folder or another label file (annotate run "
+                     "refuses them without --on-conflict)",
+}
 
 
 @dataclass
@@ -70,8 +79,8 @@ class DatasetReport:
             listing(f"PROBLEM {name}: listed but not on disk", ids)
         listing("PROBLEM files named by the dataset's lists that do not exist", self.missing_files)
         for name, ids in sorted(self.conflicts.items()):
-            what = "files listed with contradicting labels, subjects or splits" if name == MANIFEST_CONFLICTS \
-                else "ids listed in two groups (leakage; annotate run refuses them without --on-conflict)"
+            what = CONFLICT_TITLES.get(name, "ids listed in two groups (leakage; annotate run refuses them without "
+                                             "--on-conflict)")
             listing(f"PROBLEM {name}: {what}", sorted(ids.items()))
         for name, subjects in sorted(self.crossing.items()):
             listing(f"PROBLEM {name}: subjects in both train and test", subjects)
@@ -83,10 +92,15 @@ class DatasetReport:
 
 
 def probe(path: str, media: dict) -> str:
-    """"" when the file's header reads as the media it should be, else why not. Decodes no frame."""
+    """"" when the file's header reads as the media it should be and its face file (if the dataset
+    ships one) gives a box, else why not. Decodes no frame."""
     try:
         if os.path.getsize(path) == 0:
             return "empty file"
+        if media.get("faces"):
+            problem = face_file_problem(media["faces"], media.get("faces_format", "xywh"))
+            if problem:
+                return problem
         kind = media.get("kind")
         if kind:
             import h5py
@@ -139,7 +153,7 @@ def check_dataset(adapter: DatasetAdapter, workers: int | None = None, probe_med
 
     on_disk = {ref.source: ref for ref in media.values() if Path(ref.path).exists()}
     report.missing_files = sorted(set(media) - set(on_disk))
-    known_ids = set().union(*(adapter.list_ids(r) for r in on_disk.values())) if on_disk else set()
+    known_ids = {i for r in on_disk.values() for i in adapter.list_ids(r)}  # no set per row alive at once
     for name, ids in adapter.listed.items():
         absent = sorted(ids - known_ids)
         if absent:

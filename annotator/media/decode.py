@@ -1,7 +1,15 @@
-"""Decoding: images with Pillow, video frames with PyAV, decoding only what the sampling needs."""
+"""Decoding: images with Pillow, video frames with PyAV, decoding only what the sampling needs.
+
+Frames are returned as stored in the file, with how the file says to show them: a video's display
+matrix (its rotation) and an image's EXIF Orientation tag (a turn, and for four of its eight values a
+mirror) are returned beside the pixels as an `Orientation`, never applied here, so that the caller can
+record the stored frame -> upright frame transform (docs/store.md, "Mapping a crop back"). Pillow
+never applies the EXIF tag by itself (OpenCV's imread would, unless IMREAD_IGNORE_ORIENTATION).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 import cv2
@@ -34,16 +42,80 @@ def to_rgb(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame, dtype=np.uint8)
 
 
+@dataclass(frozen=True)
+class Orientation:
+    """How a frame as stored becomes upright: mirrored left-right first (when `mirrored`), then turned
+    clockwise by `rotation` degrees (0/90/180/270). meta/rotation and meta/mirrored record it."""
+
+    rotation: int = 0
+    mirrored: bool = False
+
+    def __post_init__(self):
+        if self.rotation not in (0, 90, 180, 270):
+            raise ValueError(f"rotation must be 0, 90, 180 or 270 degrees clockwise, got {self.rotation!r}")
+
+    @property
+    def is_identity(self) -> bool:
+        """The stored frame is already upright: nothing to turn or mirror."""
+        return self.rotation == 0 and not self.mirrored
+
+    def apply(self, frame: np.ndarray | None) -> np.ndarray | None:
+        """frame (HW or HWC) as shown upright: mirrored, then turned; contiguous (the same array when
+        there is nothing to do)."""
+        if frame is None or self.is_identity:
+            return frame
+        if self.mirrored:
+            frame = frame[:, ::-1]
+        return np.ascontiguousarray(rotate(frame, self.rotation))
+
+    def matrix(self, height: int, width: int) -> np.ndarray:
+        """2x3 float64 affine taking a pixel (x, y, 1) of the stored height x width frame to the same
+        pixel of the upright frame; integer coordinates are pixel centres (cv2.warpAffine's
+        convention), so the map is exact on every pixel: apply(frame)[y', x'] == frame[y, x]."""
+        h, w = int(height), int(width)
+        mirror = np.array([[-1.0, 0.0, w - 1], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) if self.mirrored else np.eye(3)
+        turn = {0: [[1, 0, 0], [0, 1, 0]], 90: [[0, -1, h - 1], [1, 0, 0]],
+                180: [[-1, 0, w - 1], [0, -1, h - 1]], 270: [[0, 1, 0], [-1, 0, w - 1]]}[self.rotation]
+        return (np.vstack([np.array(turn, dtype=np.float64), [0.0, 0.0, 1.0]]) @ mirror)[:2]
+
+
+UPRIGHT = Orientation()
+
+# EXIF Orientation (tag 0x0112) -> the Orientation that shows the stored pixels upright, as Pillow's
+# ImageOps.exif_transpose does: 2 FLIP_LEFT_RIGHT, 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE,
+# 6 ROTATE_270 (anticlockwise, so 90 clockwise), 7 TRANSVERSE, 8 ROTATE_90; 2, 4, 5 and 7 are mirrored.
+EXIF_ORIENTATIONS = {1: UPRIGHT, 2: Orientation(0, True), 3: Orientation(180), 4: Orientation(180, True),
+                     5: Orientation(270, True), 6: Orientation(90), 7: Orientation(90, True), 8: Orientation(270)}
+EXIF_ORIENTATION_TAG = 0x0112
+
+
 def read_image(path: str) -> np.ndarray:
-    """Read an image file as HWC uint8 RGB (grayscale, palette, 16-bit and RGBA converted)."""
+    """Read an image file as HWC uint8 RGB (grayscale, palette, 16-bit and RGBA converted), its pixels
+    as stored: the EXIF orientation is not applied (read_oriented_image returns it)."""
+    return read_oriented_image(path)[0]
+
+
+def read_oriented_image(path: str) -> tuple[np.ndarray, Orientation]:
+    """(the image's pixels as stored, HWC uint8 RGB; the Orientation its EXIF tag asks for), from one
+    decode. No tag, or a value outside 1..8 (which Pillow's exif_transpose ignores too): UPRIGHT."""
     try:
         with Image.open(path) as im:
             im.load()
+            orientation = EXIF_ORIENTATIONS.get(_exif_orientation(im), UPRIGHT)
             if im.mode not in ("RGB", "L", "RGBA"):
                 im = im.convert("RGB")
-            return to_rgb(np.asarray(im))
+            return to_rgb(np.asarray(im)), orientation
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
         raise DecodeError(f"cannot read image: {e}") from None
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    """The EXIF Orientation value of an open image; 1 (as stored) when it has none."""
+    try:
+        value = im.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except Exception as e:  # a damaged EXIF block raises whatever its parser meets
+        raise DecodeError(f"cannot read the image's EXIF metadata: {type(e).__name__}: {e}") from None
+    return value if isinstance(value, int) else 1
 
 
 def _open(path: str):

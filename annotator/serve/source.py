@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from annotator.core.samples import STATUS_CODES
-from annotator.media.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, DecodeError, read_image, read_video_frames, rotate
+from annotator.media.decode import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, DecodeError, read_oriented_image,
+                                    read_video_frames, rotate)
 
 from .catalog import QueryError
 from .render import Cache
@@ -100,7 +101,8 @@ class SourceFrames:
         suffix = path.suffix.lower()
         try:
             if suffix in IMAGE_EXTENSIONS:
-                return read_image(str(path))
+                frame, orientation = read_oriented_image(str(path))
+                return orientation.apply(frame)  # upright by its EXIF tag, as the run saw it
             if suffix not in VIDEO_EXTENSIONS:
                 raise QueryError(f"row {row}'s source {path.name} is neither an image nor a video the page "
                                  "decodes", 415)

@@ -7,14 +7,15 @@ from collections import defaultdict
 import numpy as np
 
 from annotator.core.samples import SampleRef
-from annotator.media.decode import DecodeError, read_image, read_video_frames
+from annotator.media.decode import UPRIGHT, DecodeError, Orientation, read_oriented_image, read_video_frames
 from annotator.media.hdf5 import read_hdf5_frames
 
 
 def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None
-                ) -> list[tuple[int, np.ndarray | DecodeError, np.ndarray | None, int]]:
-    """(frame index, HWC uint8 RGB frame or DecodeError, sensor depth (H, W) or None, the container's
-    clockwise display rotation) per ref; frames as stored (not rotated).
+                ) -> list[tuple[int, np.ndarray | DecodeError, np.ndarray | None, Orientation]]:
+    """(frame index, HWC uint8 RGB frame or DecodeError, sensor depth (H, W) or None, the file's own
+    Orientation: a video's display rotation, an image's EXIF turn and mirror) per ref; frames as
+    stored (not turned: the caller applies the Orientation, or the one it settles on).
 
     Each video or HDF5 recording is opened once for all of its rows in the shard.
     """
@@ -25,9 +26,10 @@ def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None
             videos[(r.path, r.n_slots)].append(i)
         else:
             try:
-                out[i] = (-1, read_image(r.path), None, 0)
+                frame, orientation = read_oriented_image(r.path)
+                out[i] = (-1, frame, None, orientation)
             except DecodeError as e:
-                out[i] = (-1, e, None, 0)
+                out[i] = (-1, e, None, UPRIGHT)
     for (path, n_slots), rows in videos.items():
         media = refs[rows[0]].media
         try:
@@ -39,9 +41,9 @@ def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None
                 depths = [None] * len(frames)
         except DecodeError as e:
             for i in rows:
-                out[i] = (-1, e, None, 0)
+                out[i] = (-1, e, None, UPRIGHT)
             continue
         for i in rows:
             s = refs[i].slot
-            out[i] = (int(indices[s]), frames[s], depths[s], rotation)
+            out[i] = (int(indices[s]), frames[s], depths[s], Orientation(rotation))
     return out

@@ -9,30 +9,43 @@ import numpy as np
 
 from annotator.config import AnnotateConfig
 from annotator.core.samples import SampleRef, Status
-from annotator.face.annotations import box_for_frame
+from annotator.face.annotations import REFERENCE_FRAMES, box_for_frame
 from annotator.face.detect import FaceBox
 from annotator.face.landmarks import square_crop_matrix
 from annotator.face.layouts import layout_of
 from annotator.face.track import TRACK_CONTEXT, box_from_landmarks, follows
-from annotator.media.decode import rotate
+from annotator.media.decode import UPRIGHT, Orientation, rotate
 
 
-def dataset_faces(ref: SampleRef, frame_index: int, rotation: int = 0,
+def dataset_faces(ref: SampleRef, frame_index: int, orientation: Orientation = UPRIGHT,
                   stored_hw: tuple[int, int] = (0, 0)) -> tuple[list, str] | None:
     """([the dataset's face box], "dataset") when the sample ships face locations, else None.
 
-    The files give boxes in the stored frame's pixels; a frame rotated clockwise by `rotation`
-    degrees (stored size stored_hw) gets its box rotated with it."""
+    The files give boxes in the stored frame's pixels; a frame shown upright by `orientation`
+    (stored size stored_hw) gets its box mirrored and turned with it. A box in a reference frame
+    (CelebA-Spoof's 224 x 224) is scaled to the frame as its dataset's own reader shows it: OpenCV's
+    imread applies the EXIF turn first, so that box is already upright (docs/datasets.md)."""
     path = ref.media.get("faces")
     if not path:
         return None
+    fmt = ref.media.get("faces_format", "xywh")
+    upright = fmt in REFERENCE_FRAMES
+    shown_hw = stored_hw if orientation.rotation % 180 == 0 else stored_hw[::-1]
     try:
-        box = box_for_frame(path, ref.media.get("faces_format", "xywh"), frame_index)
+        box = box_for_frame(path, fmt, frame_index, shown_hw if upright else stored_hw)
     except OSError:
         return None
     if box is None:
         return None
-    return [rotate_box(box, rotation, *stored_hw)], "dataset"
+    return [box if upright else orient_box(box, orientation, *stored_hw)], "dataset"
+
+
+def orient_box(face: FaceBox, orientation: Orientation, h: int, w: int) -> FaceBox:
+    """An XYXY box of an h x w stored frame, in the pixels of that frame shown upright by orientation."""
+    if orientation.mirrored:
+        x0, y0, x1, y1 = face.box
+        face = FaceBox((w - x1, y0, w - x0, y1), face.score)
+    return rotate_box(face, orientation.rotation, h, w)
 
 
 def rotate_box(face: FaceBox, degrees: int, h: int, w: int) -> FaceBox:
@@ -52,6 +65,15 @@ def output_crop(landmarks: np.ndarray, box_scale: float, size: int) -> np.ndarra
     return square_crop_matrix(tuple((lo + hi) / 2), side, size)
 
 
+def frame_to_crop(crop: np.ndarray, orientation: Orientation, stored_hw: tuple[int, int]) -> np.ndarray:
+    """The row's `transform` (docs/store.md, "Mapping a crop back"): the 2x3 affine taking a pixel of
+    the frame as stored (stored_hw: its height and width) to the crop's pixels; `crop` is the upright
+    frame -> crop affine the crop was cut with (output_crop), composed after the orientation's exact
+    stored -> upright map."""
+    upright = np.vstack([orientation.matrix(*stored_hw), [0.0, 0.0, 1.0]])
+    return (np.vstack([np.asarray(crop, dtype=np.float64), [0.0, 0.0, 1.0]]) @ upright)[:2]
+
+
 @dataclass
 class Located:
     """Where a frame's face is: (P, 3) landmarks in frame pixels and the box they were found in
@@ -67,9 +89,10 @@ class Located:
 
 
 def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateConfig, detector, landmarker,
-           previous: Located | None, seconds: dict[str, float], rotation: int = 0, fallback=None) -> Located:
-    """The face of a frame (HWC uint8 RGB, already rotated clockwise by `rotation` degrees), found
-    with the config's detector and landmarker.
+           previous: Located | None, seconds: dict[str, float], orientation: Orientation = UPRIGHT,
+           fallback=None) -> Located:
+    """The face of a frame (HWC uint8 RGB, already shown upright by `orientation`: mirrored, then
+    turned), found with the config's detector and landmarker.
 
     A video frame first follows the face of the previous sampled frame of its video (no detector
     run); the detector (or the dataset's box) is used for the first frame and when following fails.
@@ -87,8 +110,8 @@ def locate(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: AnnotateCon
     t = time.perf_counter()
     found = None
     if cfg.use_dataset_faces:
-        stored_hw = frame.shape[:2] if rotation % 180 == 0 else frame.shape[1::-1]
-        found = dataset_faces(ref, frame_index, rotation, stored_hw)
+        stored_hw = frame.shape[:2] if orientation.rotation % 180 == 0 else frame.shape[1::-1]
+        found = dataset_faces(ref, frame_index, orientation, stored_hw)
     faces, source = found if found is not None else (detector(frame), "detector")
     t2 = time.perf_counter()
     seconds["detect"] += t2 - t
@@ -144,7 +167,7 @@ def settle_rotation(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: An
                     landmarker, seconds: dict[str, float], found: Located, fallback=None
                     ) -> tuple[int, np.ndarray, Located]:
     """(clockwise degrees, the frame turned by them, face) for the first frame of a sample stored
-    without rotation metadata.
+    without orientation metadata (a video's display rotation, an image's EXIF tag).
 
     Phone recordings are often stored sideways. A face found lying on its side is turned upright
     (the detector and FaceMesh find faces at any roll, but the crops must be upright); a frame with
@@ -160,7 +183,8 @@ def settle_rotation(frame: np.ndarray, ref: SampleRef, frame_index: int, cfg: An
         return 0, frame, found
     for degrees in turns:
         turned = rotate(frame, degrees)
-        face = locate(turned, ref, frame_index, cfg, detector, landmarker, None, seconds, degrees, fallback)
+        face = locate(turned, ref, frame_index, cfg, detector, landmarker, None, seconds, Orientation(degrees),
+                      fallback)
         if face.status == Status.OK and upright_turn(face.landmarks) == 0:
             return degrees, turned, face
     return 0, frame, found

@@ -22,14 +22,14 @@ from annotator.face.regions import FACE_REGIONS
 from annotator.face.track import box_from_landmarks
 from annotator.label import (box_iou, channel_shares, depth_to_uint8, prior_agreement, pyramid, render_depth,
                              temporal_consistency)
-from annotator.media.decode import DecodeError, rotate
+from annotator.media.decode import DecodeError, Orientation
 from annotator.media.hdf5 import sensor_depth
 from annotator.media.sampling import parse as parse_sampling
 from annotator.segment import FaceItem
 from annotator.store.schema import empty_meta, empty_rows
 
 from .frames import load_frames
-from .locate import Located, locate, output_crop, settle_rotation
+from .locate import Located, frame_to_crop, locate, output_crop, settle_rotation
 from .models import Models
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ def check_landmarks(rows: _Rows, checker, max_nme: float) -> None:
         if not err <= max_nme:
             rows.fail(i, Status.LANDMARK_DISAGREEMENT, why)
             rows.arrays["image"][i], rows.arrays["landmarks"][i] = 0, np.nan  # a failed row's fill values
+            rows.arrays["transform"][i] = np.nan
         else:
             keep.append((i, it))
     rows.faced, rows.items = [i for i, _ in keep], [it for _, it in keep]
@@ -126,18 +127,21 @@ def check_landmarks(rows: _Rows, checker, max_nme: float) -> None:
 
 def crop_faces(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> _Rows:
     """Decode refs and locate and crop each frame's face as the config says (no segmenter needed):
-    rows.arrays image / landmarks, rows.meta status / frame_index / rotation, rows.boxes. What
-    `annotate run` and `fas-train infer` share, so that both crop alike."""
+    rows.arrays image / landmarks / transform, rows.meta status / frame_index / rotation / mirrored /
+    frame_height / frame_width, rows.boxes. What `annotate run` and `fas-train infer` share, so that
+    both crop alike."""
     rows = _Rows(refs, empty_rows(len(refs), cfg.size, cfg.landmark_layout.n_points), new_meta(refs))
     t = time.perf_counter()
     frames = load_frames(refs, models.decode_threads, parse_sampling(cfg.sampling, cfg.frames_per_video))
     rows.seconds["decode"] += time.perf_counter() - t
     readable = []
-    for i, (frame_index, frame, _, _) in enumerate(frames):
+    for i, (frame_index, frame, _, stored) in enumerate(frames):
         rows.meta["frame_index"][i] = frame_index
         if isinstance(frame, DecodeError):
             rows.fail(i, Status.UNREADABLE, str(frame))
-        elif min(frame.shape[:2]) < MIN_IMAGE_SIDE:
+            continue
+        _record_frame(rows, i, frame, stored)
+        if min(frame.shape[:2]) < MIN_IMAGE_SIDE:
             rows.fail(i, Status.TOO_SMALL, f"image is {frame.shape[1]}x{frame.shape[0]}, smaller than {MIN_IMAGE_SIDE} px")
         else:
             readable.append(i)
@@ -145,25 +149,26 @@ def crop_faces(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> _R
         _crop_batched(rows, frames, readable, cfg, models)
         return rows
     tracks: dict[str, Located] = {}  # video id -> its face in the latest sampled frame of the shard
-    rotations: dict[str, int] = {}  # video id -> clockwise degrees its frames are turned by
+    orientations: dict[str, Orientation] = {}  # video id -> how its frames are shown upright
     for i in readable:
-        _, frame, depth_frame, container_rotation = frames[i]
+        _, frame, depth_frame, stored = frames[i]
         try:
             ref, frame_index = refs[i], rows.meta["frame_index"][i]
             vid = ref.video_id
-            rot = rotations.get(vid, container_rotation)
-            turned = rotate(frame, rot)
+            orient = orientations.get(vid, stored)
+            turned = orient.apply(frame)
             located = locate(turned, ref, frame_index, cfg, models.detector, models.landmarker, tracks.get(vid),
-                             rows.seconds, rot, models.fallback)
-            if vid not in rotations:  # the first frame of its video: settle the video's rotation once
-                if cfg.auto_rotate and container_rotation == 0:
+                             rows.seconds, orient, models.fallback)
+            if vid not in orientations:  # the first frame of its video: settle the video's orientation once
+                if cfg.auto_rotate and stored.is_identity:
                     rot, turned, located = settle_rotation(frame, ref, frame_index, cfg, models.detector,
                                                            models.landmarker, rows.seconds, located,
                                                            models.fallback)
-                rotations[vid] = rot
+                    orient = Orientation(rot)
+                orientations[vid] = orient
             if located.status == Status.OK and ref.is_video:
                 tracks[vid] = located
-            _write_face(rows, i, turned, rotate(depth_frame, rot), rot, located, cfg)
+            _write_face(rows, i, turned, orient.apply(depth_frame), orient, frame.shape[:2], located, cfg)
         except Exception as e:  # a model failing on one odd frame must not sink the shard
             _failed(rows, i, e)
     return rows
@@ -184,16 +189,16 @@ def _crop_batched(rows: _Rows, frames: list, readable: list[int], cfg: AnnotateC
         vid = rows.refs[i].video_id
         (rest if vid in seen else first).append(i)
         seen.add(vid)
-    rotations: dict[str, int] = {}
+    orientations: dict[str, Orientation] = {}
     for group in (first, rest):
         found = {}
         for i in group:
-            ref, (_, frame, _, container_rotation) = rows.refs[i], frames[i]
+            ref, (_, frame, _, stored) = rows.refs[i], frames[i]
             try:
-                rot = rotations.get(ref.video_id, container_rotation)
-                turned = rotate(frame, rot)
-                found[i] = (rot, turned, locate(turned, ref, rows.meta["frame_index"][i], cfg, models.detector, None,
-                                                None, rows.seconds, rot, models.fallback))
+                orient = orientations.get(ref.video_id, stored)
+                turned = orient.apply(frame)
+                found[i] = (orient, turned, locate(turned, ref, rows.meta["frame_index"][i], cfg, models.detector,
+                                                   None, None, rows.seconds, orient, models.fallback))
             except Exception as e:
                 _failed(rows, i, e)
         boxed = [i for i, (_, _, loc) in found.items() if loc.status == Status.OK]
@@ -205,25 +210,34 @@ def _crop_batched(rows: _Rows, frames: list, readable: list[int], cfg: AnnotateC
             if lm is None:
                 loc.face, loc.status, loc.error = None, Status.NO_LANDMARKS, "no landmarks found on the detected face"
             loc.landmarks = lm
-        for i, (rot, turned, located) in found.items():
-            ref, (_, frame, depth_frame, container_rotation) = rows.refs[i], frames[i]
+        for i, (orient, turned, located) in found.items():
+            ref, (_, frame, depth_frame, stored) = rows.refs[i], frames[i]
             try:
                 if group is first:
-                    if cfg.auto_rotate and container_rotation == 0:
+                    if cfg.auto_rotate and stored.is_identity:
                         rot, turned, located = settle_rotation(frame, ref, rows.meta["frame_index"][i], cfg,
                                                                models.detector, models.landmarker, rows.seconds, located,
                                                                models.fallback)
-                    rotations[ref.video_id] = rot
-                _write_face(rows, i, turned, rotate(depth_frame, rot), rot, located, cfg)
+                        orient = Orientation(rot)
+                    orientations[ref.video_id] = orient
+                _write_face(rows, i, turned, orient.apply(depth_frame), orient, frame.shape[:2], located, cfg)
             except Exception as e:
                 _failed(rows, i, e)
 
 
-def _write_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray | None, rot: int, located: Located,
-                cfg: AnnotateConfig) -> None:
-    """Row i from its upright frame (HWC uint8 RGB) and face: the crop and its landmarks, or why not."""
+def _record_frame(rows: _Rows, i: int, frame: np.ndarray, orientation: Orientation) -> None:
+    """Row i's decoded frame as stored: its size and how it is shown upright (docs/store.md)."""
     meta = rows.meta
-    meta["rotation"][i] = rot
+    meta["frame_height"][i], meta["frame_width"][i] = (int(v) for v in frame.shape[:2])
+    meta["rotation"][i], meta["mirrored"][i] = orientation.rotation, orientation.mirrored
+
+
+def _write_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray | None, orientation: Orientation,
+                stored_hw: tuple[int, int], located: Located, cfg: AnnotateConfig) -> None:
+    """Row i from its upright frame (HWC uint8 RGB; shown upright from the stored_hw frame by
+    `orientation`) and face: the crop, its landmarks and its transform, or why not."""
+    meta = rows.meta
+    meta["rotation"][i], meta["mirrored"][i] = orientation.rotation, orientation.mirrored
     meta["n_faces"][i], meta["face_source"][i] = located.n_faces, located.source
     if located.status != Status.OK:
         rows.fail(i, located.status, located.error)
@@ -241,6 +255,7 @@ def _write_face(rows: _Rows, i: int, frame: np.ndarray, depth_frame: np.ndarray 
     if depth_frame is not None:
         rows.sensor[i] = warp_crop(depth_frame, m, size, interpolation=cv2.INTER_NEAREST)
     rows.arrays["landmarks"][i] = crop_lm
+    rows.arrays["transform"][i] = frame_to_crop(m, orientation, stored_hw)
     rows.items.append(FaceItem(frame, m, size, crop_lm, rows.refs[i].attack_type))
     rows.faced.append(i)
 

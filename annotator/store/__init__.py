@@ -9,6 +9,6 @@ from .group import (COORDINATES, CREATING, LOCK_FILE, NEWER_SCHEMA, READABLE_SCH
                     column, compressors, create, create_array, exists, failed_rows, finalize, is_store, newer,
                     open_store, protocol_names, read_meta, remove, shard_size_of, unfinished,
                     write_channel_coordinates, write_protocols, write_shard)
-from .schema import META_COLUMNS, OPTIONAL_COLUMNS, array_specs, fill_value, landmark_points, stored_layout
+from .schema import META_COLUMNS, OPTIONAL_ARRAYS, OPTIONAL_COLUMNS, array_specs, fill_value, landmark_points, stored_layout
 from .shards import (FAILED_DIR, SHARDS_DIR, TEMPORARY, Shard, clear_failed, commit, committed, committed_ids,
                      committed_rows, failed, mark_failed, plan_shards, read_marker, write_atomic)

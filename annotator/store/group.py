@@ -25,7 +25,7 @@ from annotator.core.samples import STATUS_CODES
 from annotator.face.regions import REGION_NAMES
 from annotator.label import LABEL_CHANNELS
 
-from .schema import META_COLUMNS, OPTIONAL_COLUMNS, array_specs, fill_value, landmark_points
+from .schema import META_COLUMNS, OPTIONAL_ARRAYS, OPTIONAL_COLUMNS, array_specs, fill_value, landmark_points
 from .shards import Shard, commit, filesystem, read_marker
 
 SCHEMA_VERSION = 2
@@ -69,9 +69,15 @@ def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], chunks: t
                               dimension_names=dims, compressors=compressors(name), overwrite=overwrite)
 
 
-def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict) -> zarr.Group:
+def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict,
+           optional: tuple[str, ...] = ()) -> zarr.Group:
     """Create an empty store for n samples (overwriting whatever is at url); protocols come with
-    write_protocols. attrs["landmark_layout"] (Layout.attrs()) sizes `landmarks`; FaceMesh's when absent."""
+    write_protocols. attrs["landmark_layout"] (Layout.attrs()) sizes `landmarks`; FaceMesh's when absent.
+    optional: the OPTIONAL_ARRAYS to create too (`annotate run` writes `transform`; a writer that
+    knows no frame leaves it out, since every chunk of a committed shard must be written)."""
+    unknown = sorted(set(optional) - set(OPTIONAL_ARRAYS))
+    if unknown:
+        raise ValueError(f"unknown optional arrays {unknown}; known: {sorted(OPTIONAL_ARRAYS)}")
     from annotator.face.layouts import MEDIAPIPE_478
 
     attrs = {"landmark_layout": MEDIAPIPE_478.attrs(), **attrs}
@@ -80,12 +86,12 @@ def create(url: str, n: int, size: int, shard_size: int, extra_columns: list[str
     target = local(url)
     if target is None:  # object stores: the root attributes come last, so an interrupted creation has none
         remove(url)
-        return _build(url, n, size, shard_size, extra_columns, attrs)
+        return _build(url, n, size, shard_size, extra_columns, attrs, optional)
     # On a disk the store is built under a temporary name and renamed when whole: a full disk or a
     # crash during creation leaves no half-made store at `url` for a rerun to trip on.
     tmp = target.parent / f".{target.name}.creating-{uuid.uuid4().hex[:8]}"
     try:
-        _build(str(tmp), n, size, shard_size, extra_columns, attrs)
+        _build(str(tmp), n, size, shard_size, extra_columns, attrs, optional)
         if target.exists():
             remove(str(target))
         os.replace(tmp, target)
@@ -106,9 +112,11 @@ def unfinished(url: str) -> bool:
     return attrs.get("fas_annotator") == "creating" and "schema_version" not in attrs
 
 
-def _build(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict) -> zarr.Group:
+def _build(url: str, n: int, size: int, shard_size: int, extra_columns: list[str], attrs: dict,
+           optional: tuple[str, ...] = ()) -> zarr.Group:
     root = zarr.open_group(url, mode="w", zarr_format=3, attributes=dict(CREATING))  # zarr keeps (and edits) the dict
-    for name, (shape, dtype, dims) in array_specs(size, landmark_points(attrs)).items():
+    specs = {**array_specs(size, landmark_points(attrs)), **{k: OPTIONAL_ARRAYS[k] for k in optional}}
+    for name, (shape, dtype, dims) in specs.items():
         create_array(root, name, (n, *shape), (shard_size, *shape), dtype, dims)
     meta = root.create_group("meta")
     for col, dtype in {**META_COLUMNS, **{c: "str" for c in extra_columns}}.items():
@@ -149,6 +157,7 @@ class _Writer:
         self.root = zarr.open_group(url, mode="r+")
         self.arrays: dict[str, zarr.Array] = {}
         self.meta_columns = set(self.root["meta"].array_keys())
+        self.top_arrays = set(self.root.array_keys())
 
     @classmethod
     def get(cls, url: str, store_id: str) -> "_Writer":
@@ -191,7 +200,8 @@ def write_shard(url: str, shard: Shard, arrays: dict[str, np.ndarray], meta: dic
             raise ValueError(f"{name}: expected {n} rows for shard {shard.id}, got {values.shape[0]}")
     w = _Writer.get(url, store_id)
     sl = slice(shard.start, shard.stop)
-    writes = dict(arrays)
+    # an optional array the store was made without (an older store resumed): its rows are not kept
+    writes = {k: v for k, v in arrays.items() if k not in OPTIONAL_ARRAYS or k in w.top_arrays}
     # a column the caller does not fill gets its fill value: every chunk of a committed shard is written
     meta = {**{c: [fill_value(d)] * n for c, d in META_COLUMNS.items() if c in w.meta_columns}, **meta}
     for col, values in meta.items():

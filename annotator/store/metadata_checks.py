@@ -52,13 +52,15 @@ def _folders(fs, path: str) -> list[str]:
 
 
 def expected_arrays(version: int, n: int, size: int, shard_size: int, present_meta: list[str],
-                    present_protocols: list[str], present_qa: list[str] = (), n_points: int = N_LANDMARKS
-                    ) -> dict[str, tuple]:
+                    present_protocols: list[str], present_qa: list[str] = (), n_points: int = N_LANDMARKS,
+                    present_top: list[str] = ()) -> dict[str, tuple]:
     """Array path -> (shape, chunk shape, data type, dimension names) the layout prescribes (the
-    qa/ group's arrays when the store has that group: annotator/store/qa.py); n_points: the landmark
-    layout's points per face (root attribute landmark_layout)."""
+    qa/ group's arrays when the store has that group: annotator/store/qa.py; the optional arrays,
+    such as `transform`, among present_top); n_points: the landmark layout's points per face (root
+    attribute landmark_layout)."""
     out = {}
-    for name, (shape, dtype, dims) in store.array_specs(size, n_points).items():
+    optional = {k: v for k, v in store.OPTIONAL_ARRAYS.items() if k in present_top}
+    for name, (shape, dtype, dims) in {**store.array_specs(size, n_points), **optional}.items():
         out[name] = ((n, *shape), (shard_size, *shape), dtype, dims)
     for col, dtype in store.META_COLUMNS.items():
         optional = col in store.OPTIONAL_COLUMNS or (version == 1 and col in OPTIONAL_IN_SCHEMA_1)
@@ -134,8 +136,11 @@ def _check_nodes(fs, path: str, layout: StoreLayout, consolidated: dict | None) 
     listed = set(consolidated or {})
     present = {g: set(_folders(fs, f"{path}/{g}")) | {k.split("/", 1)[1] for k in listed if k.startswith(g + "/")}
                for g in ("meta", "protocols", "qa")}
+    # an optional array is expected where the store has it, on storage or in its consolidated copy (so
+    # that a deleted one is damage, not an older store)
+    top = set(_folders(fs, path)) | {k for k in listed if "/" not in k}
     layout.expected = expected_arrays(version, n, size, shard_size, sorted(present["meta"]), sorted(present["protocols"]),
-                                      sorted(present["qa"]), store.landmark_points(layout.attrs))
+                                      sorted(present["qa"]), store.landmark_points(layout.attrs), sorted(top))
     extra_top = [k for k in listed if "/" not in k and k not in layout.expected
                  and (consolidated[k] or {}).get("node_type") == "array"]  # e.g. augment's mcrea_mask
     for group in ("meta", "protocols", "pyramid"):

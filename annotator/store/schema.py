@@ -15,6 +15,9 @@ META_COLUMNS = {
     "attack_type": "str", "pai": "str", "dataset": "str", "split": "str", "status": "int8", "error": "str",
     "segmenter": "str", "source": "str", "n_faces": "int16", "face_score": "float32", "depth_source": "str",
     "face_source": "str", "rotation": "int16", "landmark_nme": "float32",
+    # the frame as stored (docs/store.md, "Mapping a crop back"): mirrored left-right before `rotation`;
+    # its size in pixels, 0 where it was not decoded
+    "mirrored": "bool", "frame_height": "int32", "frame_width": "int32",
     # quality signals (annotator/label/quality.py): NaN (or "") where a row has none
     "share_attack": "float32", "share_live": "float32", "share_background": "float32",
     "landmark_confidence": "float32", "prior_agreement": "float32", "prior_worst_region": "str",
@@ -24,7 +27,11 @@ QUALITY_COLUMNS = ("share_attack", "share_live", "share_background", "landmark_c
                    "prior_worst_region", "temporal_consistency", "segmenter_iou")
 OPTIONAL_IN_SCHEMA_1 = ("rotation",)  # added late in schema 1: older stores lack it
 # added after stores of schema 2 were written: a store may lack them (verify accepts that)
-OPTIONAL_COLUMNS = ("landmark_nme", *QUALITY_COLUMNS)
+OPTIONAL_COLUMNS = ("landmark_nme", *QUALITY_COLUMNS, "mirrored", "frame_height", "frame_width")
+# Arrays a store may lack (stores written before them, and stores whose writer knows no frame: `annotate
+# augment` of such a store, a test's synthetic one); store.create makes them on request and verify
+# checks them where present. `transform`: the stored frame's pixels -> the crop's (docs/store.md).
+OPTIONAL_ARRAYS = {"transform": ((2, 3), "float64", ("sample", "crop_xy", "frame_xy1"))}
 
 
 def array_specs(size: int, n_points: int = N_LANDMARKS) -> dict[str, tuple[tuple[int, ...], str, tuple[str, ...]]]:
@@ -44,13 +51,13 @@ def array_specs(size: int, n_points: int = N_LANDMARKS) -> dict[str, tuple[tuple
 
 def fill_value(dtype: str):
     """What an unwritten or failed row holds: NaN for floats, "" for text, False for bool, else 0."""
-    return np.nan if dtype == "float32" else "" if dtype == "str" else False if dtype == "bool" else 0
+    return np.nan if dtype in ("float32", "float64") else "" if dtype == "str" else False if dtype == "bool" else 0
 
 
 def empty_rows(n: int, size: int, n_points: int = N_LANDMARKS) -> dict[str, np.ndarray]:
-    """n rows of every array, each at its fill value (what a failed row keeps)."""
+    """n rows of every array, the optional ones included, each at its fill value (what a failed row keeps)."""
     return {name: np.full((n, *shape), fill_value(dtype), dtype)
-            for name, (shape, dtype, _) in array_specs(size, n_points).items()}
+            for name, (shape, dtype, _) in {**array_specs(size, n_points), **OPTIONAL_ARRAYS}.items()}
 
 
 def stored_layout(attrs: dict) -> dict:

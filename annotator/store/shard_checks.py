@@ -76,6 +76,11 @@ def check_shard(url: str, shard: store.Shard, names: list[str], version: int, n_
     for name, v in values.items():
         for why in value_problems(name, v, ok, levels, n_regions, shard.start):
             bad(name, why)
+    if "transform" in values and ok is not None:  # a usable row's transform starts from a frame of known size
+        for name in ("meta/frame_height", "meta/frame_width"):
+            if name in values and ((values[name] <= 0) & ok).any():
+                first = [shard.start + int(i) for i in np.nonzero((values[name] <= 0) & ok)[0][:5]]
+                bad(name, f"rows {first} with status 0 and a transform record no frame size")
     return problems
 
 
@@ -111,6 +116,19 @@ def value_problems(name: str, v: np.ndarray, ok: np.ndarray | None, levels: dict
         unknown = sorted(set(np.unique(v).tolist()) - set(STATUS_CODES.values()))
         if unknown:
             out.append(f"unknown status code(s) {unknown[:5]}")
+    elif name == "transform" and ok is not None:
+        flat = v.reshape(len(v), -1)
+        finite = np.isfinite(flat).all(axis=1)
+        det = np.zeros(len(v))
+        det[finite] = np.linalg.det(v[finite][:, :, :2].astype(np.float64))
+        if (ok & ~finite).any():
+            out.append(f"rows {rows(ok & ~finite)} with status 0 have non-finite transforms")
+        if (ok & finite & (det == 0)).any():
+            out.append(f"rows {rows(ok & finite & (det == 0))}: the transform is not invertible")
+        if (~ok & ~np.isnan(flat).all(axis=1)).any():
+            out.append(f"failed rows {rows(~ok & ~np.isnan(flat).all(axis=1))}: transforms are not NaN")
+    elif name in ("meta/frame_height", "meta/frame_width") and (v < 0).any():
+        out.append(f"rows {rows(v < 0)} have a negative frame size")
     elif name == "meta/rotation":
         unknown = sorted(set(np.unique(v).tolist()) - set(ROTATIONS))
         if unknown:

@@ -129,6 +129,9 @@ def test_store_form_equals_torch_form_and_verifies(sample_store, tmp_path):
     attack = aug["label"][:, 0].reshape(2 * n, -1).max(axis=1) > 0
     assert (aug["meta/is_attack"][:] | ~attack).all()  # any attack pixel -> is_attack
     assert aug.attrs["provenance"]["mcrea"]["scheme"] == "clipping"
+    # a copy's crop lies where its source row's does (docs/store.md, "Mapping a crop back")
+    np.testing.assert_array_equal(aug["transform"][:], np.tile(src["transform"][:], (2, 1, 1)))
+    assert aug["meta/frame_width"][:].tolist() == src["meta/frame_width"][:].tolist() * 2
 
 
 def test_preview_outlines_the_exchanged_regions(sample_store, tmp_path):
