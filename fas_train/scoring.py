@@ -51,14 +51,20 @@ def video_keys(sel: Selection) -> np.ndarray:
     return ids.astype(object)
 
 
+def scoring_loader(model: FasModel, sel: Selection, batch: int, workers: int) -> StoreLoader:
+    """The batches score() reads: every row of sel once, in order, with the fields the model scores from."""
+    return loader(StoreStream(sel, fields_for(model, False), batch, shuffle=False), workers)
+
+
 @torch.no_grad()
 def score(model: FasModel, sel: Selection, batch: int, size: int | None, workers: int,
-          device: torch.device) -> np.ndarray:
-    """Attack scores (len(sel),) float64 of every selected row, in selection order."""
+          device: torch.device, batches: StoreLoader | None = None) -> np.ndarray:
+    """Attack scores (len(sel),) float64 of every selected row, in selection order. batches: a
+    loader of sel made once (scoring_loader) and read again at every call, so that its worker
+    processes start once per run, not once per epoch."""
     model.eval()
-    stream = StoreStream(sel, fields_for(model, False), batch, shuffle=False)
     out = np.full(len(sel), np.nan)
-    for b in loader(stream, workers):
+    for b in batches if batches is not None else scoring_loader(model, sel, batch, workers):
         x = to_inputs(b, device, size)
         with autocast(device):
             pred = model(x["image"])

@@ -23,7 +23,7 @@ from fas_train.row_counts import describe, row_counts
 from fas_train.data import StoreStream
 from fas_train.inputs import Augment, to_inputs
 from fas_train.models import FasModel
-from fas_train.scoring import autocast, device_of, fields_for, loader, score, scores_of
+from fas_train.scoring import autocast, device_of, fields_for, loader, score, scores_of, scoring_loader
 from fas_train.selection import Selection, select
 
 SYNC_EVERY = 10  # training steps between reads of the loss by the host
@@ -122,6 +122,7 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
     if _out_of_patience(cfg, best, start - 1):
         result.stopped_early = True
     batches = [loader(stream, cfg.workers)]  # once per run: their workers persist across epochs
+    dev_batches = scoring_loader(model, groups["dev"], cfg.batch, cfg.workers) if ranks else None
     if videos:
         batches.append(loader(videos, cfg.workers))
     with RunLog(run) as log:
@@ -133,7 +134,7 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
             step, mean = epochs.run(batches, log, epoch, step)
             sched.step()
             figures = dev_metrics(scores_of(groups["dev"], score(model, groups["dev"], cfg.batch, cfg.size, cfg.workers,
-                                                                  dev)), cfg.threshold) if ranks else {}
+                                                                  dev, dev_batches)), cfg.threshold) if ranks else {}
             improved = best.offer(epoch, mean if best.metric == "loss" else figures[best.metric])
             log.epoch(epoch, step, mean, time.perf_counter() - t0, figures, improved)
             save_checkpoint(run / CHECKPOINT, cfg, model, opt, sched, epoch, step,
