@@ -93,18 +93,30 @@ def threshold_at_apcer(s: Scores, target: float) -> float:
     return float(t[np.nonzero(apcer <= target + 1e-12)[0][-1]])
 
 
-def choose_threshold(s: Scores, rule: str | float) -> float:
-    """A threshold from a rule on a (dev) set: "eer", "bpcer1" (BPCER = 1 %, as Fine-grained annotation on WMCA), or a number."""
+RULE_USAGE = "use eer, bpcer1 or a number"
+
+
+def parse_rule(rule: str | float) -> str | float:
+    """A threshold rule as choose_threshold takes it: "eer", "bpcer1" or a float; a one-line error
+    for anything else (checked before any scoring)."""
     if isinstance(rule, (int, float)) and not isinstance(rule, bool):
         return float(rule)
+    if rule in ("eer", "bpcer1"):
+        return rule
+    try:
+        return float(rule)
+    except (TypeError, ValueError):
+        raise AnnotatorError(f"unknown threshold rule {rule!r}; {RULE_USAGE}") from None
+
+
+def choose_threshold(s: Scores, rule: str | float) -> float:
+    """A threshold from a rule on a (dev) set: "eer", "bpcer1" (BPCER = 1 %, as Fine-grained annotation on WMCA), or a number."""
+    rule = parse_rule(rule)
     if rule == "eer":
         return eer_threshold(s)
     if rule == "bpcer1":
         return threshold_at_bpcer(s, 0.01)
-    try:
-        return float(rule)
-    except (TypeError, ValueError):
-        raise AnnotatorError(f"unknown threshold rule {rule!r}; use eer, bpcer1 or a number") from None
+    return rule
 
 
 def auc(s: Scores) -> float:

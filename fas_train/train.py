@@ -118,15 +118,14 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
                      torch.Generator().manual_seed(cfg.seed), steps, progress)
     from fas_train.logs import RunLog
 
-    result = TrainResult(str(run), start, [], model, rows=rows)
-    if _out_of_patience(cfg, best, start - 1):
-        result.stopped_early = True
+    # a rerun of a run that patience ended trains no further
+    result = TrainResult(str(run), start, [], model, rows=rows, stopped_early=_out_of_patience(cfg, best, start - 1))
     batches = [loader(stream, cfg.workers)]  # once per run: their workers persist across epochs
     dev_batches = scoring_loader(model, groups["dev"], cfg.batch, cfg.workers) if ranks else None
     if videos:
         batches.append(loader(videos, cfg.workers))
     with RunLog(run) as log:
-        for epoch in range(start, cfg.epochs if not result.stopped_early else start):
+        for epoch in range(start, start if result.stopped_early else cfg.epochs):
             for each in (stream, videos):
                 if each is not None:
                     each.set_epoch(epoch)

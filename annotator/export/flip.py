@@ -26,7 +26,7 @@ import numpy as np
 
 from annotator.core.errors import AnnotatorError
 
-from .base import EXPORTERS, Exporter, Row, link, safe_name, write_text
+from .base import EXPORTERS, Exporter, Row, link, safe_name, save, write_text
 
 FLIP_SIZE = 224
 # dataset -> (FLIP's folder name, how its video names are made from the source path)
@@ -59,7 +59,7 @@ class _Flip(Exporter):
     def __init__(self, size: int):
         super().__init__(size)
         self.out_size = FLIP_SIZE
-        self.paths: dict[int, list[str]] = {}  # store row -> the files it is written to
+        self.by_lists: dict[int, list[str]] | None = None  # with --lists: store row -> its listed files
         self.unmatched: list[str] = []
         self.listed: dict[str, list[str]] = {}  # list file name -> the listed names written
 
@@ -70,9 +70,6 @@ class _Flip(Exporter):
         self._check_sampling(root, rows)
         if options.get("lists"):
             self._place_by_lists(Path(options["lists"]), rows)
-        else:
-            for r in rows:
-                self.paths[r.row] = self.own_paths(r)
 
     def _check_sampling(self, root, rows: list[Row]) -> None:
         from annotator.media.sampling import parse
@@ -101,6 +98,7 @@ class _Flip(Exporter):
         if not files:
             raise AnnotatorError(f"--lists {folder}: no .txt lists there; give a copy of FLIP's data/MCIO/txt or "
                                  "data/WCS/txt")
+        self.by_lists = {}
         index: dict[tuple[str, str, int], Row] = {}
         for r in rows:
             slot = self.slot_of(r)
@@ -118,8 +116,8 @@ class _Flip(Exporter):
                     self.unmatched.append(f"{lst.name}: {name}")
                     continue
                 written.append(name)
-                for path in self.with_siblings(name, key, index):
-                    self.paths.setdefault(path[1].row, []).append(path[0])
+                for path, row in self.with_siblings(name, key, index):
+                    self.by_lists.setdefault(row.row, []).append(path)
             self.listed[lst.name] = written
 
     def with_siblings(self, name: str, key, index) -> list[tuple[str, Row]]:
@@ -127,11 +125,11 @@ class _Flip(Exporter):
         return [(name, index[key])]
 
     def files(self, r: Row) -> list[str]:
-        return list(dict.fromkeys(self.paths.get(r.row, [])))
+        if self.by_lists is None:  # the store's groups decide
+            return self.own_paths(r)
+        return list(dict.fromkeys(self.by_lists.get(r.row, [])))  # a name listed twice is written once
 
     def write(self, r: Row, image: np.ndarray, label: np.ndarray, landmarks: np.ndarray, out: Path) -> None:
-        from annotator.export.base import save
-
         paths = self.files(r)
         if not paths:
             return
@@ -145,7 +143,7 @@ class _Flip(Exporter):
 
     def lists(self, rows: list[Row], out: Path) -> list[str]:
         written = []
-        if self.listed:
+        if self.by_lists is not None:
             for name, names in self.listed.items():
                 write_text(out / "txt" / name, "".join(f"{n}\n" for n in names))
                 written.append(f"txt/{name}")
@@ -168,7 +166,7 @@ class _Flip(Exporter):
     def list_file(self, r: Row) -> str:
         """FLIP's list of a row: <dataset>_<real|fake>_<group>.txt."""
         group = "train" if r.dataset == "celeba-spoof" else r.group
-        return f"{flip_dataset(r.dataset)}_{'fake' if r.is_attack else 'real'}_{group}.txt"
+        return f"{flip_dataset(r.dataset)}_{_class(r)}_{group}.txt"
 
 
 def _class(r: Row) -> str:

@@ -24,23 +24,28 @@ def cyclic(count: int, slots: int) -> list[int]:
     return [s % count for s in range(slots)]
 
 
-def cdcn_slots(count: int) -> list[int]:
-    """CDCN (ids 1..M, slot s is id s + 1). Training draws an id from 1..M-2 (M: the files of the
-    video's map folder); val/test takes ids 1 + i * (M // 10), i < 8 (M: the image folder's files
-    divided by 3). Below 10 frames: M = 2 + count * ceil(8 / count) files in turn, so that training
-    draws every frame equally often and the 8 test ids (1..8) show every frame (the first 8 of 9)."""
+def drawn_in_turn(count: int, unreached: int) -> list[int]:
+    """The slots of CDCN's and SSAN's loaders (ids counted from the folder: training draws from all
+    but the last `unreached` ids, test takes ids 1 + i * (M // 10), i < 8). From 10 frames one id per
+    frame, as their data; below, M = unreached + count * ceil((10 - unreached) / count) ids showing
+    the frames in turn: M >= 10 (a test step of 1: ids 1..8 show every frame, the first 8 of 9) and
+    the ids training draws hold every frame equally often."""
     if count >= 10:
         return list(range(count))
-    return cyclic(count, 2 + count * math.ceil(8 / count))
+    return cyclic(count, unreached + count * math.ceil((10 - unreached) / count))
+
+
+def cdcn_slots(count: int) -> list[int]:
+    """CDCN (ids 1..M, slot s is id s + 1): training draws an id from 1..M-2 (M: the files of the
+    video's map folder), so the last 2 are never drawn; val/test counts the image folder's files
+    divided by 3. Below 10 frames: 2 + count * ceil(8 / count) ids."""
+    return drawn_in_turn(count, 2)
 
 
 def ssan_slots(count: int) -> list[int]:
-    """SSAN (ids 0..M-1). Training draws an id from 0..M-2 (M: the video folder's *.jpg); val/test
-    takes ids 1 + i * (M // 10), i < 8. Below 10 frames: M = 1 + count * ceil(9 / count) files in
-    turn: training draws every frame equally often, the test ids 1..8 show every frame."""
-    if count >= 10:
-        return list(range(count))
-    return cyclic(count, 1 + count * math.ceil(9 / count))
+    """SSAN (ids 0..M-1): training draws an id from 0..M-2 (M: the video folder's *.jpg), so the last
+    is never drawn. Below 10 frames: 1 + count * ceil(9 / count) ids."""
+    return drawn_in_turn(count, 1)
 
 
 SSDG_MIN = 14  # the fewest files for which 6 + floor(n / 2) is a position of the video (K = 2)
