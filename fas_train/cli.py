@@ -76,8 +76,8 @@ def cli():
               help="--weight-by: the weight of a row whose signal is 0.")
 @click.option("--threshold", type=str, default="eer", show_default=True,
               help="The rule of the per-epoch dev figures' threshold, chosen on dev: eer, bpcer1 or a number.")
-@click.option("--best-by", type=click.Choice(["hter", "acer", "eer", "auc", "loss"]), default="hter",
-              show_default=True, help="The dev figure that picks RUN/best.pt (loss: the training loss).")
+@click.option("--best-by", type=str, default="hter", show_default=True,
+              help="The dev figure that picks RUN/best.pt: hter, acer, eer, auc, or loss (the training loss).")
 @click.option("--patience", type=int, default=0, show_default=True,
               help="Stop after N epochs without a better --best-by (0: train all --epochs).")
 @click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")

@@ -138,6 +138,8 @@ def test_bad_reporting_settings_are_one_line_errors(tmp_path):
                           "--threshold unknown rule 'median'; use eer, bpcer1 or a number")
     assert_one_line_error(CliRunner().invoke(cli, base + ["--patience", "-1"]),
                           "--patience must be 0 (never stop early) or more epochs, got -1")
+    assert_one_line_error(CliRunner().invoke(cli, base + ["--best-by", "f1"]),
+                          "--best-by unknown metric 'f1'; choose one of: hter, acer, eer, auc, loss")
     with pytest.raises(AnnotatorError, match="best_by unknown metric 'f1'; choose one of: hter, acer, eer, auc, loss"):
         train(_cfg(url, best_by="f1"), str(tmp_path / "r2"), device="cpu", progress=False)
     # a run of an earlier release has last.pt only
