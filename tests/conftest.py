@@ -1,3 +1,4 @@
+import atexit
 import os
 import shutil
 import tempfile
@@ -10,8 +11,11 @@ from PIL import Image
 from helpers import SAMPLE, sync_config
 
 os.environ.setdefault("GLOG_minloglevel", "2")
-# annotate serve's column cache: per test session, never the user's ~/.cache
-os.environ.setdefault("ANNOTATOR_CACHE", tempfile.mkdtemp(prefix="annotator-cache-"))
+# annotate serve's column cache: per test session, never the user's ~/.cache, and gone with the
+# session (a CI runner's disk is shared by every run)
+if "ANNOTATOR_CACHE" not in os.environ:
+    os.environ["ANNOTATOR_CACHE"] = tempfile.mkdtemp(prefix="annotator-cache-")
+    atexit.register(shutil.rmtree, os.environ["ANNOTATOR_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

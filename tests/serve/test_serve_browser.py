@@ -21,7 +21,7 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().paren
 
 
 @pytest.fixture
-def browser():
+def browser(tmp_path_factory):
     if not (CHROMIUM and DRIVER):
         message = "no Debian chromium / chromedriver here (apt-get install chromium chromium-driver)"
         if os.environ.get("CI"):
@@ -37,6 +37,8 @@ def browser():
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--window-size=1400,900"):
         options.add_argument(flag)
+    # its profile inside pytest's own temporary folder, not a new /tmp/org.chromium.* per test
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     yield driver
     driver.quit()
