@@ -14,7 +14,7 @@ from annotator.core.errors import SettingError
 from fas_train.metrics import Scores, cross_dataset, evaluate, roc, write_scores
 from fas_train.selection import Selection, select
 from fas_train.checkpoints import checkpoint_path, load_run
-from fas_train.scoring import device_of, score, score_videos, scores_of
+from fas_train.scoring import device_of, score, score_videos, scores_of, scoring_loader
 
 
 def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[str] | None = None,
@@ -86,7 +86,7 @@ def _score_groups(model, cfg, sels: tuple[Selection, Selection], workers: int, w
     """((dev, test) frame Scores, (dev, test) video-level Scores, extra CSV columns by group name) of
     the dev and test selections."""
     dev_sel, test_sel = sels
-    dev, test = (scores_of(sel, score(model, sel, cfg.batch, cfg.size, workers, where))
+    dev, test = (scores_of(sel, score(model, scoring_loader(model, sel, cfg.batch, workers), cfg.size, where))
                  for sel in (dev_sel, test_sel))
     by_video = dev, test  # video level: the mean of the frame scores, or a video branch's own score
     extra = {}

@@ -52,19 +52,19 @@ def video_keys(sel: Selection) -> np.ndarray:
 
 
 def scoring_loader(model: FasModel, sel: Selection, batch: int, workers: int) -> StoreLoader:
-    """The batches score() reads: every row of sel once, in order, with the fields the model scores from."""
+    """The batches score() reads: every row of sel once, in order, `batch` rows at a time, with the
+    fields the model scores from, read by `workers` processes (0: in this one)."""
     return loader(StoreStream(sel, fields_for(model, False), batch, shuffle=False), workers)
 
 
 @torch.no_grad()
-def score(model: FasModel, sel: Selection, batch: int, size: int | None, workers: int,
-          device: torch.device, batches: StoreLoader | None = None) -> np.ndarray:
-    """Attack scores (len(sel),) float64 of every selected row, in selection order. batches: a
-    loader of sel made once (scoring_loader) and read again at every call, so that its worker
-    processes start once per run, not once per epoch."""
+def score(model: FasModel, batches: StoreLoader, size: int | None, device: torch.device) -> np.ndarray:
+    """Attack scores (len(sel),) float64 of every row of the selection `batches` reads
+    (scoring_loader), in selection order. A loader made once may be read again at every call: its
+    worker processes then start once per run, not once per epoch."""
     model.eval()
-    out = np.full(len(sel), np.nan)
-    for b in batches if batches is not None else scoring_loader(model, sel, batch, workers):
+    out = np.full(len(batches.stream.sel), np.nan)
+    for b in batches:
         x = to_inputs(b, device, size)
         with autocast(device):
             pred = model(x["image"])

@@ -132,8 +132,8 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
             t0 = time.perf_counter()
             step, mean = epochs.run(batches, log, epoch, step)
             sched.step()
-            figures = dev_metrics(scores_of(groups["dev"], score(model, groups["dev"], cfg.batch, cfg.size, cfg.workers,
-                                                                  dev, dev_batches)), cfg.threshold) if ranks else {}
+            figures = dev_metrics(scores_of(groups["dev"], score(model, dev_batches, cfg.size, dev)),
+                                 cfg.threshold) if ranks else {}
             improved = best.offer(epoch, mean if best.metric == "loss" else figures[best.metric])
             log.epoch(epoch, step, mean, time.perf_counter() - t0, figures, improved)
             save_checkpoint(run / CHECKPOINT, cfg, model, opt, sched, epoch, step,

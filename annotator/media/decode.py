@@ -78,6 +78,16 @@ class Orientation:
                 180: [[-1, 0, w - 1], [0, -1, h - 1]], 270: [[0, 1, 0], [-1, 0, w - 1]]}[self.rotation]
         return (np.vstack([np.array(turn, dtype=np.float64), [0.0, 0.0, 1.0]]) @ mirror)[:2]
 
+    def box(self, xyxy, height: int, width: int) -> tuple[float, float, float, float]:
+        """An XYXY box of the stored height x width frame in pixel edges ((0, 0, width, height) is
+        the whole frame), in the pixels of the upright frame: its corners through matrix(), which maps
+        pixel centres, so half a pixel off and back on."""
+        m = self.matrix(height, width)
+        corners = np.asarray(xyxy, dtype=np.float64).reshape(2, 2) - 0.5
+        mapped = corners @ m[:, :2].T + m[:, 2] + 0.5
+        (x0, y0), (x1, y1) = mapped.min(axis=0), mapped.max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
+
 
 UPRIGHT = Orientation()
 

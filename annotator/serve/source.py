@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from annotator.core.samples import STATUS_CODES
-from annotator.media.decode import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, DecodeError, read_oriented_image,
-                                    read_video_frames, rotate)
+from annotator.media.decode import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, DecodeError, Orientation,
+                                    read_oriented_image, read_video_frames)
 
 from .catalog import QueryError
 from .render import Cache
@@ -102,7 +102,7 @@ class SourceFrames:
         try:
             if suffix in IMAGE_EXTENSIONS:
                 frame, orientation = read_oriented_image(str(path))
-                return orientation.apply(frame)  # upright by its EXIF tag, as the run saw it
+                return self._as_run_saw(row, frame, orientation)
             if suffix not in VIDEO_EXTENSIONS:
                 raise QueryError(f"row {row}'s source {path.name} is neither an image nor a video the page "
                                  "decodes", 415)
@@ -115,7 +115,17 @@ class SourceFrames:
             raise QueryError(f"cannot decode row {row}'s source {path.name}: {_one_line(e)}", 422) from None
         if isinstance(frames[0], DecodeError):
             raise QueryError(f"cannot decode frame {index} of {path.name}: {_one_line(frames[0])}", 422)
-        return rotate(frames[0], rotation)  # upright, as the run saw it
+        return self._as_run_saw(row, frames[0], Orientation(rotation))
+
+    def _as_run_saw(self, row: int, frame: np.ndarray, recorded: Orientation) -> np.ndarray:
+        """The frame (HWC uint8 RGB, as stored in its file) shown upright as the run showed it:
+        meta/rotation and meta/mirrored where the row records its decode (a frame without orientation
+        metadata may have been turned by auto-rotate), else `recorded`, what the file's metadata says
+        (an older store, or a frame the run never decoded)."""
+        meta = self.meta
+        if "frame_height" in meta and int(meta["frame_height"][row]) > 0:
+            recorded = Orientation(int(meta["rotation"][row]), bool(meta["mirrored"][row]))
+        return recorded.apply(frame)
 
 
 def _jpeg(frame: np.ndarray, side: int) -> bytes:

@@ -42,18 +42,7 @@ def dataset_faces(ref: SampleRef, frame_index: int, orientation: Orientation = U
 
 def orient_box(face: FaceBox, orientation: Orientation, h: int, w: int) -> FaceBox:
     """An XYXY box of an h x w stored frame, in the pixels of that frame shown upright by orientation."""
-    if orientation.mirrored:
-        x0, y0, x1, y1 = face.box
-        face = FaceBox((w - x1, y0, w - x0, y1), face.score)
-    return rotate_box(face, orientation.rotation, h, w)
-
-
-def rotate_box(face: FaceBox, degrees: int, h: int, w: int) -> FaceBox:
-    """An XYXY box of an h x w frame, in the pixels of that frame rotated clockwise by degrees."""
-    x0, y0, x1, y1 = face.box
-    corners = {0: (x0, y0, x1, y1), 90: (h - y1, x0, h - y0, x1), 180: (w - x1, h - y1, w - x0, h - y0),
-               270: (y0, w - x1, y1, w - x0)}[degrees % 360]
-    return FaceBox(corners, face.score)
+    return FaceBox(orientation.box(face.box, h, w), face.score)
 
 
 def output_crop(landmarks: np.ndarray, box_scale: float, size: int) -> np.ndarray:

@@ -160,11 +160,7 @@ def crop_faces(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> _R
             located = locate(turned, ref, frame_index, cfg, models.detector, models.landmarker, tracks.get(vid),
                              rows.seconds, orient, models.fallback)
             if vid not in orientations:  # the first frame of its video: settle the video's orientation once
-                if cfg.auto_rotate and stored.is_identity:
-                    rot, turned, located = settle_rotation(frame, ref, frame_index, cfg, models.detector,
-                                                           models.landmarker, rows.seconds, located,
-                                                           models.fallback)
-                    orient = Orientation(rot)
+                orient, turned, located = _settled(rows, i, frame, stored, turned, located, cfg, models)
                 orientations[vid] = orient
             if located.status == Status.OK and ref.is_video:
                 tracks[vid] = located
@@ -172,6 +168,18 @@ def crop_faces(refs: list[SampleRef], cfg: AnnotateConfig, models: Models) -> _R
         except Exception as e:  # a model failing on one odd frame must not sink the shard
             _failed(rows, i, e)
     return rows
+
+
+def _settled(rows: _Rows, i: int, frame: np.ndarray, stored: Orientation, turned: np.ndarray, located: Located,
+             cfg: AnnotateConfig, models: Models) -> tuple[Orientation, np.ndarray, Located]:
+    """(orientation, upright frame, face) of row i, the first frame of its video: as its metadata
+    (`stored`) shows it, or, where it has none and auto-rotate is on, turned as settle_rotation finds
+    its face upright. `turned` and `located`: the frame shown by `stored` and the face found in it."""
+    if not (cfg.auto_rotate and stored.is_identity):
+        return stored, turned, located
+    rot, turned, located = settle_rotation(frame, rows.refs[i], rows.meta["frame_index"][i], cfg, models.detector,
+                                           models.landmarker, rows.seconds, located, models.fallback)
+    return Orientation(rot), turned, located
 
 
 def _failed(rows: _Rows, i: int, e: Exception) -> None:
@@ -214,11 +222,7 @@ def _crop_batched(rows: _Rows, frames: list, readable: list[int], cfg: AnnotateC
             ref, (_, frame, depth_frame, stored) = rows.refs[i], frames[i]
             try:
                 if group is first:
-                    if cfg.auto_rotate and stored.is_identity:
-                        rot, turned, located = settle_rotation(frame, ref, rows.meta["frame_index"][i], cfg,
-                                                               models.detector, models.landmarker, rows.seconds, located,
-                                                               models.fallback)
-                        orient = Orientation(rot)
+                    orient, turned, located = _settled(rows, i, frame, stored, turned, located, cfg, models)
                     orientations[ref.video_id] = orient
                 _write_face(rows, i, turned, orient.apply(depth_frame), orient, frame.shape[:2], located, cfg)
             except Exception as e:

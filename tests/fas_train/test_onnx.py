@@ -11,7 +11,7 @@ from fas_train.cli import cli
 from fas_train.models import MODELS
 from fas_train.selection import select
 from fas_train.config import TrainConfig
-from fas_train.scoring import score
+from fas_train.scoring import score, scoring_loader
 from fas_train.train import train
 
 ort = pytest.importorskip("onnxruntime")
@@ -30,7 +30,7 @@ def test_onnx_scores_equal_pytorchs_on_the_sample_store(sample_store, tmp_path, 
     r = CliRunner().invoke(cli, ["export-onnx", "--run", str(tmp_path / "run"), "--out", str(out)])
     assert r.exit_code == 0, r.output
     sel = select([url], "all", "test", needs=result.model.needs)
-    expected = score(result.model, sel, batch=8, size=size, workers=0, device=torch.device("cpu"))
+    expected = score(result.model, scoring_loader(result.model, sel, 8, 0), size, torch.device("cpu"))
     import zarr
 
     root = zarr.open_group(url, mode="r")

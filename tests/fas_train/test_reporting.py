@@ -17,7 +17,7 @@ from fas_train.cli import cli
 from fas_train.config import TrainConfig
 from fas_train.dev_check import Best
 from fas_train.metrics import Scores, thin_figures, evaluate
-from fas_train.scoring import score
+from fas_train.scoring import score, scoring_loader
 from fas_train.selection import select
 from fas_train.train import train
 from helpers import assert_one_line_error
@@ -62,7 +62,7 @@ def test_the_run_says_its_rows_and_logs_dev_figures_that_match_an_independent_co
     assert len(epochs) == 2
     last = json.loads(epochs[-1]["parts"])
     sel = select([url], "all", "dev", needs=result.model.needs)
-    values = score(result.model, sel, batch=8, size=32, workers=0, device=torch.device("cpu"))
+    values = score(result.model, scoring_loader(result.model, sel, 8, 0), 32, torch.device("cpu"))
     hter, auc = _eer_hter_auc(values, sel.meta["is_attack"])
     assert last["dev_hter"] == pytest.approx(hter) and last["dev_auc"] == pytest.approx(auc)
     assert last["dev_eer"] == pytest.approx(result.dev[-1]["eer"])

@@ -14,7 +14,7 @@ from fas_train.metrics import read_scores
 from fas_train.models import MODELS
 from fas_train.selection import select
 from fas_train.config import TrainConfig
-from fas_train.scoring import score
+from fas_train.scoring import score, scoring_loader
 from fas_train.train import train
 
 
@@ -38,7 +38,7 @@ def test_training_lowers_the_loss_and_eval_reloads_identical_scores(sample_store
     assert ckpt["model"] == name and ckpt["epoch"] == 3
 
     sel = select([url], "all", "test", needs=result.model.needs)
-    expected = score(result.model, sel, batch=16, size=64, workers=0, device=torch.device("cpu"))
+    expected = score(result.model, scoring_loader(result.model, sel, 16, 0), 64, torch.device("cpu"))
     report = evaluate_run(str(run), [url], "all", device="cpu", workers=0)
     got = read_scores(str(run / "eval" / "scores_test.csv"))
     np.testing.assert_allclose(got.score, expected, rtol=1e-6, atol=1e-7)
@@ -193,7 +193,7 @@ def test_ccdd_trains_on_three_stores_as_domains_and_logs_lambda(tmp_path):
     assert lams[0] == 0.0 and all(b > a for a, b in zip(lams, lams[1:]))  # the DANN schedule, rising
     sel = select(stores, "all", "test")
     assert sorted(set(sel.domain.tolist())) == [0, 1, 2]
-    expected = score(result.model, sel, batch=16, size=32, workers=0, device=torch.device("cpu"))
+    expected = score(result.model, scoring_loader(result.model, sel, 16, 0), 32, torch.device("cpu"))
     evaluate_run(str(run), stores, "all", device="cpu", workers=0)
     np.testing.assert_allclose(read_scores(str(run / "eval" / "scores_test.csv")).score, expected, rtol=1e-6, atol=1e-7)
 

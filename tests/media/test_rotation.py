@@ -6,10 +6,10 @@ import pytest
 import zarr
 from PIL import Image
 
-from annotator.media.decode import clockwise, read_video_frames, rotate
+from annotator.media.decode import Orientation, clockwise, read_video_frames, rotate
 from annotator.face.detect import FaceBox
 from annotator.core.samples import Status
-from annotator.shard import rotate_box, upright_turn
+from annotator.shard import orient_box, upright_turn
 from helpers import sync_config, write_video
 from pipelines.run import run
 
@@ -23,7 +23,7 @@ def test_rotation_helpers():
     frame = np.zeros((40, 60), np.uint8)
     frame[5:15, 10:30] = 1
     for deg in (0, 90, 180, 270):
-        x0, y0, x1, y1 = rotate_box(FaceBox((10, 5, 30, 15), 1.0), deg, 40, 60).box
+        x0, y0, x1, y1 = orient_box(FaceBox((10, 5, 30, 15), 1.0), Orientation(deg), 40, 60).box
         turned = rotate(frame, deg)
         assert turned[int(y0):int(y1), int(x0):int(x1)].sum() == 200 == turned.sum(), deg
 

@@ -128,3 +128,31 @@ def test_the_sample_dataset_s_empty_root_is_the_shipped_data(sample_store, tmp_p
     frame.thumbnail((256, 256), Image.BILINEAR)
     assert tile.shape[:2] == (frame.height, frame.width)
     assert np.abs(tile - np.asarray(frame, np.float64)).mean() < 8
+
+
+def test_a_failed_frame_of_a_video_turned_by_auto_rotate_is_shown_turned(tmp_path, face_image):
+    """A phone video stored sideways without a display matrix: its first frame's face settles a 90
+    degree turn; its later blank frames fail, and their tiles show them turned as the run did (the
+    file itself says nothing of the turn)."""
+    from helpers import sync_config, write_video
+    from pipelines.run import run
+
+    root = tmp_path / "phone"
+    (root / "bonafide").mkdir(parents=True)
+    canvas = np.full((512, 704, 3), 90, np.uint8)  # upright: wider than high
+    canvas[:, 96:608] = face_image
+    sideways = np.ascontiguousarray(np.rot90(canvas, 1))  # stored turned anticlockwise: 704 high, 512 wide
+    blank = np.full_like(sideways, 60)
+    blank[:64] = 220  # a bright band along the stored top: the upright frame's right edge
+    write_video(root / "bonafide" / "side.mp4", [sideways] * 2 + [blank] * 2, rate=10)
+    out = str(tmp_path / "side.zarr")
+    run(sync_config(dataset="folder", root=str(root), frames_per_video=4), out, cluster="none", progress=False)
+    g = zarr.open_group(out, mode="r")
+    status, rotation, index = (g[f"meta/{k}"][:].tolist() for k in ("status", "rotation", "frame_index"))
+    failed = [i for i, s in enumerate(status) if s != 0]
+    assert status[0] == 0 and rotation == [90] * 4 and failed and min(index[i] for i in failed) >= 2
+    c = create_app(out).test_client()
+    for i in failed:
+        tile = _jpeg(c.get(f"/source/{i}.jpg"))
+        assert tile.shape == (93, 128, 3), tile.shape  # upright 512 x 704, not the stored 704 x 512
+        assert tile[:, -8:].mean() > 200 and tile[:, :100].mean() < 75  # the band on the right
