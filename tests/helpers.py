@@ -24,9 +24,11 @@ def sync_config(**kw):
     return AnnotateConfig(**kw)
 
 
-def write_video(path, frames, rate: int = 25, rotation: int | None = None, options: dict | None = None) -> None:
+def write_video(path, frames, rate: int = 25, rotation: int | None = None, options: dict | None = None,
+                matrix: list[int] | None = None) -> None:
     """Encode HWC uint8 RGB frames (an iterable, all one size) as H.264 at `path`; `rotation`: the
-    display matrix's rotation (degrees anticlockwise, as PyAV's set_display_rotation takes it)."""
+    display matrix's rotation (degrees anticlockwise, as PyAV's set_display_rotation takes it);
+    `matrix`: a whole display matrix instead (nine integers, FFmpeg's layout)."""
     import av
 
     frames = iter(frames)
@@ -38,6 +40,8 @@ def write_video(path, frames, rate: int = 25, rotation: int | None = None, optio
             s.options = options
         if rotation is not None:
             s.set_display_rotation(rotation)
+        if matrix is not None:
+            s.set_display_matrix(matrix)
         for f in (first, *frames):
             for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
                 c.mux(p)

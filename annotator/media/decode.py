@@ -9,6 +9,7 @@ never applies the EXIF tag by itself (OpenCV's imread would, unless IMREAD_IGNOR
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -97,6 +98,7 @@ UPRIGHT = Orientation()
 EXIF_ORIENTATIONS = {1: UPRIGHT, 2: Orientation(0, True), 3: Orientation(180), 4: Orientation(180, True),
                      5: Orientation(270, True), 6: Orientation(90), 7: Orientation(90, True), 8: Orientation(270)}
 EXIF_ORIENTATION_TAG = 0x0112
+_QUARTER_TURNS = tuple(EXIF_ORIENTATIONS.values())  # the eight ways a frame lies: four turns, each mirrored or not
 
 
 def read_image(path: str) -> np.ndarray:
@@ -162,13 +164,12 @@ def count_frames(path: str) -> int:
 
 
 def read_video_frames(path: str, n_slots: int, threads: int = 0, sampling=None
-                      ) -> tuple[np.ndarray, list[np.ndarray | DecodeError], int]:
+                      ) -> tuple[np.ndarray, list[np.ndarray | DecodeError], Orientation]:
     """Decode the n_slots frames that `sampling` (annotator/media/sampling.py; None: even) takes from the
     video at `path`.
 
     Returns (frame indices (n_slots,) int64, one HWC uint8 RGB frame or a DecodeError per slot, the
-    container's display rotation: degrees clockwise (0/90/180/270) that make the stored frames upright,
-    the convention of FFmpeg's `rotate` tag; frames are returned as stored).
+    Orientation its display matrix asks for (display_orientation); frames are returned as stored).
     Only what the sampling needs is decoded: when the next sampled frame is far ahead the demuxer
     seeks to the keyframe before it, and while catching up to a sampled frame the decoder skips
     non-reference frames (nothing else depends on them), so a 250-frame video sampled at 10
@@ -186,7 +187,7 @@ def read_video_frames(path: str, n_slots: int, threads: int = 0, sampling=None
     targets = sorted(set(int(i) for i in wanted))
     container = _open(path)
     found: dict[int, np.ndarray] = {}
-    seen: dict[str, int] = {}  # the decoders note the first decoded frame's display rotation here
+    seen: dict[str, Orientation] = {}  # the decoders note the first decoded frame's orientation here
     error: DecodeError | None = None
     try:
         stream = container.streams.video[0]
@@ -212,7 +213,35 @@ def read_video_frames(path: str, n_slots: int, threads: int = 0, sampling=None
     if error is None and len(found) < len(targets):
         missing = min(set(targets) - set(found))
         error = DecodeError(f"video ended before frame {missing} (header says {n_frames} frames)")
-    return wanted, [found.get(int(i), error) for i in wanted], clockwise(seen.get("rotation", 0))
+    return wanted, [found.get(int(i), error) for i in wanted], seen.get("orientation", UPRIGHT)
+
+
+def display_orientation(frame) -> Orientation:
+    """How a decoded av.VideoFrame is shown upright by its display matrix, as FFmpeg's own tools
+    autorotate it (docs/datasets.md, "Sideways and mirrored media").
+
+    The matrix (FFmpeg side data: nine int32, a b u / c d v / x y w, a..d in 16.16 fixed point) maps
+    a stored pixel (x, y) to (a x + c y, b x + d y) plus a shift: a quarter turn, with or without a
+    mirror, is the Orientation whose matrix() has that linear part. Any other angle snaps to the
+    nearest quarter turn, unmirrored. UPRIGHT without a matrix."""
+    try:
+        from av.sidedata.sidedata import Type
+
+        data = frame.side_data.get(Type.DISPLAYMATRIX)
+        raw = bytes(data) if data is not None else b""
+    except (ImportError, AttributeError, TypeError, ValueError):  # a PyAV without side-data access: its angle only
+        raw = b""
+    if len(raw) != 36:
+        return Orientation(clockwise(frame.rotation)) if getattr(frame, "rotation", 0) else UPRIGHT
+    a, b, _, c, d, *_ = struct.unpack("=9i", raw)
+    linear = np.array([[a, c], [b, d]], dtype=np.float64)
+    scale = np.abs(linear).max()
+    if scale > 0:
+        signs = np.where(np.abs(linear) > 1e-3 * scale, np.sign(linear), 0.0)
+        for orientation in _QUARTER_TURNS:
+            if np.array_equal(orientation.matrix(1, 1)[:, :2], signs):
+                return orientation
+    return Orientation(clockwise(frame.rotation))
 
 
 def clockwise(counterclockwise: float) -> int:
@@ -268,7 +297,8 @@ def _decode_by_timestamp(container, stream, targets: list[int], rate: Fraction, 
                     raise _NoTimestamps
                 i = index(frame.pts)
                 last = max(last, i)
-                seen.setdefault("rotation", frame.rotation)
+                if "orientation" not in seen:
+                    seen["orientation"] = display_orientation(frame)
                 if i in wanted and i not in found:
                     found[i] = to_rgb_array(frame)
             if target in found or last > target:
@@ -279,7 +309,8 @@ def _decode_by_timestamp(container, stream, targets: list[int], rate: Fraction, 
 def _decode_sequential(container, stream, wanted: set[int], seen: dict) -> dict[int, np.ndarray]:
     found = {}
     for i, frame in enumerate(container.decode(stream)):
-        seen.setdefault("rotation", frame.rotation)
+        if "orientation" not in seen:
+            seen["orientation"] = display_orientation(frame)
         if i in wanted:
             found[i] = to_rgb_array(frame)
         if len(found) == len(wanted):

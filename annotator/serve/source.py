@@ -110,12 +110,12 @@ class SourceFrames:
             if index < 0:
                 raise QueryError(f"row {row} records no frame index of {path.name} (the video did not "
                                  "decode in the run): no frame to show", 404)
-            _, frames, rotation = read_video_frames(str(path), 1, threads=1, sampling=_OneFrame(index))
+            _, frames, orientation = read_video_frames(str(path), 1, threads=1, sampling=_OneFrame(index))
         except DecodeError as e:
             raise QueryError(f"cannot decode row {row}'s source {path.name}: {_one_line(e)}", 422) from None
         if isinstance(frames[0], DecodeError):
             raise QueryError(f"cannot decode frame {index} of {path.name}: {_one_line(frames[0])}", 422)
-        return self._as_run_saw(row, frames[0], Orientation(rotation))
+        return self._as_run_saw(row, frames[0], orientation)
 
     def _as_run_saw(self, row: int, frame: np.ndarray, recorded: Orientation) -> np.ndarray:
         """The frame (HWC uint8 RGB, as stored in its file) shown upright as the run showed it:

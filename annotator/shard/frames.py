@@ -35,9 +35,9 @@ def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None
         try:
             if media.get("kind"):
                 indices, frames, depths = read_hdf5_frames(path, n_slots, media, sampling)
-                rotation = 0
+                orientation = UPRIGHT
             else:
-                indices, frames, rotation = read_video_frames(path, n_slots, decode_threads, sampling)
+                indices, frames, orientation = read_video_frames(path, n_slots, decode_threads, sampling)
                 depths = [None] * len(frames)
         except DecodeError as e:
             for i in rows:
@@ -45,5 +45,5 @@ def load_frames(refs: list[SampleRef], decode_threads: int = 0, sampling=None
             continue
         for i in rows:
             s = refs[i].slot
-            out[i] = (int(indices[s]), frames[s], depths[s], Orientation(rotation))
+            out[i] = (int(indices[s]), frames[s], depths[s], orientation)
     return out

@@ -66,8 +66,8 @@ def test_container_rotation_is_honoured(tmp_path, face_image):
     path = root / "bonafide" / "phone.mp4"
     # rotation 90: the player turns it 90 degrees anticlockwise to show it upright
     write_video(path, [stored] * 4, rate=10, rotation=90)
-    _, frames, rotation = read_video_frames(str(path), 2)
-    assert rotation == 270 and frames[0].shape == stored.shape
+    _, frames, orientation = read_video_frames(str(path), 2)
+    assert orientation == Orientation(270) and frames[0].shape == stored.shape
     out = str(tmp_path / "p.zarr")
     run(sync_config(dataset="folder", root=str(root), frames_per_video=2, auto_rotate=False), out,
         cluster="none", progress=False)
@@ -75,3 +75,57 @@ def test_container_rotation_is_honoured(tmp_path, face_image):
     assert (g["meta/status"][:] == Status.OK).all() and g["meta/rotation"][:].tolist() == [270, 270]
     lm = g["landmarks"][0]
     assert upright_turn(lm) == 0  # the crop shows the face upright
+
+
+ONE = 1 << 16  # 1.0 in a display matrix's 16.16 fixed point
+# A display matrix's (a, b, c, d) -> the frame FFmpeg's own tools show (fftools' autorotate: the angle
+# of the matrix, then its transpose / hflip / vflip filter), written as numpy on the stored frame.
+FFMPEG_SHOWS = {
+    (1, 0, 0, 1): lambda f: f,
+    (-1, 0, 0, 1): lambda f: f[:, ::-1],  # 180 degrees, a < 0: hflip
+    (1, 0, 0, -1): lambda f: f[::-1],  # 0 degrees, d < 0: vflip
+    (-1, 0, 0, -1): lambda f: f[::-1, ::-1],  # 180 degrees: hflip, vflip
+    (0, -1, 1, 0): lambda f: np.rot90(f, 1),  # 270, c > 0: transpose=cclock (set_display_rotation(90))
+    (0, 1, -1, 0): lambda f: np.rot90(f, -1),  # 90, c < 0: transpose=clock
+    (0, 1, 1, 0): lambda f: f.transpose(1, 0, 2),  # 90, c > 0: transpose=cclock_flip
+    (0, -1, -1, 0): lambda f: f[::-1, ::-1].transpose(1, 0, 2),  # 270, c < 0: transpose=clock_flip
+}
+
+
+@pytest.mark.parametrize("abcd", list(FFMPEG_SHOWS), ids=lambda m: "_".join(map(str, m)))
+def test_a_display_matrix_turns_and_mirrors_the_frame_as_ffmpeg_shows_it(tmp_path, abcd):
+    a, b, c, d = abcd
+    stored = np.zeros((48, 64, 3), np.uint8)
+    stored[:24, :32], stored[:24, 32:], stored[24:, :32] = (250, 0, 0), (0, 250, 0), (0, 0, 250)
+    path = tmp_path / "m.mp4"
+    write_video(path, [stored] * 2, rate=10, matrix=[a * ONE, b * ONE, 0, c * ONE, d * ONE, 0, 0, 0, 1 << 30])
+    _, frames, orientation = read_video_frames(str(path), 1)
+    assert np.array_equal(orientation.apply(frames[0]), FFMPEG_SHOWS[abcd](frames[0])), orientation
+    assert orientation.mirrored == (a * d - b * c < 0)
+
+
+def test_a_mirrored_video_is_annotated_as_shown(tmp_path, face_image):
+    """A front-camera recording stored mirrored, its display matrix flipping it back: annotated like
+    the same recording stored as shown; meta/mirrored says so."""
+    root = tmp_path / "selfie"
+    (root / "bonafide").mkdir(parents=True)
+    canvas = np.full((512, 704, 3), 90, np.uint8)
+    canvas[:, 40:552] = face_image  # off-centre: a mirror moves the face
+    write_video(root / "bonafide" / "a_shown.mp4", [canvas] * 2, rate=10)
+    write_video(root / "bonafide" / "b_mirrored.mp4", [np.ascontiguousarray(canvas[:, ::-1])] * 2, rate=10,
+                matrix=[-ONE, 0, 0, 0, ONE, 0, 0, 0, 1 << 30])
+    out = str(tmp_path / "s.zarr")
+    run(sync_config(dataset="folder", root=str(root), frames_per_video=1), out, cluster="none", progress=False)
+    g = zarr.open_group(out, mode="r")
+    assert (g["meta/status"][:] == Status.OK).all()
+    assert g["meta/mirrored"][:].tolist() == [False, True] and g["meta/rotation"][:].tolist() == [0, 0]
+    shown, mirrored = g["image"][0].astype(float), g["image"][1].astype(float)
+    # two encodings and two landmark fits: ~5 grey levels apart; the face left mirrored: ~60
+    assert np.abs(shown - mirrored).mean() < 15 < np.abs(shown - mirrored[:, ::-1]).mean()
+    # each transform starts from its file's stored pixels: a point of the shown frame and its mirror
+    # image in the stored one land on the same crop pixel (up to the two landmark fits)
+    shown_xy = np.array([[100.0, 60.0, 1.0], [500.0, 60.0, 1.0], [300.0, 450.0, 1.0]])
+    stored_xy = shown_xy * [-1, 1, 1] + [704 - 1, 0, 0]
+    t = g["transform"][:]
+    gap = np.abs(stored_xy @ t[1].T - shown_xy @ t[0].T).max()
+    assert gap < 0.03 * g["image"].shape[1] < np.abs(shown_xy @ t[1].T - shown_xy @ t[0].T).max(), gap

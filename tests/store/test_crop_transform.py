@@ -81,10 +81,10 @@ def test_a_video_rows_transform_starts_from_its_decoded_frame(sample_store):
     url, _ = sample_store
     root = zarr.open_group(url, mode="r")
     i = row_of(root, "bonafide/astronaut_pan.mp4") + 3
-    _, frames, rotation = read_video_frames(str(SAMPLE / "bonafide" / "astronaut_pan.mp4"), 1,
+    _, frames, orientation = read_video_frames(str(SAMPLE / "bonafide" / "astronaut_pan.mp4"), 1,
                                             sampling=OneFrame(int(root["meta/frame_index"][i])))
     frame = frames[0]
-    assert rotation == 0 and frame.shape[:2] == (root["meta/frame_height"][i], root["meta/frame_width"][i])
+    assert orientation.is_identity and frame.shape[:2] == (root["meta/frame_height"][i], root["meta/frame_width"][i])
     size = root["image"].shape[1]
     assert np.abs(cv2.warpAffine(frame, root["transform"][i], (size, size)).astype(int) - root["image"][i]).max() == 0
 
