@@ -101,6 +101,9 @@ def main() -> None:
     args = p.parse_args()
     warnings.simplefilter("ignore")
     from annotator import composites
+    from annotator.console import filter_native_stderr
+
+    filter_native_stderr()  # MediaPipe's native log lines (from every worker) would bury the tables
     from annotator.shard import crop_faces
 
     items = composites.build(REPO / "annotator/datasets/sample_data") + composites.bona_fide(REPO / "annotator/datasets/sample_data")
