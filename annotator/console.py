@@ -32,6 +32,17 @@ class OneLineErrors(click.Group):
             raise click.ClickException(e.as_flag()) from None
         except AnnotatorError as e:
             raise click.ClickException(str(e)) from None
+        except click.UsageError as e:  # click's own checks (a flag's type, a missing flag): no usage block
+            where = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            error = OneLineUsageError(f"{e.format_message().rstrip('.')}; see `{where} --help`")
+            raise error from None
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as its one line (exit status 2, as click's), without the usage block."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"Error: {self.format_message()}", file=file or sys.stderr)
 
 # A whole third-party line: glog/absl "W0000 00:00:1796164397.77 23719 file.cc:114] ...", or one of
 # two fixed TFLite/absl notes. They may follow a progress bar's text on the same line.

@@ -40,8 +40,9 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
         raise AnnotatorError(f"no checkpoint at {path}; train first with `fas-train train --out {path.parent}`")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise AnnotatorError(f"{path} is not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    except Exception as e:  # torch's own text runs to several sentences of advice that does not apply
+        raise AnnotatorError(f"{path} is not a fas-train checkpoint (torch.load: {type(e).__name__}); "
+                             "--checkpoint takes best, last or a file that `fas-train train` wrote") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
         raise AnnotatorError(f"{path} is not a fas-train checkpoint (no model name and state_dict)")
     if model_name is not None and ckpt["model"] != model_name:
@@ -73,6 +74,8 @@ def checkpoint_path(run: str | Path, checkpoint: str | None = None) -> Path:
             raise AnnotatorError(f"{run} has no best.pt (trained by a release without dev checks); train on with "
                                  f"`fas-train train --out {run}` and more --epochs, or use --checkpoint last")
         return path
+    if checkpoint and not Path(checkpoint).is_file():
+        raise AnnotatorError(f"no checkpoint file {checkpoint}: --checkpoint takes best, last or a checkpoint file")
     return Path(checkpoint) if checkpoint else Path(run) / CHECKPOINT
 
 
@@ -85,3 +88,43 @@ def load_run(run: str | Path, checkpoint: str | None = None) -> tuple[TrainConfi
     model = cfg.build_model(pretrained=False)
     restore(model, ckpt, path)
     return cfg, model, ckpt
+
+
+def eval_report(run: str | Path) -> dict | None:
+    """RUN/eval/metrics.json, what `fas-train eval` last wrote there; None before any eval."""
+    path = Path(run) / "eval" / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _calibrated(report: dict, ckpt: dict) -> bool:
+    """Whether the report's thresholds were chosen on these weights: best.pt is a copy of last.pt at
+    its epoch, so the epoch (and the step, recorded since) names the weights."""
+    return report.get("epoch") == int(ckpt["epoch"]) + 1 and report.get("step", ckpt.get("step")) == ckpt.get("step")
+
+
+def load_decider(run: str | Path, checkpoint: str | None, calibrated: bool = True
+                 ) -> tuple[TrainConfig, FasModel, dict, dict | None]:
+    """(settings, model, checkpoint, eval report) for infer and export-onnx, which decide with the
+    thresholds `fas-train eval` chose on dev for one checkpoint's weights.
+
+    checkpoint: best, last or a file; by default the one eval scored (last.pt, else best.pt: the
+    weights RUN/eval/metrics.json names), last.pt before any eval. The report: None before any eval,
+    or (calibrated=False) when eval scored other weights. calibrated: the thresholds will be used, so a checkpoint other than the one eval scored is a
+    one-line error (its thresholds belong to other weights) instead of a silent mismatch."""
+    report = eval_report(run)
+    loaded = []
+    for name in [checkpoint] if checkpoint else ["last", "best"]:
+        if name == "best" and not checkpoint and not (Path(run) / CHECKPOINT_NAMES["best"]).is_file():
+            continue
+        cfg, model, ckpt = load_run(run, name)
+        if report is not None and _calibrated(report, ckpt):
+            return cfg, model, ckpt, report
+        loaded.append((cfg, model, ckpt))
+        if report is None:
+            break
+    if report is None or not calibrated:
+        return (*loaded[0], None)
+    raise AnnotatorError(
+        f"{Path(run) / 'eval' / 'metrics.json'} holds thresholds chosen for {report.get('checkpoint')} (epoch "
+        f"{report.get('epoch')}), not for {checkpoint or 'last.pt or best.pt'}: run `fas-train eval --run {run}"
+        f"{' --checkpoint ' + checkpoint if checkpoint else ''}` first, or pass --threshold")

@@ -21,6 +21,10 @@ def cli():
     """Train and evaluate face anti-spoofing models on label stores made by `annotate`."""
 
 
+
+# infer's and export-onnx's default weights: those whose thresholds eval chose (checkpoints.load_decider)
+DECIDER_DEFAULT = "the one `fas-train eval` last scored, last before any eval"
+
 @cli.command()
 @click.option("--store", type=str, default=None, help="Store(s), comma-separated: train, dev and test groups "
                                                        "all come from them.")
@@ -213,7 +217,8 @@ def _sources(store, train_stores, test_stores, named_stores, protocol) -> tuple[
               help="A store made with --landmarker fan: its FAN weights on this machine [the recorded path, then "
                    "the torch hub cache]; must be the same file (sha256).")
 @click.option("--fan-depth-checkpoint", type=str, default=None, help="The same for 3D FAN's ResNetDepth.")
-def infer(run_dir, inputs, threshold, device, batch, fan_checkpoint, fan_depth_checkpoint):
+@click.option("--checkpoint", type=str, default=None, help=f"last, best or a file [{DECIDER_DEFAULT}].")
+def infer(run_dir, inputs, threshold, device, batch, fan_checkpoint, fan_depth_checkpoint, checkpoint):
     """Score images, videos or folders of them: one JSON line per input (score, decision, face box)."""
     from annotator.config import check_range
     from fas_train.infer import Inference, media_inputs
@@ -224,7 +229,7 @@ def infer(run_dir, inputs, threshold, device, batch, fan_checkpoint, fan_depth_c
     files = media_inputs(list(inputs))
     check_range("batch", batch, 1, MAX_BATCH)
     job = Inference(run_dir, device=device, threshold=threshold, batch=batch, fan_checkpoint=fan_checkpoint,
-                    fan_depth_checkpoint=fan_depth_checkpoint)
+                    fan_depth_checkpoint=fan_depth_checkpoint, checkpoint=checkpoint)
     for level, t in job.limits.items():
         click.echo(f"{level} threshold {t['threshold']:.6g} (rule {t['rule']}, from {t['from']}); "
                    "score >= threshold: attack", err=True)
@@ -235,7 +240,7 @@ def infer(run_dir, inputs, threshold, device, batch, fan_checkpoint, fan_depth_c
 @cli.command("export-onnx")
 @click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train`.")
 @click.option("--out", required=True, help="The ONNX file to write (and OUT.json beside it).")
-@click.option("--checkpoint", type=str, default=None, help="last, best or a file [last].")
+@click.option("--checkpoint", type=str, default=None, help=f"last, best or a file [{DECIDER_DEFAULT}].")
 def export_onnx(run_dir, out, checkpoint):
     """Write a run's model as ONNX (store uint8 crops in, attack scores out), checked against PyTorch."""
     from fas_train.onnx_export import export_onnx as write_onnx
@@ -250,8 +255,9 @@ def export_onnx(run_dir, out, checkpoint):
 @click.option("--store", type=str, default=None, help="Store(s) for dev and test [the run's].")
 @click.option("--test", "test_stores", type=str, default=None, help="Test store(s) [the run's --test, else --store].")
 @click.option("--protocol", type=str, default=None, help="Protocol [the run's].")
-@click.option("--threshold", type=str, default="eer", show_default=True,
-              help="Threshold chosen on dev: eer, bpcer1 (BPCER = 1 %, as Fine-grained annotation on WMCA) or a number.")
+@click.option("--threshold", type=str, default=None,
+              help="Threshold chosen on dev: eer, bpcer1 (BPCER = 1 %, as Fine-grained annotation on WMCA) or a number "
+                   "[the run's --threshold, eer by default].")
 @click.option("--checkpoint", type=str, default=None,
               help="last (RUN/last.pt), best (RUN/best.pt: the epoch of the best dev figure) or a file [last].")
 @click.option("--device", type=str, default=None)
@@ -274,7 +280,7 @@ def eval_(run_dir, store, test_stores, protocol, threshold, checkpoint, device, 
     cfg = run_config(run_dir)
     stores = _stores(store) or cfg.train
     tests = _stores(test_stores) or (cfg.test if not store else None) or stores
-    report = evaluate_run(run_dir, stores, protocol or cfg.protocol, tests, rule=threshold, device=device,
+    report = evaluate_run(run_dir, stores, protocol or cfg.protocol, tests, rule=threshold or cfg.threshold, device=device,
                           checkpoint=checkpoint, out=out, workers=workers, save_cues=save_cues,
                           save_masks=save_masks)
     keys = ("threshold", "apcer", "bpcer", "acer", "hter", "eer", "auc")

@@ -76,16 +76,14 @@ class TrainConfig:
 
     def _validate_reporting(self) -> None:
         from fas_train.dev_check import BEST_BY
-        from fas_train.metrics import RULE_USAGE, parse_rule
+        from fas_train.metrics import RULE_USAGE, rule_problem
 
         if self.best_by not in BEST_BY:
             raise SettingError("best_by", f"unknown metric {self.best_by!r}; choose one of: {', '.join(BEST_BY)}")
         if self.patience < 0:
             raise SettingError("patience", f"must be 0 (never stop early) or more epochs, got {self.patience}")
-        try:  # a bad rule must fail now, not after the first epoch
-            parse_rule(self.threshold)
-        except AnnotatorError:
-            raise SettingError("threshold", f"unknown rule {self.threshold!r}; {RULE_USAGE}") from None
+        if rule_problem(self.threshold):  # a bad rule must fail now, not after the first epoch
+            raise SettingError("threshold", f"{rule_problem(self.threshold)}; {RULE_USAGE}")
 
     @property
     def dev_stores(self) -> list[str]:

@@ -48,7 +48,8 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
     workers = cfg.workers if workers is None else workers
     (dev, test), by_video, extra = _score_groups(model, cfg, (dev_sel, test_sel), workers, where)
     report = {
-        "run": str(run), "model": ckpt["model"], "epoch": int(ckpt["epoch"]) + 1, "protocol": protocol,
+        "run": str(run), "model": ckpt["model"], "epoch": int(ckpt["epoch"]) + 1, "step": int(ckpt["step"]),
+        "protocol": protocol,
         "checkpoint": str(checkpoint_path(run, checkpoint)),
         "dev_stores": dev_stores, "test_stores": test_stores,
         "score": "higher = more likely an attack",

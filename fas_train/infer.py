@@ -26,7 +26,8 @@ from annotator.media.sampling import parse as parse_sampling
 from annotator.media.plan import sampled
 
 from fas_train.inputs import to_inputs
-from fas_train.checkpoints import load_run
+from fas_train.checkpoints import load_decider
+from fas_train.metrics import parse_rule
 from fas_train.config import ANNOTATE_CONFIG
 from fas_train.scoring import autocast, device_of
 
@@ -45,18 +46,20 @@ def preprocess_config(run: str | Path, stores: list[str]) -> AnnotateConfig:
                              "readable: infer needs to know how that store cropped its faces") from None
 
 
-def thresholds(run: str | Path, given: float | None) -> dict[str, dict]:
+def thresholds(run: str | Path, given: float | None, report: dict | None) -> dict[str, dict]:
     """{"frame": {...}, "video": {...}}, each {"threshold", "rule", "from"}: --threshold when given,
-    else what `fas-train eval` chose on dev (RUN/eval/metrics.json)."""
+    else what `fas-train eval` chose on dev for the loaded weights (`report`: RUN/eval/metrics.json,
+    checkpoints.load_decider)."""
     if given is not None:
+        given = parse_rule(given)  # a number, finite: nan would call every input bona fide
         return {lvl: {"threshold": float(given), "rule": "given", "from": "--threshold"} for lvl in ("frame", "video")}
     path = Path(run) / "eval" / "metrics.json"
-    if not path.is_file():
+    if report is None:
         raise AnnotatorError(f"{path} does not exist: run `fas-train eval --run {run}` first (it calibrates the "
                              "threshold on dev), or pass --threshold")
-    report = json.loads(path.read_text())
     return {lvl: {"threshold": float(report[lvl]["threshold"]), "rule": report[lvl]["threshold_rule"],
-                  "from": f"{report[lvl]['threshold_from']} of {', '.join(report['dev_stores'])} ({path})"}
+                  "from": f"{report[lvl]['threshold_from']} of {', '.join(report['dev_stores'])} ({path}, "
+                          f"epoch {report['epoch']})"}
             for lvl in ("frame", "video")}
 
 
@@ -97,12 +100,13 @@ class Inference:
     """A run ready to score inputs: its model on `device`, the store's crop settings and models."""
 
     def __init__(self, run: str, device: str | None = None, threshold: float | None = None, batch: int = 32,
-                 fan_checkpoint: str | None = None, fan_depth_checkpoint: str | None = None):
+                 fan_checkpoint: str | None = None, fan_depth_checkpoint: str | None = None,
+                 checkpoint: str | None = None):
         from annotator.face import DETECTORS, LANDMARKERS
         from annotator.shard import Models, build_fallback, build_landmarker, build_models
 
-        self.cfg, self.model, self.ckpt = load_run(run)
-        self.limits = thresholds(run, threshold)
+        self.cfg, self.model, self.ckpt, report = load_decider(run, checkpoint, calibrated=threshold is None)
+        self.limits = thresholds(run, threshold, report)
         acfg = preprocess_config(run, self.cfg.train)
         # the dataset's own face files do not exist for new inputs: the store's detector stands in;
         # the landmark cross-check decides rows of a store, not scores (and its FAN weights may be absent here)

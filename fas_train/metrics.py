@@ -93,20 +93,28 @@ def threshold_at_apcer(s: Scores, target: float) -> float:
     return float(t[np.nonzero(apcer <= target + 1e-12)[0][-1]])
 
 
-RULE_USAGE = "use eer, bpcer1 or a number"
+RULE_USAGE = "use eer, bpcer1 or a finite number"
 
 
 def parse_rule(rule: str | float) -> str | float:
-    """A threshold rule as choose_threshold takes it: "eer", "bpcer1" or a float; a one-line error
-    for anything else (checked before any scoring)."""
-    if isinstance(rule, (int, float)) and not isinstance(rule, bool):
-        return float(rule)
+    """A threshold rule as choose_threshold takes it: "eer", "bpcer1" or a finite float; a one-line
+    error for anything else (checked before any scoring)."""
+    problem = rule_problem(rule)
+    if problem:
+        raise AnnotatorError(f"threshold {problem}; {RULE_USAGE}")
+    return rule if rule in ("eer", "bpcer1") else float(rule)
+
+
+def rule_problem(rule) -> str:
+    """What is wrong with a threshold rule ("" when nothing): "unknown rule 'median'", "'nan' is not a
+    finite number" (nan compares false with every score: no errors at all)."""
     if rule in ("eer", "bpcer1"):
-        return rule
+        return ""
     try:
-        return float(rule)
+        value = float(rule)
     except (TypeError, ValueError):
-        raise AnnotatorError(f"unknown threshold rule {rule!r}; {RULE_USAGE}") from None
+        return f"unknown rule {rule!r}"
+    return "" if math.isfinite(value) and not isinstance(rule, bool) else f"{rule!r} is not a finite number"
 
 
 def choose_threshold(s: Scores, rule: str | float) -> float:

@@ -23,7 +23,7 @@ import torch.nn as nn
 from annotator.core.errors import AnnotatorError
 
 from fas_train.inputs import to_inputs
-from fas_train.checkpoints import load_run
+from fas_train.checkpoints import load_decider
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -62,7 +62,7 @@ def export_onnx(run: str, out: str, checkpoint: str | None = None) -> dict:
         import onnxruntime as ort
     except ImportError:
         raise AnnotatorError("export-onnx needs onnx and onnxruntime: pip install 'fas-annotator[onnx]'") from None
-    cfg, model, ckpt = load_run(run, checkpoint)
+    cfg, model, ckpt, report = load_decider(run, checkpoint)
     model.eval()
     needs = tuple(model.score_needs)
     unknown = [f for f in needs if f not in LAYOUTS]
@@ -103,9 +103,7 @@ def export_onnx(run: str, out: str, checkpoint: str | None = None) -> dict:
                "crop_side": int(args[0].shape[1]), "input_size": cfg.size or int(args[0].shape[1]),
                "output": "score (B,) float32, higher = more likely an attack",
                "checked": {"on": origin, "max_difference": diff}}
-    metrics = Path(run) / "eval" / "metrics.json"
-    if metrics.is_file():
-        report = json.loads(metrics.read_text())
+    if report is not None:  # eval's thresholds for these very weights (load_decider refuses others)
         sidecar["threshold"] = {lvl: {"value": report[lvl]["threshold"], "rule": report[lvl]["threshold_rule"],
                                       "from": report[lvl]["threshold_from"]} for lvl in ("frame", "video")}
     Path(str(target) + ".json").write_text(json.dumps(sidecar, indent=2))

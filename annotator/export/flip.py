@@ -64,7 +64,8 @@ class _Flip(Exporter):
         self.listed: dict[str, list[str]] = {}  # list file name -> the listed names written
 
     def prepare(self, root, rows: list[Row], options: dict) -> None:
-        self.out_size = int(options.get("size") or FLIP_SIZE)
+        given = options.get("size")
+        self.out_size = FLIP_SIZE if given is None else int(given)  # 0 is a bad size, not "the default"
         if not 32 <= self.out_size <= 4096:
             raise AnnotatorError(f"--size must be 32..4096 pixels, got {self.out_size}")
         self._check_sampling(root, rows)
@@ -119,6 +120,11 @@ class _Flip(Exporter):
                 for path, row in self.with_siblings(name, key, index):
                     self.by_lists.setdefault(row.row, []).append(path)
             self.listed[lst.name] = written
+        if not self.by_lists:  # refused before anything is written: an empty export is no result
+            datasets = ", ".join(sorted({flip_dataset(r.dataset) for r in rows})) or "none"
+            raise AnnotatorError(f"--lists {folder}: none of its {len(self.unmatched)} listed names is a frame this "
+                                 f"store can produce (its datasets: {datasets}); give FLIP's data/MCIO/txt for "
+                                 "flip-mcio, data/WCS/txt for flip-wcs, and a store of the listed videos")
 
     def with_siblings(self, name: str, key, index) -> list[tuple[str, Row]]:
         """The files a listed name needs: itself (MCIO adds its frame1)."""

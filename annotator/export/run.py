@@ -28,11 +28,14 @@ STATE = ".export"  # settings.json and done/<shard>.json live here
 
 def export_store(url: str, fmt: str, out: str, protocol: str = "split", workers: int | None = None,
                  progress: bool = True, options: dict | None = None) -> dict:
-    """Export the store at `url` as format `fmt` into the folder `out`; returns {"rows", "groups",
-    "shards", "resumed", "lists", "unmatched"}. options: the format's own (`lists`, `size`: FLIP's);
-    with `lists` the list files decide the groups and every usable row is a candidate. A rerun with the same settings resumes; other settings on the same
-    folder, or a folder that holds something else, are one-line errors before anything is written;
-    so is a folder another export is writing now (its lock, .export/lock.json)."""
+    """Export the store at `url` as format `fmt` into the folder `out`; returns {"rows" (the usable
+    rows of the protocol's groups), "groups", "shards", "resumed", "lists", "unmatched",
+    "written_rows" (the rows with files: with --lists, the listed ones), "images" (image files,
+    repeats included)}. options: the format's own (`lists`, `size`: FLIP's); with `lists` the list
+    files decide the groups and every usable row is a candidate. A rerun with the same settings
+    resumes; other settings on the same folder, or a folder that holds something else, are one-line
+    errors before anything is written; so is a folder another export is writing now (its lock,
+    .export/lock.json)."""
     exporter_cls = EXPORTERS.get(fmt)
     url = places.normalize(url)
     if places.local(out) is None:
@@ -41,7 +44,7 @@ def export_store(url: str, fmt: str, out: str, protocol: str = "split", workers:
     check_workers(workers)
     require_sound(url, "quick", "repair it (`annotate verify --repair`, then rerun) before exporting")
     root = store.open_store(url)
-    options = {k: v for k, v in (options or {}).items() if v}
+    options = {k: v for k, v in (options or {}).items() if v is not None}  # --size 0 is checked, not dropped
     rows = plan_rows(root, "all" if options.get("lists") else protocol)
     exporter = exporter_cls(int(root["image"].shape[1]))
     exporter.prepare(root, rows, options)
@@ -85,8 +88,10 @@ def _write(root, url: str, exporter: Exporter, protocol: str, rows: list[Row], f
     _frames_csv(exporter, rows, folder)
     groups = {g: sum(r.group == g for r in rows) for g in sorted({r.group for r in rows})}
     write_text(folder / "README.md", readme(exporter, root, url, protocol, rows, groups, lists))
+    images = [len(exporter.images(r)) for r in rows]  # --lists places only the listed rows
     return {"rows": len(rows), "groups": groups, "shards": len(by_shard), "resumed": len(by_shard) - len(todo),
-            "lists": lists, "unmatched": len(getattr(exporter, "unmatched", []))}
+            "lists": lists, "unmatched": len(getattr(exporter, "unmatched", [])),
+            "written_rows": sum(n > 0 for n in images), "images": sum(images)}
 
 
 def plan_rows(root, protocol: str) -> list[Row]:

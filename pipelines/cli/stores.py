@@ -210,6 +210,8 @@ def export(store_url, fmt, out, protocol, workers, lists, size):
     res = export_store(store_url, fmt, out, protocol, workers, options={"lists": lists, "size": size})
     groups = ", ".join(f"{g} {n}" for g, n in res["groups"].items())
     resumed = f", {res['resumed']} of {res['shards']} shards already done" if res["resumed"] else ""
-    click.echo(f"wrote {out}: {res['rows']} rows ({groups}) as {fmt}{resumed}; see {out}/README.md")
+    rows = f"{res['rows']} rows ({groups})" if res["written_rows"] == res["rows"] else \
+        f"{res['written_rows']} of {res['rows']} usable rows (the listed ones)"
+    click.echo(f"wrote {out}: {res['images']} image files of {rows} as {fmt}{resumed}; see {out}/README.md")
     if res.get("unmatched"):
         click.echo(f"{res['unmatched']} listed name(s) the store cannot produce: {out}/unmatched.txt", err=True)

@@ -105,3 +105,26 @@ def test_flip_sampling_names_and_bad_flip_exports(tmp_path):
     r = CliRunner().invoke(cli, ["export", url2, "--format", "flip-mcio", "--out", str(tmp_path / "z"),
                                  "--lists", str(tmp_path)])
     assert r.exit_code == 1 and "no .txt lists there" in r.output
+
+
+def test_what_a_listed_export_reports_is_what_it_wrote(tmp_path):
+    unlisted = ("oulu-npu", "Train_files/2_2_22_2.avi", True, 2)  # in no list: not written
+    url, _ = _store(tmp_path / "s.zarr", MCIO_VIDEOS + [unlisted], "flip-mcio")
+    out = tmp_path / "mcio"
+    r = CliRunner().invoke(cli, ["export", url, "--format", "flip-mcio", "--out", str(out), "--lists", str(LISTS / "MCIO")])
+    assert r.exit_code == 0, r.output
+    written = [p for p in out.rglob("*") if p.suffix in (".png", ".jpg")]
+    rows = sum(n for _, _, _, n in MCIO_VIDEOS) + 2
+    frames = (out / "frames.csv").read_text().splitlines()[1:]
+    assert len(frames) == len(written) == 13  # six videos' frame0 and frame1, one CelebA image
+    assert f"wrote {out}: 13 image files of 13 of {rows} usable rows (the listed ones) as flip-mcio" in r.output
+
+
+def test_lists_that_match_nothing_and_a_zero_size_are_refused_before_writing(tmp_path):
+    url, _ = _store(tmp_path / "s.zarr", MCIO_VIDEOS, "flip-mcio")
+    with pytest.raises(AnnotatorError, match=r"none of its \d+ listed names is a frame this store can produce "
+                                             r"\(its datasets: casia, celeb, msu, oulu, replay\)"):
+        export_store(url, "flip-mcio", str(tmp_path / "x"), progress=False, options={"lists": str(LISTS / "WCS")})
+    r = CliRunner().invoke(cli, ["export", url, "--format", "flip-mcio", "--out", str(tmp_path / "y"), "--size", "0"])
+    assert r.exit_code == 1 and "--size must be 32..4096 pixels, got 0" in r.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -134,5 +134,5 @@ def test_bad_scores_files_are_one_line_errors(tmp_path):
         r = CliRunner().invoke(cli, ["metrics", str(tmp_path / f)])
         assert r.exit_code != 0 and msg in r.output and "Traceback" not in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1
-    with pytest.raises(AnnotatorError, match="unknown threshold rule"):
+    with pytest.raises(AnnotatorError, match="threshold unknown rule"):
         choose_threshold(_scores(0), "eerr")

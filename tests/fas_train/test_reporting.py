@@ -135,7 +135,7 @@ def test_bad_reporting_settings_are_one_line_errors(tmp_path):
     base = ["train", "--store", url, "--protocol", "all", "--model", "cdcn", "--epochs", "1", "--size", "32",
             "--width", "0.1", "--workers", "0", "--out", str(tmp_path / "r")]
     assert_one_line_error(CliRunner().invoke(cli, base + ["--threshold", "median"]),
-                          "--threshold unknown rule 'median'; use eer, bpcer1 or a number")
+                          "--threshold unknown rule 'median'; use eer, bpcer1 or a finite number")
     assert_one_line_error(CliRunner().invoke(cli, base + ["--patience", "-1"]),
                           "--patience must be 0 (never stop early) or more epochs, got -1")
     assert_one_line_error(CliRunner().invoke(cli, base + ["--best-by", "f1"]),
@@ -148,3 +148,65 @@ def test_bad_reporting_settings_are_one_line_errors(tmp_path):
     (run / "best.pt").unlink()
     out = CliRunner().invoke(cli, ["eval", "--run", str(run), "--checkpoint", "best", "--workers", "0"])
     assert_one_line_error(out, "has no best.pt (trained by a release without dev checks)")
+
+
+def test_infer_and_export_onnx_decide_with_the_weights_eval_calibrated(tmp_path):
+    """eval's thresholds belong to one checkpoint's weights: export-onnx (and infer, through the same
+    load_decider) load those weights by default, and refuse other weights rather than pair them with
+    thresholds chosen for another epoch."""
+    import shutil
+
+    from fas_train.checkpoints import load_decider
+    from fas_train.evaluate import evaluate_run
+
+    url = make_store(str(tmp_path / "s.zarr"), n=16)
+    run = tmp_path / "r"
+    train(_cfg(url, epochs=1), str(run), device="cpu", progress=False)
+    shutil.copyfile(run / "last.pt", tmp_path / "e1.pt")
+    train(_cfg(url, epochs=2), str(run), device="cpu", progress=False)
+    (run / "best.pt").unlink()  # last.pt (epoch 2) the only candidate of the run's own names
+    evaluate_run(str(run), [url], "all", device="cpu", workers=0, checkpoint=str(tmp_path / "e1.pt"))
+    with pytest.raises(AnnotatorError, match=r"holds thresholds chosen for .*e1.pt \(epoch 1\), not for last.pt or "
+                                             r"best.pt: run `fas-train eval --run .*` first, or pass --threshold"):
+        load_decider(run, None)
+    *_, ckpt, report = load_decider(run, str(tmp_path / "e1.pt"))
+    assert ckpt["epoch"] + 1 == report["epoch"] == 1
+    _, _, ckpt, report = load_decider(run, None, calibrated=False)  # --threshold given: last.pt, no report
+    assert ckpt["epoch"] + 1 == 2 and report is None
+    onnx = str(tmp_path / "m.onnx")
+    assert_one_line_error(CliRunner().invoke(cli, ["export-onnx", "--run", str(run), "--out", onnx]),
+                          "holds thresholds chosen for")
+    r = CliRunner().invoke(cli, ["export-onnx", "--run", str(run), "--out", onnx, "--checkpoint", str(tmp_path / "e1.pt")])
+    assert r.exit_code == 0, r.output
+    sidecar = json.loads(open(onnx + ".json").read())
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert sidecar["epoch"] == 1 and sidecar["threshold"]["frame"]["value"] == metrics["frame"]["threshold"]
+    evaluate_run(str(run), [url], "all", device="cpu", workers=0)  # now last.pt
+    *_, ckpt, report = load_decider(run, None)
+    assert ckpt["epoch"] + 1 == report["epoch"] == 2 and report["step"] == ckpt["step"]
+
+
+def test_eval_takes_the_runs_threshold_rule_and_refuses_non_numbers(tmp_path):
+    url = make_store(str(tmp_path / "s.zarr"), n=16)
+    run = tmp_path / "r"
+    train(_cfg(url, epochs=1, threshold="bpcer1"), str(run), device="cpu", progress=False)
+    r = CliRunner().invoke(cli, ["eval", "--run", str(run), "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((run / "eval" / "metrics.json").read_text())
+    assert report["frame"]["threshold_rule"] == report["video"]["threshold_rule"] == "bpcer1"
+    for value in ("nan", "inf", "-inf"):
+        assert_one_line_error(CliRunner().invoke(cli, ["eval", "--run", str(run), "--threshold", value]),
+                              f"threshold '{value}' is not a finite number; use eer, bpcer1 or a finite number")
+    assert_one_line_error(CliRunner().invoke(cli, ["train", "--store", url, "--protocol", "all", "--model", "cdcn",
+                                                   "--out", str(tmp_path / "r4"), "--threshold", "nan"]),
+                          "--threshold 'nan' is not a finite number")
+    with pytest.raises(AnnotatorError, match="threshold 'nan' is not a finite number"):
+        train(_cfg(url, threshold="nan"), str(tmp_path / "r2"), device="cpu", progress=False)
+    assert_one_line_error(CliRunner().invoke(cli, ["eval", "--run", str(run), "--checkpoint", "bets"]),
+                          "no checkpoint file bets: --checkpoint takes best, last or a checkpoint file")
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    assert_one_line_error(CliRunner().invoke(cli, ["eval", "--run", str(run), "--checkpoint", str(tmp_path / "notes.pt")]),
+                          "is not a fas-train checkpoint (torch.load: ")
+    base = ["train", "--store", url, "--protocol", "all", "--model", "cdcn", "--out", str(tmp_path / "r3")]
+    assert_one_line_error(CliRunner().invoke(cli, base + ["--patience", "1.5"]),
+                          "Invalid value for '--patience': '1.5' is not a valid integer; see `cli train --help`")
