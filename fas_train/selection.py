@@ -166,6 +166,15 @@ def _note_pending(url: str, pending: int) -> None:
               file=sys.stderr)
 
 
+def _with_group(roots: list, group: str, protocol: str) -> str:
+    """"; protocols with a dev group: a, b" (the stores' protocols that have rows in `group`; a
+    release's official protocol may have no dev split, as CelebA-Spoof's intra_test), or ""."""
+    code = SPLIT_CODES[group]
+    having = sorted({name for root in roots for name in store_protocols(root)
+                     if name != protocol and (root[f"protocols/{name}"][:] == code).any()})
+    return f"; protocols with a {group} group: {', '.join(having)}" if having else ""
+
+
 def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] = (),
            columns: tuple[str, ...] = (), exclude_flagged: bool = False) -> Selection:
     """The rows of `group` of `protocol` over several stores (each opened once); one-line errors
@@ -187,7 +196,7 @@ def select(stores: list[str], protocol: str, group: str, needs: tuple[str, ...] 
     sel = Selection(parts)
     if not len(sel):
         raise AnnotatorError(f"protocol {protocol!r} selects no annotated rows of group {group!r} in "
-                             f"{', '.join(stores)}")
+                             f"{', '.join(stores)}{_with_group(roots, group, protocol)}")
     cols = {c: [] for c in (*META, *columns)}
     for p, root in zip(parts, roots):
         meta = root["meta"]

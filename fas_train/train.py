@@ -120,6 +120,9 @@ def train(cfg: TrainConfig, out: str, device: str | None = None, progress: bool 
 
     # a rerun of a run that patience ended trains no further
     result = TrainResult(str(run), start, [], model, rows=rows, stopped_early=_out_of_patience(cfg, best, start - 1))
+    if start and not result.stopped_early:
+        say(f"resuming {run} after epoch {start} of {cfg.epochs}" if start < cfg.epochs else
+            f"nothing to train: {run} has run {start} epoch(s) and --epochs is {cfg.epochs} (give more to train on)")
     batches = [loader(stream, cfg.workers)]  # once per run: their workers persist across epochs
     dev_batches = scoring_loader(model, groups["dev"], cfg.batch, cfg.workers) if ranks else None
     if videos:

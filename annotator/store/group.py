@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 
 import numpy as np
 import zarr
@@ -23,6 +24,10 @@ from annotator.core.errors import AnnotatorError
 from annotator.core.names import storable
 from annotator.core.samples import STATUS_CODES
 from annotator.face.regions import REGION_NAMES
+
+# The store's own bookkeeping (_lock.json, _shards/, _failed/) sits beside its arrays; zarr, listing
+# the group to consolidate it, warns of each as "not recognized" into the progress bar.
+warnings.filterwarnings("ignore", message=r"Object at _\w+(\.json)? is not recognized as a component of a Zarr hierarchy")
 from annotator.label import LABEL_CHANNELS
 
 from .schema import META_COLUMNS, OPTIONAL_ARRAYS, OPTIONAL_COLUMNS, array_specs, fill_value, landmark_points

@@ -104,6 +104,7 @@ def require_sound(url: str, level: str, what: str, allow_pending: bool = False) 
     (for commands that read a store: preview at "metadata", augment and export at "quick")."""
     from annotator.core.errors import AnnotatorError
 
+    store.open_store(url)  # no store there at all: "create one with `annotate run`", not "repair it"
     report = verify(url, level)
     problems = [p for p in report.problems if not (allow_pending and p.action == "rerun")]
     if problems:

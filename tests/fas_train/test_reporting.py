@@ -210,3 +210,30 @@ def test_eval_takes_the_runs_threshold_rule_and_refuses_non_numbers(tmp_path):
     base = ["train", "--store", url, "--protocol", "all", "--model", "cdcn", "--out", str(tmp_path / "r3")]
     assert_one_line_error(CliRunner().invoke(cli, base + ["--patience", "1.5"]),
                           "Invalid value for '--patience': '1.5' is not a valid integer; see `cli train --help`")
+
+
+def test_a_protocol_without_dev_names_the_ones_with_it(tmp_path):
+    from annotator.core.samples import SPLIT_CODES
+    from fas_train.selection import select
+
+    codes = np.array([SPLIT_CODES["train"], SPLIT_CODES["test"]] * 8, dtype=np.int8)
+    with_dev = codes.copy()
+    with_dev[::4] = SPLIT_CODES["dev"]
+    url = make_store(str(tmp_path / "s.zarr"), n=16, protocols={"intra_test": codes, "intra_test_dev": with_dev})
+    with pytest.raises(AnnotatorError, match=r"protocol 'intra_test' selects no annotated rows of group 'dev' in "
+                                             r".*s.zarr; protocols with a dev group: intra_test_dev$"):
+        select([url], "intra_test", "dev")
+    assert len(select([url], "intra_test_dev", "dev")) == 4
+
+
+def test_a_rerun_says_what_it_resumes_or_that_nothing_is_left(tmp_path, capsys):
+    url = make_store(str(tmp_path / "s.zarr"), n=16)
+    run = str(tmp_path / "r")
+    train(_cfg(url, epochs=1), run, device="cpu", progress=False)
+    assert "resuming" not in capsys.readouterr().err
+    result = train(_cfg(url, epochs=2), run, device="cpu", progress=False)
+    assert f"resuming {run} after epoch 1 of 2" in capsys.readouterr().err and len(result.losses) == 1
+    result = train(_cfg(url, epochs=2), run, device="cpu", progress=False)
+    err = capsys.readouterr().err
+    assert f"nothing to train: {run} has run 2 epoch(s) and --epochs is 2 (give more to train on)" in err
+    assert result.losses == [] and "epoch 2/2" not in err

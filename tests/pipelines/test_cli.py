@@ -54,6 +54,11 @@ def test_one_line_errors(tmp_path, messy_root):
     assert_one_line_error(invoke("run", "--dataset", "folder", "--root", messy_root, "--out", out),
                           "unknown attack type folder(s) selfie", "print", "replay")
     assert_one_line_error(invoke("inspect", tmp_path / "none.zarr"), "is not a label store")
+    for command in (["export", tmp_path / "none.zarr", "--format", "folder", "--out", tmp_path / "ex"],
+                    ["augment", tmp_path / "none.zarr", "--out", tmp_path / "aug.zarr"]):
+        r = invoke(*command)  # nothing to repair: the store is not there
+        assert_one_line_error(r, "none.zarr is not a label store (no zarr.json); create one with `annotate run`")
+        assert "repair" not in r.output
 
 
 def test_existing_output_is_never_clobbered(tmp_path, sample_store):
