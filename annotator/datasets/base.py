@@ -25,11 +25,16 @@ class Findings:
     strict: bool = True
     bad_names: list[tuple[str, str]] = field(default_factory=list)  # (file or list line, what was expected)
     notes: list[str] = field(default_factory=list)
+    # list ids of files that are on disk but were skipped (their labels did not parse): a list that
+    # names one is not missing a file
+    skipped_ids: set[str] = field(default_factory=set)
 
-    def bad_name(self, where: str | Path, message: str) -> None:
+    def bad_name(self, where: str | Path, message: str, listed_as: str | None = None) -> None:
         if self.strict:
             raise AnnotatorError(f"{where}: {message}")
         self.bad_names.append((str(where), message))
+        if listed_as:
+            self.skipped_ids.add(listed_as)
 
 
 class DatasetAdapter:

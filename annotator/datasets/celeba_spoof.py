@@ -404,7 +404,7 @@ class CelebASpoofAdapter(DatasetAdapter):
                         if fields is None:
                             fields = cache[(t, dev)] = self._row_fields(t, dev, shared)
                         if isinstance(fields, str):
-                            self.findings.bad_name(path, fields)
+                            self.findings.bad_name(path, fields, listed_as=key)
                             continue
                         is_attack, attack_type, pai, extra, protocols = fields
                         if (kind == "spoof") != is_attack or (t[3] == 1) != is_attack:

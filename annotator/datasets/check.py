@@ -45,6 +45,7 @@ class DatasetReport:
     # id -> "train, test" or "lines 2, 5"
     conflicts: dict[str, dict[str, str]] = field(default_factory=dict)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+    face_files: list[tuple[str, str]] = field(default_factory=list)  # (file, why its face file gives no box)
     bad_names: list[tuple[str, str]] = field(default_factory=list)  # (file or list line, what was expected)
     notes: list[str] = field(default_factory=list)
 
@@ -59,7 +60,8 @@ class DatasetReport:
         return {**asdict(self), "problems": self.problems, "ok": self.problems == 0}
 
     def text(self, limit: int = 20) -> str:
-        out = [f"{self.dataset} at {self.root}: {self.files} media files, {self.rows} rows"]
+        skipped = f"; {len(self.bad_names)} name(s) skipped (listed below)" if self.bad_names else ""
+        out = [f"{self.dataset} at {self.root}: {self.files} media files, {self.rows} rows{skipped}"]
         out += [f"note: {n}" for n in self.notes]
         for split in sorted(self.counts):
             types = ", ".join(f"{t} {c}" for t, c in sorted(self.counts[split].items()))
@@ -87,20 +89,17 @@ class DatasetReport:
         listing("PROBLEM unreadable media (header probe)", self.unreadable)
         listing("PROBLEM names that do not parse", self.bad_names)
         listing("warning: media that no protocol uses", self.unused)
+        listing("warning: face files that give no box (--use-dataset-faces falls back to the detector for "
+                "these images)", self.face_files)
         out.append(f"{self.problems} problem(s)" if self.problems else "ok")
         return "\n".join(out)
 
 
 def probe(path: str, media: dict) -> str:
-    """"" when the file's header reads as the media it should be and its face file (if the dataset
-    ships one) gives a box, else why not. Decodes no frame."""
+    """"" when the file's header reads as the media it should be, else why not. Decodes no frame."""
     try:
         if os.path.getsize(path) == 0:
             return "empty file"
-        if media.get("faces"):
-            problem = face_file_problem(media["faces"], media.get("faces_format", "xywh"))
-            if problem:
-                return problem
         kind = media.get("kind")
         if kind:
             import h5py
@@ -154,6 +153,7 @@ def check_dataset(adapter: DatasetAdapter, workers: int | None = None, probe_med
     on_disk = {ref.source: ref for ref in media.values() if Path(ref.path).exists()}
     report.missing_files = sorted(set(media) - set(on_disk))
     known_ids = {i for r in on_disk.values() for i in adapter.list_ids(r)}  # no set per row alive at once
+    known_ids |= adapter.findings.skipped_ids  # on disk, reported as a name that does not parse
     for name, ids in adapter.listed.items():
         absent = sorted(ids - known_ids)
         if absent:
@@ -172,7 +172,11 @@ def check_dataset(adapter: DatasetAdapter, workers: int | None = None, probe_med
             report.crossing[name] = both
     if probe_media and on_disk:
         refs = list(on_disk.values())
+        faces = [r for r in refs if r.media.get("faces")]
         with ThreadPoolExecutor(max_workers=workers or min(32, 2 * (os.cpu_count() or 1))) as pool:
             errors = list(pool.map(lambda r: probe(r.path, r.media), refs))
+            boxes = list(pool.map(lambda r: face_file_problem(r.media["faces"], r.media.get("faces_format", "xywh")),
+                                  faces))
         report.unreadable = [(r.source, e) for r, e in zip(refs, errors) if e]
+        report.face_files = [(r.source, e) for r, e in zip(faces, boxes) if e]
     return report

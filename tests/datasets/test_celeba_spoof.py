@@ -236,10 +236,11 @@ def test_check_dataset_reports_each_kind_of_problem(tmp_path, mini, face):
     labels["Data/train/7/live/000004.jpg"] = vector((1, 1, 1, 1))  # a live/ image that the labels call a photo
     labels["Data/train/7/spoof/000005.jpg"] = vector((4, 3, 1, 1))[:43]  # 43 integers
     labels["Data/train/10/live/000079.jpg"] = vector((0, 0, 0, 0))  # subject 10 in train and test
+    labels["Data/train/6/spoof/000003.jpg"] = vector((11, 1, 1, 1))  # on disk, a type with no mapping
     Image.fromarray(np.asarray(face)).save(touch_dir(mini / "Data/train/10/live") / "000079.jpg")
     (mini / "Data/train/10/live/000079_BB.txt").write_text("10 10 200 200 0.9\n")
     (mini / "metas/intra_test/train_label.json").write_text(json.dumps(labels))
-    (mini / "Data/train/6/spoof/000003_BB.txt").write_text("12 30 80\n")  # malformed box
+    (mini / "Data/train/6/spoof/000002_BB.txt").write_text("12 30 80\n")  # malformed box
     (mini / "Data/train/6/live/000001_BB.txt").unlink()  # no box
     Image.fromarray(np.asarray(face)).save(mini / "Data/train/6/spoof/000077.jpg")  # no label
     Image.fromarray(np.asarray(face)).save(mini / "Data/train/6/000078.jpg")  # not in live/ or spoof/
@@ -254,7 +255,10 @@ def test_check_dataset_reports_each_kind_of_problem(tmp_path, mini, face):
     assert any(k.endswith("spoof/000077.jpg") and "no usable entry" in v for k, v in bad.items())
     assert any(k.endswith("train/6/000078.jpg") and "outside live/ and spoof/" in v for k, v in bad.items())
     assert any(k.endswith("train/abc") and "CelebA identity" in v for k, v in bad.items())
-    assert len(bad) == 5
+    assert any(k.endswith("spoof/000003.jpg") and "spoof type (index 40) 11 has no canonical mapping" in v
+               for k, v in bad.items())
+    assert len(bad) == 6
+    # on disk: reported once, as its type, never as "listed but not on disk"
     assert report.missing == {"intra_test": ["Data/train/7/live/000099.jpg"]}
     assert report.conflicts[LABEL_CONFLICTS] == {"Data/train/7/live/000004.jpg": (
         "intra_test/train_label.json: type 1 photo / live-spoof 1, protocol2_test_on_low_quality_device/"
@@ -262,13 +266,16 @@ def test_check_dataset_reports_each_kind_of_problem(tmp_path, mini, face):
     assert report.conflicts["protocol1"] == {"Data/test/10/live/000007.jpg": "train, test",
                                              "Data/test/10/spoof/000008.jpg": "train, test"}
     assert report.crossing == {"intra_test": ["10"], DEV_PROTOCOL: ["10"]}
-    unreadable = dict(report.unreadable)
-    assert "expected one line 'x y w h score'" in unreadable["Data/train/6/spoof/000003.jpg"]
-    assert "000001_BB.txt" in unreadable["Data/train/6/live/000001.jpg"]
-    assert len(unreadable) == 2
-    assert report.problems == 5 + 1 + 1 + 2 + 2 + 2
+    # a box file that gives no box is a warning (the detector stands in), not an unreadable image
+    boxes = dict(report.face_files)
+    assert report.unreadable == [] and sorted(boxes) == ["Data/train/6/live/000001.jpg", "Data/train/6/spoof/000002.jpg"]
+    assert "000001_BB.txt" in boxes["Data/train/6/live/000001.jpg"]
+    assert "expected one line 'x y w h score'" in boxes["Data/train/6/spoof/000002.jpg"]
+    assert report.problems == 6 + 1 + 1 + 2 + 2
     res = invoke("check-dataset", "--dataset", "celeba-spoof", "--root", mini)
     assert res.exit_code == 1
+    assert f"{report.files} media files, {report.rows} rows; 6 name(s) skipped (listed below)" in res.output
+    assert "warning: face files that give no box (--use-dataset-faces falls back to the detector" in res.output
     assert "PROBLEM label vectors: images whose label vector contradicts their folder" in res.output
     assert "PROBLEM intra_test: listed but not on disk" in res.output and "000099.jpg" in res.output
 
