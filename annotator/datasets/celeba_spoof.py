@@ -423,3 +423,6 @@ class CelebASpoofAdapter(DatasetAdapter):
                                  f"images are {KEY_LAYOUT}")
         if not self.findings.strict:
             self.listed = {name: LabelIds(entries, 4 + i) for i, name in enumerate(self.names)}
+        elif len(entries) > found:  # every image on disk had its entry: the rest name files that are not there
+            self.findings.notes.append(f"celeba-spoof: {len(entries) - found} labelled image(s) are not on disk "
+                                       "(`annotate check-dataset` lists them)")

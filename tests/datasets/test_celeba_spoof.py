@@ -354,3 +354,14 @@ def test_a_224_box_of_a_turned_image_stays_in_the_upright_frame(tmp_path):
                        int(44 * 100 / 224) + int(56 * 100 / 224))
     (plain,), _ = dataset_faces(ref, -1, Orientation(0), stored_hw=(100, 200))
     assert plain.box == box.box  # the same as for an image stored upright at that size
+
+
+def test_annotate_run_hears_of_labelled_images_that_are_not_on_disk(mini):
+    labels = json.loads((mini / "metas/intra_test/train_label.json").read_text())
+    labels["Data/train/7/live/000099.jpg"] = vector((0, 0, 0, 0))
+    labels["Data/train/7/live/000098.jpg"] = vector((0, 0, 0, 0))
+    (mini / "metas/intra_test/train_label.json").write_text(json.dumps(labels))
+    adapter = DATASETS.create("celeba-spoof", root=str(mini))
+    assert len(list(adapter.samples())) == len(IMAGES)
+    assert adapter.findings.notes == ["celeba-spoof: 2 labelled image(s) are not on disk (`annotate check-dataset` "
+                                      "lists them)"]
