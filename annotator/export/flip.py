@@ -63,6 +63,12 @@ class _Flip(Exporter):
         self.unmatched: list[str] = []
         self.listed: dict[str, list[str]] = {}  # list file name -> the listed names written
 
+    template = ""  # the README's lines, {side} the written crops' side
+
+    @property
+    def about(self) -> str:
+        return self.template.format(side=self.out_size)
+
     def prepare(self, root, rows: list[Row], options: dict) -> None:
         given = options.get("size")
         self.out_size = FLIP_SIZE if given is None else int(given)  # 0 is a bad size, not "the default"
@@ -182,8 +188,8 @@ def _class(r: Row) -> str:
 class FlipMcioExporter(_Flip):
     name = "flip-mcio"
     sampling = "ssdg-test"
-    about = """Format: FLIP's MCIO frames (github.com/koushiksrivats/FLIP, docs/datasets.md, data/MCIO/txt).
-- <dataset>/<group>/<real|fake>/<video>_frame0.png and _frame1.png: 224 x 224 RGB crops (--size), the
+    template = """Format: FLIP's MCIO frames (github.com/koushiksrivats/FLIP, docs/datasets.md, data/MCIO/txt).
+- <dataset>/<group>/<real|fake>/<video>_frame0.png and _frame1.png: {side} x {side} RGB crops (--size), the
   video's frames 6 and 6 + floor(n / 2) (the store must be annotated with --sampling flip-mcio); an image
   gives both names. dataset: msu, casia, replay, oulu (others by their adapter name).
 - celeb/<real|fake>/<subject>_<live|spoof>_<image>.jpg: CelebA-Spoof's images (training data only).
@@ -228,8 +234,8 @@ class FlipMcioExporter(_Flip):
 class FlipWcsExporter(_Flip):
     name = "flip-wcs"
     sampling = "flip-wcs"
-    about = """Format: FLIP's WCS frames (github.com/koushiksrivats/FLIP, docs/datasets.md, data/WCS/txt).
-- <dataset>/<group>/<real|fake>/<video>_<XX>.jpg: 224 x 224 RGB crops (--size), JPEG 95, ten evenly spaced
+    template = """Format: FLIP's WCS frames (github.com/koushiksrivats/FLIP, docs/datasets.md, data/WCS/txt).
+- <dataset>/<group>/<real|fake>/<video>_<XX>.jpg: {side} x {side} RGB crops (--size), JPEG 95, ten evenly spaced
   frames of a video (the store must be annotated with --sampling flip-wcs); XX = the source frame index
   for WMCA (00, 05, ... 45 of its 50 frames), else the rank 00..09. An image: <dataset>/<group>/<real|fake>/<name>.jpg.
 - txt/<dataset>_<real|fake>_<group>.txt: FLIP's lists, one line per file. With --lists DIR: every name of

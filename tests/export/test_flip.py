@@ -89,6 +89,10 @@ def test_flip_wcs_takes_wmca_frames_by_their_index_and_without_lists_the_store_s
     names = (own / "txt" / "wmca_real_train.txt").read_text().split()
     assert names == [f"wmca/train/real/14.02.18_017_03_000_0_00_{5 * k:02d}.jpg" for k in range(10)]
     assert all((own / n).is_file() for n in names)
+    small = tmp_path / "small"
+    export_store(url, "flip-wcs", str(small), protocol="split", progress=False, options={"size": 96})
+    assert Image.open(small / names[0]).size == (96, 96)
+    assert "96 x 96 RGB crops (--size)" in (small / "README.md").read_text()
 
 
 def test_flip_sampling_names_and_bad_flip_exports(tmp_path):
