@@ -41,8 +41,8 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch's own text runs to several sentences of advice that does not apply
-        raise AnnotatorError(f"{path} is not a fas-train checkpoint (torch.load: {type(e).__name__}); "
-                             "--checkpoint takes best, last or a file that `fas-train train` wrote") from None
+        raise AnnotatorError(f"{path} is not a fas-train checkpoint (torch.load: {type(e).__name__}): not a file "
+                             "`fas-train train` wrote, or a damaged one") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
         raise AnnotatorError(f"{path} is not a fas-train checkpoint (no model name and state_dict)")
     if model_name is not None and ckpt["model"] != model_name:

@@ -91,7 +91,7 @@ def test_bad_inputs_are_one_line_errors(sample_store, tmp_path):
         assert msg in r.output and "Traceback" not in r.output, (args, r.output)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     r = CliRunner().invoke(cli, ["eval", "--run", str(dcc), "--checkpoint", str(tmp_path / "junk.pt")])
-    assert r.exit_code != 0 and "is not a loadable checkpoint" in r.output
+    assert r.exit_code != 0 and "junk.pt is not a fas-train checkpoint (torch.load: UnpicklingError)" in r.output
 
 
 def test_leave_one_dataset_out_reports_both_threshold_variants(tmp_path):
