@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from annotator.core.digest import sha256
 from annotator.core.errors import AnnotatorError
 from fas_train.config import CHECKPOINT, CHECKPOINT_NAMES, TrainConfig
 from fas_train.models import FasModel
@@ -96,9 +97,12 @@ def eval_report(run: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _calibrated(report: dict, ckpt: dict) -> bool:
-    """Whether the report's thresholds were chosen on these weights: best.pt is a copy of last.pt at
-    its epoch, so the epoch (and the step, recorded since) names the weights."""
+def _calibrated(report: dict, path: Path, ckpt: dict) -> bool:
+    """Whether the report's thresholds were chosen on the weights of the checkpoint file at `path`:
+    the file's sha256 (best.pt is a byte copy of last.pt at its epoch); a report from before the hash
+    was recorded compares epoch and step."""
+    if "checkpoint_sha256" in report:
+        return report["checkpoint_sha256"] == sha256(path)
     return report.get("epoch") == int(ckpt["epoch"]) + 1 and report.get("step", ckpt.get("step")) == ckpt.get("step")
 
 
@@ -108,16 +112,18 @@ def load_decider(run: str | Path, checkpoint: str | None, calibrated: bool = Tru
     thresholds `fas-train eval` chose on dev for one checkpoint's weights.
 
     checkpoint: best, last or a file; by default the one eval scored (last.pt, else best.pt: the
-    weights RUN/eval/metrics.json names), last.pt before any eval. The report: None before any eval,
-    or (calibrated=False) when eval scored other weights. calibrated: the thresholds will be used, so a checkpoint other than the one eval scored is a
-    one-line error (its thresholds belong to other weights) instead of a silent mismatch."""
+    weights RUN/eval/metrics.json names), last.pt when eval scored neither or has not run. The
+    report: RUN/eval/metrics.json when it was calibrated on these weights, else None. calibrated:
+    the caller decides with the report's thresholds (infer), so weights eval did not score are a
+    one-line error instead of a silent mismatch."""
     report = eval_report(run)
     loaded = []
     for name in [checkpoint] if checkpoint else ["last", "best"]:
-        if name == "best" and not checkpoint and not (Path(run) / CHECKPOINT_NAMES["best"]).is_file():
+        path = checkpoint_path(run, name) if name != "best" or checkpoint else Path(run) / CHECKPOINT_NAMES["best"]
+        if not path.is_file() and loaded:  # no best.pt beside last.pt: nothing more to try
             continue
         cfg, model, ckpt = load_run(run, name)
-        if report is not None and _calibrated(report, ckpt):
+        if report is not None and _calibrated(report, path, ckpt):
             return cfg, model, ckpt, report
         loaded.append((cfg, model, ckpt))
         if report is None:

@@ -240,7 +240,8 @@ def infer(run_dir, inputs, threshold, device, batch, fan_checkpoint, fan_depth_c
 @cli.command("export-onnx")
 @click.option("--run", "run_dir", required=True, help="Run directory written by `fas-train train`.")
 @click.option("--out", required=True, help="The ONNX file to write (and OUT.json beside it).")
-@click.option("--checkpoint", type=str, default=None, help=f"last, best or a file [{DECIDER_DEFAULT}].")
+@click.option("--checkpoint", type=str, default=None,
+              help=f"last, best or a file [{DECIDER_DEFAULT}]; the sidecar gets eval's thresholds when eval scored it.")
 def export_onnx(run_dir, out, checkpoint):
     """Write a run's model as ONNX (store uint8 crops in, attack scores out), checked against PyTorch."""
     from fas_train.onnx_export import export_onnx as write_onnx
@@ -248,6 +249,9 @@ def export_onnx(run_dir, out, checkpoint):
     res = write_onnx(run_dir, out, checkpoint)
     click.echo(f"wrote {out} (inputs: {', '.join(res['inputs'])}); ONNX Runtime vs PyTorch on {res['checked_on']}: "
                f"max |difference| {res['max_difference']:.2g}")
+    if not res["thresholds"]:
+        click.echo(f"note: {out}.json holds no decision threshold: `fas-train eval --run {run_dir}"
+                   f"{' --checkpoint ' + checkpoint if checkpoint else ''}` has not scored these weights", err=True)
 
 
 @cli.command("eval")

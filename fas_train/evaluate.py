@@ -13,6 +13,7 @@ from annotator.core.errors import SettingError
 
 from fas_train.metrics import Scores, cross_dataset, evaluate, roc, write_scores
 from fas_train.selection import Selection, select
+from annotator.core.digest import sha256
 from fas_train.checkpoints import checkpoint_path, load_run
 from fas_train.scoring import device_of, score, score_videos, scores_of, scoring_loader
 
@@ -51,6 +52,7 @@ def evaluate_run(run: str, stores: list[str], protocol: str, test_stores: list[s
         "run": str(run), "model": ckpt["model"], "epoch": int(ckpt["epoch"]) + 1, "step": int(ckpt["step"]),
         "protocol": protocol,
         "checkpoint": str(checkpoint_path(run, checkpoint)),
+        "checkpoint_sha256": sha256(checkpoint_path(run, checkpoint)),  # names the weights (checkpoints.load_decider)
         "dev_stores": dev_stores, "test_stores": test_stores,
         "score": "higher = more likely an attack",
         "frame": evaluate(test, dev, rule),

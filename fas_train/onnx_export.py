@@ -56,13 +56,16 @@ def sample_inputs(stores: list[str], needs: tuple[str, ...], n: int = 8) -> tupl
 
 def export_onnx(run: str, out: str, checkpoint: str | None = None) -> dict:
     """Write RUN's model as ONNX at `out` (and out + ".json"); returns {"inputs", "max_difference",
-    "checked_on"}. One-line errors for a model that does not export or whose ONNX scores differ from
+    "checked_on", "thresholds"}. checkpoint: best, last or a file; by default the weights `fas-train
+    eval` scored, whose dev thresholds the sidecar records ("thresholds": whether it does: weights eval
+    did not score get none). One-line errors for a model that does not export or whose ONNX scores differ from
     PyTorch's by more than TOLERANCE (then nothing is kept)."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise AnnotatorError("export-onnx needs onnx and onnxruntime: pip install 'fas-annotator[onnx]'") from None
-    cfg, model, ckpt, report = load_decider(run, checkpoint)
+    # thresholds only for the weights eval chose them for; an export of other weights has none
+    cfg, model, ckpt, report = load_decider(run, checkpoint, calibrated=False)
     model.eval()
     needs = tuple(model.score_needs)
     unknown = [f for f in needs if f not in LAYOUTS]
@@ -103,8 +106,8 @@ def export_onnx(run: str, out: str, checkpoint: str | None = None) -> dict:
                "crop_side": int(args[0].shape[1]), "input_size": cfg.size or int(args[0].shape[1]),
                "output": "score (B,) float32, higher = more likely an attack",
                "checked": {"on": origin, "max_difference": diff}}
-    if report is not None:  # eval's thresholds for these very weights (load_decider refuses others)
+    if report is not None:  # eval's thresholds, chosen for these very weights
         sidecar["threshold"] = {lvl: {"value": report[lvl]["threshold"], "rule": report[lvl]["threshold_rule"],
                                       "from": report[lvl]["threshold_from"]} for lvl in ("frame", "video")}
     Path(str(target) + ".json").write_text(json.dumps(sidecar, indent=2))
-    return {"inputs": names, "max_difference": diff, "checked_on": origin}
+    return {"inputs": names, "max_difference": diff, "checked_on": origin, "thresholds": report is not None}

@@ -53,7 +53,7 @@ class Exporter:
     def prepare(self, root, rows: list[Row], options: dict) -> None:
         """Check the store and the format's options before anything is written (options: `lists`, a
         folder of list files, and `size`, the output side; only formats that take them accept them)."""
-        given = [k for k, v in options.items() if v is not None]
+        given = [k for k, v in options.items() if v is not None and v != ""]
         if given:
             raise AnnotatorError(f"--{given[0]} is for the flip-mcio and flip-wcs formats, not {self.name}")
 

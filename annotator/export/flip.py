@@ -136,6 +136,9 @@ class _Flip(Exporter):
         """The files a listed name needs: itself (MCIO adds its frame1)."""
         return [(name, index[key])]
 
+    def images(self, r: Row) -> list[str]:
+        return self.files(r)  # every file is an image (an image row's _frame0 and _frame1, listed siblings)
+
     def files(self, r: Row) -> list[str]:
         if self.by_lists is None:  # the store's groups decide
             return self.own_paths(r)

@@ -44,7 +44,7 @@ def export_store(url: str, fmt: str, out: str, protocol: str = "split", workers:
     check_workers(workers)
     require_sound(url, "quick", "repair it (`annotate verify --repair`, then rerun) before exporting")
     root = store.open_store(url)
-    options = {k: v for k, v in (options or {}).items() if v is not None}  # --size 0 is checked, not dropped
+    options = {k: v for k, v in (options or {}).items() if v is not None and v != ""}  # --size 0 is checked
     rows = plan_rows(root, "all" if options.get("lists") else protocol)
     exporter = exporter_cls(int(root["image"].shape[1]))
     exporter.prepare(root, rows, options)

@@ -13,12 +13,12 @@ from MediaPipe's canonical face (layouts.fit_canonical_depth). The layout is ibu
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from annotator.core.digest import sha256
 from annotator.core.errors import SettingError
 from .detect import FaceBox
 from .layouts import fit_canonical_depth, orient_depth
@@ -31,14 +31,6 @@ N_POINTS = 68
 def default_path(name: str) -> Path:
     """Where face-alignment keeps the file: the torch hub cache's checkpoints folder."""
     return Path(torch.hub.get_dir()) / "checkpoints" / FILES[name]
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _state(path: Path, setting: str, name: str) -> dict:

@@ -132,3 +132,14 @@ def test_lists_that_match_nothing_and_a_zero_size_are_refused_before_writing(tmp
     r = CliRunner().invoke(cli, ["export", url, "--format", "flip-mcio", "--out", str(tmp_path / "y"), "--size", "0"])
     assert r.exit_code == 1 and "--size must be 32..4096 pixels, got 0" in r.output
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_an_image_gives_both_mcio_names_and_an_empty_lists_flag_is_no_lists(tmp_path):
+    url, _ = _store(tmp_path / "s.zarr", [("msu-mfsd", "scene01/real/real_client099_photo.jpg", False, 1)], "flip-mcio")
+    out = tmp_path / "one"
+    res = export_store(url, "flip-mcio", str(out), protocol="split", progress=False, options={"lists": "", "size": None})
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert files == ["msu/train/real/real_client099_photo_frame0.png", "msu/train/real/real_client099_photo_frame1.png"]
+    assert res["images"] == 2 and len((out / "frames.csv").read_text().splitlines()) == 1 + 2
+    again = export_store(url, "flip-mcio", str(out), protocol="split", progress=False)  # the same settings: resumes
+    assert again["resumed"] == again["shards"] == 1

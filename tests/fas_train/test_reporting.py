@@ -174,16 +174,24 @@ def test_infer_and_export_onnx_decide_with_the_weights_eval_calibrated(tmp_path)
     _, _, ckpt, report = load_decider(run, None, calibrated=False)  # --threshold given: last.pt, no report
     assert ckpt["epoch"] + 1 == 2 and report is None
     onnx = str(tmp_path / "m.onnx")
-    assert_one_line_error(CliRunner().invoke(cli, ["export-onnx", "--run", str(run), "--out", onnx]),
-                          "holds thresholds chosen for")
+    r = CliRunner().invoke(cli, ["export-onnx", "--run", str(run), "--out", onnx])  # last.pt: eval did not score it
+    assert r.exit_code == 0 and "m.onnx.json holds no decision threshold" in r.output, r.output
+    sidecar = json.loads(open(onnx + ".json").read())
+    assert sidecar["epoch"] == 2 and "threshold" not in sidecar
     r = CliRunner().invoke(cli, ["export-onnx", "--run", str(run), "--out", onnx, "--checkpoint", str(tmp_path / "e1.pt")])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 0 and "no decision threshold" not in r.output, r.output
     sidecar = json.loads(open(onnx + ".json").read())
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert sidecar["epoch"] == 1 and sidecar["threshold"]["frame"]["value"] == metrics["frame"]["threshold"]
     evaluate_run(str(run), [url], "all", device="cpu", workers=0)  # now last.pt
     *_, ckpt, report = load_decider(run, None)
     assert ckpt["epoch"] + 1 == report["epoch"] == 2 and report["step"] == ckpt["step"]
+    # another run of the same length: same epoch and step, other weights; the file's sha256 tells them apart
+    other = tmp_path / "other"
+    train(_cfg(url, epochs=2, lr=1e-2), str(other), device="cpu", progress=False)
+    evaluate_run(str(run), [url], "all", device="cpu", workers=0, checkpoint=str(other / "last.pt"))
+    with pytest.raises(AnnotatorError, match="holds thresholds chosen for .*other/last.pt"):
+        load_decider(run, None)
 
 
 def test_eval_takes_the_runs_threshold_rule_and_refuses_non_numbers(tmp_path):

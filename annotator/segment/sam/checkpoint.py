@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -15,14 +14,6 @@ CHECKPOINT_HELP = ("official checkpoints: https://github.com/facebookresearch/se
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
 _BLOCK = re.compile(r"^image_encoder\.blocks\.(\d+)\.")
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def detect_model_type(state: dict) -> str | None:

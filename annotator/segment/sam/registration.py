@@ -13,7 +13,9 @@ from ..base import SEGMENTERS
 def prepare_options(options: dict) -> dict:
     """{"checkpoint", "model"} -> {"checkpoint" (absolute), "model", "sha256"} after the checkpoint
     loads into the model type; a one-line error on a missing, unreadable or mismatched file."""
-    from .checkpoint import load_state_dict, sha256
+    from annotator.core.digest import sha256
+
+    from .checkpoint import load_state_dict
 
     checkpoint = options.get("checkpoint")
     if not checkpoint:
