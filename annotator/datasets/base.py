@@ -37,6 +37,9 @@ class Findings:
             self.skipped_ids.add(listed_as)
 
 
+MANIFEST_CONFLICTS = "manifest"  # the key of a manifest's contradicting lines in DatasetAdapter.conflicts
+
+
 class DatasetAdapter:
     """Base of every adapter: turns a dataset root into SampleRefs without decoding media.
 
@@ -50,6 +53,9 @@ class DatasetAdapter:
     name: str = ""
     description: str = ""  # one paragraph: the layout it expects and the protocols it writes
     reads_protocol_files = False
+    #: the key of `conflicts` that holds contradicting rows (settle_rows settles them); every other key
+    #: is a protocol whose lists put ids in two groups (settle_conflicts)
+    row_conflicts = MANIFEST_CONFLICTS
 
     def __init__(self, root: str | Path | None, frames_per_video: int = 10, protocol_dir: str | None = None,
                  strict: bool = True):
@@ -102,15 +108,19 @@ class DatasetAdapter:
         """Refuse the lists' conflicts (on_conflict ""), or leave each conflicting id out of its
         protocol ("drop"), or keep its earliest group in train, dev, test order ("first"); call
         before samples()."""
-        protocol_conflicts = {p: ids for p, ids in self.conflicts.items() if p != MANIFEST_CONFLICTS}
+        protocol_conflicts = {p: ids for p, ids in self.conflicts.items() if p != self.row_conflicts}
         if not protocol_conflicts:
             return
         refuse_conflicts(protocol_conflicts, on_conflict, "listed in two groups of one protocol")
         if on_conflict == "drop":
             for protocol, ids in protocol_conflicts.items():
                 for key in ids:
-                    self.protocols[protocol][key] = -1
+                    self.leave_out(protocol, key)
         self.findings.notes.append(conflict_note(protocol_conflicts, on_conflict))
+
+    def leave_out(self, protocol: str, key: str) -> None:
+        """Take a listed id out of one protocol (--on-conflict drop)."""
+        self.protocols[protocol][key] = -1
 
     def settle_rows(self, refs: list[SampleRef], on_conflict: str) -> list[SampleRef]:
         """The enumerated rows once conflicts that only enumeration finds are settled (the folder
@@ -128,7 +138,6 @@ class DatasetAdapter:
 DATASETS: Registry[DatasetAdapter] = Registry("dataset")
 
 ON_CONFLICT = ("drop", "first")
-MANIFEST_CONFLICTS = "manifest"  # the key of a manifest's contradicting lines in DatasetAdapter.conflicts
 GROUP_NAMES = {-1: "none", **{code: name for name, code in SPLIT_CODES.items()}}
 
 

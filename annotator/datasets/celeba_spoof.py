@@ -23,7 +23,7 @@ from annotator.core.errors import AnnotatorError
 from annotator.core.samples import SampleRef
 from annotator.media.decode import IMAGE_EXTENSIONS
 
-from .base import DATASETS, ON_CONFLICT, DatasetAdapter, conflict_note, describe_conflicts, refuse_conflicts
+from .base import DATASETS, ON_CONFLICT, DatasetAdapter, conflict_note, describe_conflicts
 
 # Index 40 of a label vector -> (the native name, kept in meta/pai; the canonical attack type).
 # Names and codes: the CelebA-Spoof README's "Annotation Detail" table; the mapping: docs/datasets.md.
@@ -189,6 +189,7 @@ def _reading(t: tuple[int, ...]) -> str:
 class CelebASpoofAdapter(DatasetAdapter):
     name = "celeba-spoof"
     reads_protocol_files = True
+    row_conflicts = LABEL_CONFLICTS  # images whose labels contradict: settle_rows
     description = (
         "CelebA-Spoof. ROOT (or ROOT/CelebA_Spoof) holds Data/{train,test}/<subject>/{live,spoof}/<image> with "
         "<image stem>_BB.txt beside each image (x y w h score in a 224 x 224 frame, scaled to the image for "
@@ -288,21 +289,13 @@ class CelebASpoofAdapter(DatasetAdapter):
     def protocol_names(self) -> list[str]:
         return self.names + ([DEV_PROTOCOL] if self.derive_dev else [])
 
-    def settle_conflicts(self, on_conflict: str) -> None:
-        """Leakage within a protocol (an image in both its train and test label file): refused, left out
-        of that protocol ("drop") or kept in train ("first"). Label conflicts are settled by settle_rows."""
-        leaks = {p: ids for p, ids in self.conflicts.items() if p != LABEL_CONFLICTS}
-        if not leaks:
-            return
-        refuse_conflicts(leaks, on_conflict, "listed in two groups of one protocol")
-        if on_conflict == "drop":
-            for protocol, ids in leaks.items():
-                i = 4 + self.names.index(protocol)
-                for key in ids:
-                    old = self.entries[key]
-                    new = old[:i] + (-1,) + old[i + 1:]
-                    self.entries[key] = self._interned.setdefault(new, new)
-        self.findings.notes.append(conflict_note(leaks, on_conflict))
+    def leave_out(self, protocol: str, key: str) -> None:
+        """Leakage within a protocol, dropped: the image leaves that protocol (its code becomes -1).
+        Label conflicts (row_conflicts) are settled by settle_rows."""
+        i = 4 + self.names.index(protocol)
+        old = self.entries[key]
+        new = old[:i] + (-1,) + old[i + 1:]
+        self.entries[key] = self._interned.setdefault(new, new)
 
     def settle_rows(self, refs: list[SampleRef], on_conflict: str) -> list[SampleRef]:
         """Rows whose labels contradict their folder or each other: refused (""), left out ("drop"), or
